@@ -1,0 +1,11 @@
+"""Grad-CAM Studio: the Streamlit entry point. Routing and the shared sidebar only; no logic."""
+import streamlit as st
+
+st.set_page_config(page_title="Grad-CAM Studio", layout="wide")
+
+pages = [
+    st.Page("pages/model_zoo.py", title="Model zoo", default=True),
+]
+with st.sidebar:
+    st.markdown("**Grad-CAM Studio**  \nwhere convolutional networks look, and why")
+st.navigation(pages).run()

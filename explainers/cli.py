@@ -1,0 +1,173 @@
+"""``python -m explainers``: explain one image or a folder of images with a registered model, in
+batch, to files (PNG overlays and .npy maps, plus a JSON record of the settings)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import render
+from .core import METHODS, TopK, explain
+from .images import IMAGE_SUFFIXES, ImageError, open_image
+from .layers import list_layers, resolve_layer
+from .targets import ClassLogit
+
+__all__ = ["main"]
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit status 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m explainers",
+        description="Grad-CAM, counterfactual, Guided Backprop and Guided Grad-CAM maps for "
+                    "images, written as PNG overlays and .npy arrays.")
+    p.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    p.add_argument("--model", default="resnet18", help="registry id (see --list-models)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint path for the architecture, or 'untrained' (default: the "
+                        "model's own weights)")
+    p.add_argument("--method", default="gradcam",
+                   help=f"comma-separated, from: {', '.join(METHODS)}")
+    p.add_argument("--layer", default=None, help="dotted layer name (default: the model's last "
+                                                  "spatial feature map; see --list-layers)")
+    p.add_argument("--target", action="append", default=[],
+                   help="class index or category name; repeat or comma-separate for several")
+    p.add_argument("--top-k", type=int, default=1, help="explain the k best classes when no "
+                                                        "--target is given (default 1)")
+    p.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder")
+    p.add_argument("--cmap", default="jet", choices=render.COLORMAPS)
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
+    p.add_argument("--list-models", action="store_true", help="list registered models and exit")
+    p.add_argument("--list-layers", action="store_true", help="list the model's layers and exit")
+    return p
+
+
+def _collect(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(f for f in item.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise CliError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise CliError(f"{item}: no such file or folder")
+    if not files:
+        raise CliError("no input images given")
+    return files
+
+
+def _parse_targets(raw: list[str], categories: tuple[str, ...]) -> list[int]:
+    out = []
+    lowered = [c.lower() for c in categories]
+    for item in (part.strip() for r in raw for part in r.split(",")):
+        if not item:
+            continue
+        if item.lstrip("-").isdigit():
+            idx = int(item)
+            if not 0 <= idx < len(categories):
+                raise CliError(f"class index {idx} out of range: the model has "
+                               f"{len(categories)} classes (0..{len(categories) - 1})")
+            out.append(idx)
+            continue
+        name = item.lower()
+        if name in lowered:
+            out.append(lowered.index(name))
+            continue
+        hits = [i for i, c in enumerate(lowered) if name in c]
+        if len(hits) == 1:
+            out.append(hits[0])
+        elif not hits:
+            raise CliError(f"no class named {item!r}; use an index or a category name")
+        else:
+            names = ", ".join(categories[i] for i in hits[:5])
+            raise CliError(f"class name {item!r} is ambiguous: {names}{', ...' if len(hits) > 5 else ''}")
+    return out
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:40]
+
+
+def _run(args) -> int:
+    import model_zoo  # the CLI is the one part of explainers that needs the zoo
+
+    if args.list_models:
+        for mid in model_zoo.list_models():
+            spec = model_zoo.get_spec(mid)
+            state = "weights present" if model_zoo.weights_available(mid) else "weights missing"
+            print(f"{mid:22s} {spec.title:20s} {state}")
+        return 0
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    for m in methods:
+        if m not in METHODS:
+            raise CliError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise CliError(f"--alpha must be within [0, 1], got {args.alpha}")
+    if args.top_k < 1:
+        raise CliError(f"--top-k must be at least 1, got {args.top_k}")
+
+    loaded = model_zoo.load(args.model, args.weights)
+    model = loaded.model
+    layer = args.layer or loaded.default_layer
+    if args.list_layers:
+        crop = loaded.preprocess.crop
+        for info in list_layers(model, torch.zeros(1, 3, crop, crop)):
+            mark = "  (default)" if info.name == loaded.default_layer else ""
+            print(f"{info}{mark}")
+        return 0
+    resolve_layer(model, layer)
+    files = _collect(args.inputs)
+    indices = _parse_targets(args.target, loaded.categories)
+    target = [ClassLogit(i) for i in indices] if indices else TopK(args.top_k)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in tqdm(files, desc="explaining", unit="image", file=sys.stderr):
+        try:
+            image = open_image(path)
+        except ImageError as err:
+            tqdm.write(f"skipped {err}", file=sys.stderr)
+            failures += 1
+            continue
+        shown = loaded.preprocess.display(image)
+        x = loaded.preprocess(image).unsqueeze(0)
+        record = {"image": str(path), "model": loaded.id, "weights": loaded.weights,
+                  "weights_sha256": loaded.sha256, "layer": layer, "maps": []}
+        for method in methods:
+            for exp in explain(model, x, method=method, layer=layer, target=target):
+                idx = exp.target.index
+                stem = f"{path.stem}_{method}_{idx}-{_safe(loaded.categories[idx])}"
+                np.save(args.out / f"{stem}.npy", exp.attribution)
+                if exp.attribution.ndim == 2:
+                    (m,) = render.normalize([exp.attribution], "per_map")
+                    picture = render.overlay(shown, m, alpha=args.alpha, cmap=args.cmap)
+                else:
+                    picture = render.pixel_image(exp.attribution)
+                picture.save(args.out / f"{stem}.png")
+                record["maps"].append({"method": method, "class_index": idx,
+                                       "class_name": loaded.categories[idx],
+                                       "score": exp.score, "png": f"{stem}.png", "npy": f"{stem}.npy"})
+        (args.out / f"{path.stem}.json").write_text(json.dumps(record, indent=2))
+    if failures:
+        raise CliError(f"{failures} of {len(files)} image(s) could not be read (see above)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (CliError, ImageError, ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,93 @@
+"""Opening images safely: size limits, decompression-bomb guard, EXIF orientation, any mode to
+8-bit RGB, and one clear message for anything that is not a readable image."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageError", "open_image", "MAX_PIXELS", "MAX_BYTES", "IMAGE_SUFFIXES"]
+
+MAX_PIXELS = 40_000_000  # 40 megapixels: far above any photo a CNN needs, far below a bomb
+MAX_BYTES = 50 * 1024 * 1024
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class ImageError(ValueError):
+    """The input is not an image we can use; the message says why."""
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16"):
+            a = a / 257.0
+        else:
+            lo, hi = float(a.min()), float(a.max())
+            a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def open_image(source, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES,
+               name: str | None = None) -> Image.Image:
+    """An 8-bit RGB PIL image from a path, bytes or a binary file object.
+
+    Checks the byte size and the declared pixel count before decoding (a 20000 x 20000 PNG is
+    refused without being decompressed), applies the EXIF orientation, converts palette, grey,
+    16-bit, CMYK and alpha images to RGB (alpha composited on white). Raises :class:`ImageError`
+    with a specific message otherwise."""
+    label = name
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        label = label or path.name
+        if not path.is_file():
+            raise ImageError(f"{label}: no such file")
+        if path.stat().st_size > max_bytes:
+            raise ImageError(f"{label}: file is {path.stat().st_size / 2**20:.1f} MB; the limit "
+                             f"is {max_bytes / 2**20:.0f} MB")
+        data = path.read_bytes()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read(max_bytes + 1)
+    else:
+        raise TypeError(f"cannot open an image from {type(source).__name__}")
+    label = label or "image"
+    if len(data) > max_bytes:
+        raise ImageError(f"{label}: file is larger than the {max_bytes / 2**20:.0f} MB limit")
+    if not data:
+        raise ImageError(f"{label}: file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageError(
+                    f"{label}: {w} x {h} pixels ({w * h / 1e6:.0f} MP) is above the "
+                    f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard); downscale it first"
+                )
+            if w < 1 or h < 1:
+                raise ImageError(f"{label}: image has no pixels ({w} x {h})")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image file (format not recognised)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label}: image is too large to decode safely (decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(f"{label}: image data is damaged or truncated ({err})") from None

@@ -1,0 +1,107 @@
+"""Rendering, numpy/Pillow only: normalisation policies, colour maps, overlays and the Guided
+Backprop image. Normalisation is a rendering decision, named in the UI, so that two maps can be
+compared on one scale ("joint") or each on its own ("per_map")."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["NORMALISATIONS", "COLORMAPS", "normalize", "colorize", "overlay", "pixel_image"]
+
+NORMALISATIONS = ("per_map", "joint", "none")
+
+# Anchors sampled from the published colour maps (viridis/inferno/magma: van der Walt & Smith,
+# matplotlib's perceptually uniform maps), interpolated linearly in RGB.
+_ANCHORS = {
+    "viridis": ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+                "#6ece58", "#b5de2b", "#fde725"],
+    "inferno": ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925",
+                "#fb9b06", "#f7d13d", "#fcffa4"],
+    "magma": ["#000004", "#180f3d", "#440f76", "#721f81", "#9e2f7f", "#cd4071", "#f1605d",
+              "#fd9668", "#feca8d", "#fcfdbf"],
+    "gray": ["#000000", "#ffffff"],
+}
+COLORMAPS = ("jet", *_ANCHORS)
+
+
+def _lut(name: str) -> np.ndarray:
+    """256 x 3 uint8 lookup table."""
+    t = np.linspace(0.0, 1.0, 256)
+    if name == "jet":  # piecewise-linear jet: blue -> cyan -> yellow -> red
+        rgb = np.stack([np.clip(1.5 - np.abs(4 * t - c), 0, 1) for c in (3, 2, 1)], axis=1)
+    elif name in _ANCHORS:
+        anchors = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in _ANCHORS[name]]) / 255
+        pos = np.linspace(0, 1, len(anchors))
+        rgb = np.stack([np.interp(t, pos, anchors[:, c]) for c in range(3)], axis=1)
+    else:
+        raise ValueError(f"unknown colour map {name!r}; choose one of {', '.join(COLORMAPS)}")
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def normalize(maps: Sequence[np.ndarray], policy: str = "per_map") -> list[np.ndarray]:
+    """Scale non-negative maps to [0, 1] for display.
+
+    ``per_map``: each map divided by its own maximum; ``joint``: all divided by the largest
+    maximum among them (comparable across models, layers or classes); ``none``: values as they
+    are, clipped to [0, 1] at display. An all-zero map stays zero."""
+    if policy not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {policy!r}; choose one of {', '.join(NORMALISATIONS)}")
+    arrays = [np.asarray(m, dtype=np.float32) for m in maps]
+    if policy == "none":
+        return arrays
+    if policy == "joint":
+        top = max((float(a.max()) for a in arrays if a.size), default=0.0)
+        return [a / top if top > 0 else np.zeros_like(a) for a in arrays]
+    out = []
+    for a in arrays:
+        top = float(a.max()) if a.size else 0.0
+        out.append(a / top if top > 0 else np.zeros_like(a))
+    return out
+
+
+def colorize(map01: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """H x W values in [0, 1] (clipped) -> H x W x 3 uint8."""
+    if cmap not in _LUTS:
+        _LUTS[cmap] = _lut(cmap)
+    a = np.nan_to_num(np.asarray(map01, dtype=np.float32), nan=0.0)
+    idx = np.round(np.clip(a, 0.0, 1.0) * 255).astype(np.uint8)
+    return _LUTS[cmap][idx]
+
+
+def _resize_map(map01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float map to (width, height)."""
+    if (map01.shape[1], map01.shape[0]) == size:
+        return map01
+    return np.asarray(Image.fromarray(map01.astype(np.float32), mode="F").resize(size, Image.BILINEAR))
+
+
+def overlay(image, map01: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
+    """The colour-mapped ``map01`` blended over ``image`` (PIL image or H x W x 3 uint8):
+    ``(1 - alpha) * image + alpha * colour``; the map is resized bilinearly to the image."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+    base = image.convert("RGB") if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
+    m = np.asarray(map01, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"overlay needs an H x W map, got shape {m.shape}")
+    heat = colorize(_resize_map(m, base.size), cmap).astype(np.float32)
+    mixed = (1.0 - alpha) * np.asarray(base, np.float32) + alpha * heat
+    return Image.fromarray(np.clip(np.round(mixed), 0, 255).astype(np.uint8))
+
+
+def pixel_image(attribution: np.ndarray, scale: float | None = None) -> Image.Image:
+    """A 3 x H x W pixel attribution (Guided Backprop, Guided Grad-CAM) as an RGB image:
+    zero maps to mid-grey, ``+-scale`` to the ends (default: 3 standard deviations of the map,
+    pass the same ``scale`` to show two maps on one scale)."""
+    a = np.asarray(attribution, dtype=np.float32)
+    if a.ndim != 3 or a.shape[0] != 3:
+        raise ValueError(f"pixel_image needs a 3 x H x W attribution, got shape {a.shape}")
+    if scale is None:
+        scale = 3.0 * float(a.std())
+    img = 0.5 + 0.5 * a / scale if scale > 0 else np.full_like(a, 0.5)
+    return Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0))

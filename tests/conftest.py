@@ -1,0 +1,107 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+torch.set_num_threads(2)
+
+
+class HandNet(nn.Module):
+    """1 input channel, 2 x 2 images. conv 1x1 with weights (+1, -1) -> ReLU -> feat (Identity,
+    the explained layer) -> flatten -> fc (8 -> 2), weights chosen so every map is hand-computable
+    (see test_handcomputed.py). ``relu`` picks how the ReLU is written."""
+
+    V = torch.tensor([
+        [1., -1., 2., 2., -4., 0., 2., -2.],   # class 0: alpha = (1, -1)
+        [0., 0., 0., -4., 2., 2., 2., 2.],     # class 1: alpha = (-1, 2)
+    ])
+
+    def __init__(self, relu: str = "module"):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1, bias=False)
+        self.relu_kind = relu
+        self.relu = nn.ReLU(inplace=(relu == "inplace"))
+        self.feat = nn.Identity()
+        self.fc = nn.Linear(8, 2, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1., -1.]).view(2, 1, 1, 1))
+            self.fc.weight.copy_(self.V)
+
+    def forward(self, x):
+        a = self.conv(x)
+        if self.relu_kind in ("module", "inplace"):
+            a = self.relu(a)
+        elif self.relu_kind == "functional":
+            a = F.relu(a)
+        elif self.relu_kind == "functional_inplace":
+            a = F.relu(a, inplace=True)
+        elif self.relu_kind == "method":
+            a = a.relu()
+        a = self.feat(a)
+        return self.fc(a.flatten(1))
+
+
+HAND_X = torch.tensor([[[[1., 2.], [-1., 3.]]]])
+
+
+class TinyVGG(nn.Module):
+    """Conv features and a fully connected head with ReLUs after the explained layer (where CAM
+    does not apply and the guided/exact gradient switch matters)."""
+
+    def __init__(self, classes: int = 5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * 8 * 8, 32), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.Linear(32, classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@pytest.fixture
+def hand_net():
+    return HandNet().eval()
+
+
+@pytest.fixture
+def tiny_vgg():
+    torch.manual_seed(0)
+    return TinyVGG().eval()
+
+
+@pytest.fixture(scope="session")
+def resnet18_shared():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=20).eval()
+
+
+@pytest.fixture
+def resnet18(resnet18_shared):
+    return copy.deepcopy(resnet18_shared)
+
+
+@pytest.fixture
+def image_batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2, 3, 64, 64, generator=g)
+
+
+def model_state(model: nn.Module):
+    """Everything explain() must leave untouched."""
+    return {
+        "training": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grad": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+                     + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules()),
+        "params": [p.detach().clone() for p in model.parameters()],
+    }
