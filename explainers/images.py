@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -87,7 +88,11 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYT
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image file (format not recognised)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{label}: image is too large to decode safely (decompression-bomb guard)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        # Pillow refuses at open time, before we can read the size: take it from its message
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "the image"
+        raise ImageError(f"{label}: {size} is above the {max_pixels / 1e6:.0f} MP limit "
+                         "(decompression-bomb guard); downscale it first") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"{label}: image data is damaged or truncated ({err})") from None

@@ -48,10 +48,10 @@ def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        if "Weights only load failed" in str(err):
+        if "Unsupported global" in str(err):
             raise WeightsError(
-                f"refused to load {path.name}: it contains Python objects other than tensors, "
-                "which could execute code when unpickled; only plain state dicts are accepted "
+                f"refused to load {path.name}: it references Python objects other than tensors "
+                "(could execute code when unpickled); only plain state dicts are accepted "
                 "(save with torch.save(model.state_dict(), path))"
             ) from None
         raise WeightsError(f"{path.name} is not a readable PyTorch weights file "

@@ -1,0 +1,172 @@
+"""The registry: entries, torchvision's weights path offline, user checkpoints, unsafe files."""
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import explainers
+import model_zoo
+from model_zoo import WeightsError, WeightsUnavailable, ZooError
+
+REQUIRED = ["resnet18", "resnet50", "vgg16", "alexnet", "densenet121", "googlenet",
+            "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+def test_required_entries_registered():
+    ids = model_zoo.list_models()
+    assert set(REQUIRED) <= set(ids)
+    assert set(model_zoo.list_models("imagenet")) >= set(REQUIRED)
+
+
+@pytest.mark.parametrize("model_id", REQUIRED)
+def test_imagenet_entry_metadata_and_default_layer(model_id):
+    spec = model_zoo.get_spec(model_id)
+    assert spec.num_classes == 1000 and spec.categories[0] == "tench"
+    assert spec.preprocess.crop == 224
+    loaded = model_zoo.load(model_id, model_zoo.UNTRAINED)
+    assert "untrained" in loaded.weights and not loaded.model.training
+    # the registry's default layer is what automatic discovery finds
+    assert explainers.default_layer(loaded.model) == spec.default_layer
+    with torch.no_grad():
+        assert loaded.model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_unknown_model_id():
+    with pytest.raises(ZooError, match=r"unknown model 'resnet1000'; registered: resnet18"):
+        model_zoo.load("resnet1000")
+
+
+def test_torchvision_weights_path_offline(torch_home):
+    """A state dict at $TORCH_HOME/hub/checkpoints/<file name of the weights URL> is what
+    torchvision's own loader reads; the registry loads it from there without the network."""
+    spec = model_zoo.get_spec("resnet18")
+    assert not model_zoo.weights_available("resnet18")
+    torch.manual_seed(5)
+    reference = torchvision.models.resnet18()
+    path = torch_home / "hub" / "checkpoints" / Path(spec.weights_url).name
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    assert spec.weights_file() == path and model_zoo.weights_available("resnet18")
+    loaded = model_zoo.load("resnet18")
+    for (k, a), b in zip(reference.state_dict().items(), loaded.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert loaded.sha256 == model_zoo.weights.sha256_of(path)
+    assert loaded.categories[1] == "goldfish" and loaded.default_layer == "layer4"
+
+
+def test_googlenet_checkpoint_with_aux_heads(torch_home):
+    spec = model_zoo.get_spec("googlenet")
+    ref = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    assert any(k.startswith("aux1.") for k in ref.state_dict())
+    path = spec.weights_file()
+    path.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), path)
+    loaded = model_zoo.load("googlenet")
+    assert loaded.model.aux1 is None
+    torch.testing.assert_close(loaded.model.fc.weight, ref.fc.weight)
+
+
+def test_missing_weights_say_where_to_put_them(torch_home, monkeypatch):
+    with pytest.raises(WeightsUnavailable, match=r"not on this machine; expected .*checkpoints/resnet50-"):
+        model_zoo.load("resnet50", download=False)
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsUnavailable, match=r"could not be downloaded.*save it as .*resnet50-"):
+        model_zoo.load("resnet50")
+
+
+def test_user_checkpoint_with_its_own_classes(tmp_path):
+    torch.manual_seed(1)
+    net = torchvision.models.resnet18(num_classes=10)
+    path = tmp_path / "mine.pth"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, path)
+    loaded = model_zoo.load("resnet18", path)
+    assert len(loaded.categories) == 10 and loaded.categories[0] == "class 0"
+    named = model_zoo.load("resnet18", path, categories=[f"c{i}" for i in range(10)])
+    assert named.categories[3] == "c3"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), net.eval()(x))
+
+
+def test_other_architecture_state_dict(tmp_path):
+    path = tmp_path / "mobilenet.pth"
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), path)
+    with pytest.raises(WeightsError) as info:
+        model_zoo.load("resnet18", path)
+    msg = str(info.value)
+    assert "does not fit the resnet18 architecture" in msg
+    assert "missing keys: conv1.weight" in msg and "unexpected keys: features.0.0.weight" in msg
+
+
+def test_shape_mismatch_named(tmp_path):
+    sd = torchvision.models.resnet18().state_dict()
+    sd["layer1.0.conv1.weight"] = torch.zeros(64, 64, 5, 5)
+    path = tmp_path / "bad.pth"
+    torch.save(sd, path)
+    with pytest.raises(WeightsError, match=r"shape mismatches.*layer1.0.conv1.weight \(64, 64, 5, 5\) != \(64, 64, 3, 3\)"):
+        model_zoo.load("resnet18", path)
+
+
+def test_corrupt_weights_file(tmp_path):
+    good = tmp_path / "good.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match="truncated.pth is not a readable PyTorch weights file"):
+        model_zoo.load("resnet18", truncated)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(os.urandom(2048))
+    with pytest.raises(WeightsError, match="garbage.pth is not a readable PyTorch weights file"):
+        model_zoo.load("resnet18", garbage)
+    with pytest.raises(WeightsError, match="does not exist"):
+        model_zoo.load("resnet18", tmp_path / "nope.pth")
+    tensor_only = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), tensor_only)
+    with pytest.raises(WeightsError, match="does not hold a state dict"):
+        model_zoo.load("resnet18", tensor_only)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "pwned"))
+
+
+def test_pickle_that_would_execute_code_is_refused(tmp_path):
+    marker = tmp_path / "marker.txt"
+    evil = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "payload": _Exploit(str(marker))}, evil)
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(_Exploit(str(marker)), protocol=2))
+    for path in (evil, raw):
+        with pytest.raises(WeightsError, match="refused to load .*could execute code"):
+            model_zoo.load("resnet18", path)
+    assert not marker.exists()
+
+
+def test_preprocess_numbers():
+    pre = model_zoo.get_spec("resnet18").preprocess
+    image = Image.new("RGB", (300, 200), (255, 128, 0))
+    shown = pre.display(image)
+    assert shown.size == (224, 224)
+    x = pre(image)
+    assert x.shape == (3, 224, 224)
+    expected = [(1.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
+    torch.testing.assert_close(x.mean((1, 2)), torch.tensor(expected), rtol=1e-5, atol=1e-5)
+    assert pre.batch([image, image]).shape == (2, 3, 224, 224)

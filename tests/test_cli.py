@@ -1,0 +1,105 @@
+"""python -m explainers: files written, numbers consistent with the library, one-line errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import explainers
+import model_zoo
+from explainers.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(2)
+    path = tmp_path_factory.mktemp("ckpt") / "r18.pth"
+    torch.save(torchvision.models.resnet18(num_classes=6).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(folder / "b.jpg")
+    return folder
+
+
+def test_folder_top_k_two_methods(images, checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main([str(images), "--model", "resnet18", "--weights", str(checkpoint), "--method",
+               "gradcam,guided_gradcam", "--top-k", "2", "--out", str(out)])
+    assert rc == 0
+    assert "explaining" in capsys.readouterr().err  # the progress bar
+    record = json.loads((out / "a.json").read_text())
+    assert record["layer"] == "layer4" and len(record["maps"]) == 4
+    assert len(record["weights_sha256"]) == 64
+    # the .npy written equals the library's map for the same class
+    loaded = model_zoo.load("resnet18", checkpoint)
+    x = loaded.preprocess(Image.open(images / "a.png").convert("RGB")).unsqueeze(0)
+    first = record["maps"][0]
+    expected = explainers.explain(loaded.model, x, target=first["class_index"])
+    np.testing.assert_allclose(np.load(out / first["npy"]), expected.attribution, rtol=1e-5, atol=1e-7)
+    png = Image.open(out / first["png"])
+    assert png.size == (224, 224) and png.mode == "RGB"
+    ggc = next(m for m in record["maps"] if m["method"] == "guided_gradcam")
+    assert np.load(out / ggc["npy"]).shape == (3, 224, 224)
+    assert (out / "b.json").exists()
+
+
+def test_explicit_targets_and_layer(images, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    rc = main([str(images / "a.png"), "--model", "resnet18", "--weights", str(checkpoint),
+               "--target", "3,class 5", "--layer", "layer3", "--out", str(out)])
+    assert rc == 0
+    record = json.loads((out / "a.json").read_text())
+    assert [m["class_index"] for m in record["maps"]] == [3, 5]
+    assert record["layer"] == "layer3"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "layer9"], "error: layer 'layer9' not found"),
+    (["--target", "6"], "error: class index 6 out of range"),
+    (["--target", "zebra"], "error: no class named 'zebra'"),
+    (["--target", "class"], "error: class name 'class' is ambiguous"),
+    (["--method", "gradcam++"], "error: unknown method 'gradcam++'"),
+    (["--alpha", "2"], "error: --alpha must be within [0, 1]"),
+])
+def test_bad_arguments_one_line(images, checkpoint, capsys, args, message):
+    rc = main([str(images), "--model", "resnet18", "--weights", str(checkpoint), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err[-1].startswith(message)
+
+
+def test_bad_inputs(tmp_path, checkpoint, capsys):
+    (tmp_path / "note.png").write_text("not an image")
+    rc = main([str(tmp_path / "note.png"), "--model", "resnet18", "--weights", str(checkpoint),
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "note.png: not an image file" in err and "1 of 1 image(s) could not be read" in err
+    rc = main([str(tmp_path / "missing"), "--model", "resnet18", "--weights", str(checkpoint)])
+    assert rc == 1 and "no such file or folder" in capsys.readouterr().err
+    rc = main(["x.png", "--model", "nonet"])
+    assert rc == 1 and "unknown model 'nonet'" in capsys.readouterr().err
+
+
+def test_module_entry_point_lists_models():
+    proc = subprocess.run([sys.executable, "-m", "explainers", "--list-models"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "resnet50" in proc.stdout and "convnext_tiny" in proc.stdout
+
+
+def test_list_layers(checkpoint, capsys):
+    assert main(["--model", "resnet18", "--weights", str(checkpoint), "--list-layers"]) == 0
+    out = capsys.readouterr().out
+    assert "layer4 (Sequential, 512x7x7)  (default)" in out and "layer2 (Sequential, 128x28x28)" in out

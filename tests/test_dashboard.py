@@ -1,0 +1,20 @@
+"""The dashboard through Streamlit's AppTest."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+import model_zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_model_zoo_page_lists_every_model():
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Model zoo"
+    table = at.dataframe[0].value
+    assert list(table["id"]) == model_zoo.list_models()
+    row = table[table["id"] == "vgg16"].iloc[0]
+    assert row["default layer"] == "features.29" and row["classes"] == 1000
+    expected = ["present" if model_zoo.weights_available(m) else "missing" for m in model_zoo.list_models()]
+    assert list(table["weights"]) == expected
