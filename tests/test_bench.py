@@ -1,0 +1,19 @@
+"""The benchmark runs end to end (tiny setting) and reports what it promises. No timing is
+asserted here: speed figures live in bench/README.md."""
+import json
+
+from bench.__main__ import main
+
+
+def test_bench_smoke(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--models", "resnet18", "--repeats", "1", "--size", "64", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (res,) = report["results"]
+    assert res["model"] == "resnet18" and res["forward_ms"] > 0
+    ours = {r["task"]: r for r in res["rows"] if r["library"] == "ours"}
+    assert set(ours) == {"gradcam_top1", "gradcam_top5", "guided_backprop", "guided_gradcam"}
+    assert all(r["ratio"] > 0 and r["retained_bytes"] is not None for r in ours.values())
+    peers = {r["library"] for r in res["rows"]}
+    assert {"captum", "pytorch-grad-cam", "torchcam", "floor"} <= peers
+    assert "| gradcam_top5 |" in capsys.readouterr().out
