@@ -105,3 +105,18 @@ def model_state(model: nn.Module):
                      + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules()),
         "params": [p.detach().clone() for p in model.parameters()],
     }
+
+
+def assert_maps_close(actual, expected, rel: float = 1e-4):
+    """|actual - expected| <= rel * max|expected| everywhere: float-rounding agreement for maps
+    computed by two mathematically identical routes on a real network (different summation
+    orders or kernels); exact equality is tested on the hand-computed net."""
+    import numpy as np
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = float(np.abs(expected).max())
+    if scale == 0:  # callers assert separately that enough of their maps are non-zero
+        assert not np.abs(actual).max(), "expected an all-zero map"
+        return
+    worst = float(np.abs(actual - expected).max())
+    assert worst <= rel * scale, f"maps differ by {worst:.3g}, more than {rel} of their peak {scale:.3g}"

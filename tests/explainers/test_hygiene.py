@@ -8,7 +8,7 @@ from torch import nn
 from torch.overrides import _get_current_function_mode_stack
 
 import explainers
-from tests.conftest import model_state
+from tests.conftest import assert_maps_close, model_state
 
 
 def _prepare(model):
@@ -112,7 +112,7 @@ def test_threads_on_a_shared_model_match_sequential_calls(resnet18, method):
         t.join()
     assert not errors
     for c in classes:
-        np.testing.assert_allclose(results[c], expected[c], rtol=1e-5, atol=1e-7)
+        assert_maps_close(results[c], expected[c], rel=1e-5)
     assert not np.allclose(expected[0], expected[1])
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 import explainers
 from explainers import ClassLogit, Negated
+from tests.conftest import assert_maps_close
 
 
 def _activations(model, layer, x):
@@ -43,9 +44,9 @@ def test_counterfactual_is_gradcam_of_negated_score(model_name, request):
         cf = explainers.explain(model, x, method="counterfactual", target=c)
         neg = explainers.explain(model, x, method="gradcam", target=Negated(ClassLogit(c)))
         # equal up to float rounding (exactly equal on the hand-computed net)
-        np.testing.assert_allclose(cf.layer_map, neg.layer_map, rtol=1e-5, atol=1e-9)
-        np.testing.assert_allclose(cf.attribution, neg.attribution, rtol=1e-5, atol=1e-9)
-        np.testing.assert_allclose(cf.weights, neg.weights, rtol=1e-5, atol=1e-12)
+        assert_maps_close(cf.layer_map, neg.layer_map)
+        assert_maps_close(cf.attribution, neg.attribution)
+        assert_maps_close(cf.weights, neg.weights)
     assert cf.layer_map.max() > 0
 
 
@@ -53,16 +54,19 @@ def test_counterfactual_is_gradcam_of_negated_score(model_name, request):
 def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam(model_name, request):
     model = request.getfixturevalue(model_name)
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
-    for c in range(4):
+    non_zero = 0
+    for c in range(5):
         gc = explainers.explain(model, x, method="gradcam", target=c)
         gb = explainers.explain(model, x, method="guided_backprop", target=c)
         ggc = explainers.explain(model, x, method="guided_gradcam", target=c)
         # the Grad-CAM half of Guided Grad-CAM uses exact gradients, though its forward is guided
-        np.testing.assert_allclose(ggc.layer_map, gc.layer_map, rtol=1e-5, atol=1e-7)
+        assert_maps_close(ggc.layer_map, gc.layer_map)
         up = F.interpolate(torch.from_numpy(gc.layer_map)[None, None], size=(32, 32),
                            mode="bilinear", align_corners=False)[0, 0].numpy()
-        np.testing.assert_allclose(gc.attribution, up, rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(ggc.attribution, gb.attribution * up[None], rtol=1e-5, atol=1e-9)
+        assert_maps_close(gc.attribution, up)
+        assert_maps_close(ggc.attribution, gb.attribution * up[None])
+        non_zero += bool(gc.layer_map.max() > 0 and np.abs(gb.attribution).max() > 0)
+    assert non_zero >= 2
 
 
 def test_guided_backprop_differs_from_plain_gradient(tiny_vgg):
@@ -89,9 +93,7 @@ def test_inplace_and_out_of_place_relu_agree(model_name, method, request):
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7))
     a = explainers.explain(model, x, method=method, target=2)
     b = explainers.explain(_out_of_place(model), x, method=method, target=2)
-    # identical up to float rounding (bit-identical on the hand-computed net)
-    np.testing.assert_allclose(a.attribution, b.attribution, rtol=1e-5, atol=1e-6 * np.abs(a.attribution).max())
-    assert np.abs(a.attribution).max() > 0
+    assert_maps_close(a.attribution, b.attribution)  # bit-identical on the hand-computed net
 
 
 @pytest.mark.parametrize("method", explainers.METHODS)
@@ -100,11 +102,11 @@ def test_k_classes_from_one_forward_equal_k_calls(resnet18, method):
     classes = [0, 5, 11, 19]
     together = explainers.explain(resnet18, x, method=method, target=classes)
     assert isinstance(together, list) and len(together) == 4
+    assert sum(np.abs(e.attribution).max() > 0 for e in together) >= 2
     for c, e in zip(classes, together):
         alone = explainers.explain(resnet18, x, method=method, target=c)
         assert e.target == ClassLogit(c)
-        scale = float(np.abs(alone.attribution).max())
-        np.testing.assert_allclose(e.attribution, alone.attribution, rtol=1e-5, atol=1e-6 * scale)
+        assert_maps_close(e.attribution, alone.attribution)
         assert e.score == pytest.approx(alone.score, rel=1e-6)
 
 
@@ -134,8 +136,7 @@ def test_batch_equals_single_images(resnet18, image_batch, method):
     assert batch.attribution.shape[0] == 2 and batch.score.shape == (2,)
     for i in range(2):
         one = explainers.explain(resnet18, image_batch[i:i + 1], method=method, target=3)
-        scale = float(np.abs(one.attribution).max())
-        np.testing.assert_allclose(batch.attribution[i], one.attribution, rtol=1e-4, atol=1e-5 * scale)
+        assert_maps_close(batch.attribution[i], one.attribution)
 
 
 def test_batch_top1_is_per_sample(resnet18, image_batch):
@@ -144,7 +145,7 @@ def test_batch_top1_is_per_sample(resnet18, image_batch):
     batch = explainers.explain(resnet18, image_batch)
     for i in range(2):
         one = explainers.explain(resnet18, image_batch[i:i + 1], target=int(top[i]))
-        np.testing.assert_allclose(batch.layer_map[i], one.layer_map, rtol=1e-4, atol=1e-6)
+        assert_maps_close(batch.layer_map[i], one.layer_map)
 
 
 def test_shapes(resnet18):
