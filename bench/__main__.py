@@ -29,7 +29,6 @@ from tqdm import tqdm
 import explainers
 import model_zoo
 
-warnings.filterwarnings("ignore")
 MID_LAYER = {"resnet50": "layer2"}
 
 
@@ -227,7 +226,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     results = []
-    with tqdm(total=len(models) * args.repeats * 17, desc="benchmark", unit="call", file=sys.stderr) as bar:
+    with warnings.catch_warnings(), tqdm(total=len(models) * args.repeats * 17, desc="benchmark", unit="call", file=sys.stderr) as bar:
+        warnings.simplefilter("ignore")  # peers warn about in-place ReLUs and input gradients
         for model_id in models:
             results.append(bench_model(model_id, args.repeats, args.size, bar))
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),

@@ -171,9 +171,6 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
         if name not in activations:
             raise ValueError(f"layer {name!r} was not called during the forward pass, so it "
                              "cannot explain the output; pick a layer on the path to the output")
-    if not (isinstance(output, torch.Tensor) and output.requires_grad):
-        raise ValueError("the model output does not depend on the chosen layer or input "
-                         "(it carries no gradient); pick a layer on the path to the output")
     return _Forward(output, activations, x_in if input_grad else None)
 
 
