@@ -162,3 +162,26 @@ def test_middle_layer_and_default_layer(resnet18):
     e = explainers.explain(resnet18, x, layer="layer2", target=1)
     assert e.layer == "layer2" and e.layer_map.shape == (8, 8)
     assert explainers.explain(resnet18, x, target=1).layer == "layer4"
+
+
+class _DictOutput(nn.Module):
+    """A model whose output is not a tensor (as captioning or VQA models' often are)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return {"logits": self.inner(x)}
+
+
+def test_custom_target_on_a_non_tensor_output(resnet18):
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(13))
+    wrapped = _DictOutput(resnet18).eval()
+    word = explainers.Custom(lambda out: out["logits"][:, 3], "answer 3")
+    e = explainers.explain(wrapped, x, layer="inner.layer4", target=word)
+    ref = explainers.explain(resnet18, x, layer="layer4", target=3)
+    assert repr(e.target) == "Custom('answer 3')"
+    assert_maps_close(e.attribution, ref.attribution, rel=1e-6)
+    with pytest.raises(ValueError, match="picking the top classes needs an N x classes output"):
+        explainers.explain(wrapped, x, layer="inner.layer4")
