@@ -74,8 +74,10 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def _populate() -> None:
-    if not _REGISTRY:
-        from . import imagenet  # noqa: F401  (registers on import)
+    """Import the entry modules (each registers its entries once, on first import). Listing
+    follows import order: the shapes world, the offline default, first."""
+    from . import shapes  # noqa: F401
+    from . import imagenet  # noqa: F401
 
 
 def list_models(family: str | None = None) -> list[str]:

@@ -4,8 +4,9 @@ import streamlit as st
 import model_zoo
 
 st.title("Model zoo")
-st.caption("Every model the studio can explain. ImageNet weights come through torchvision's "
-           "cache; a model whose weights are missing says where to put them.")
+st.caption("Every model the studio can explain. The shapes-world models ship with the project "
+           "and work offline; ImageNet weights come through torchvision's cache, and a model whose "
+           "weights are missing says where to put them.")
 
 rows = []
 for model_id in model_zoo.list_models():
@@ -19,6 +20,7 @@ for model_id in model_zoo.list_models():
         "default layer": spec.default_layer,
         "input": f"{spec.preprocess.crop}x{spec.preprocess.crop}",
         "weights": "present" if present else "missing",
+        "about": spec.description,
     })
 st.dataframe(rows, hide_index=True, width="stretch", key="zoo_table")
 

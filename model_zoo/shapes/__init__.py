@@ -1,0 +1,58 @@
+"""The shapes world: synthetic scenes with ground truth and the small CNNs that ship with the
+project (the offline default, the teaching world, the trust-study pairs, the bias demo)."""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+from ..preprocess import Preprocess
+from ..registry import ModelSpec, register
+from .train import MEAN, RECIPES, STD, build
+from .world import CLASSES, SIZE, Scene, make_scene
+
+__all__ = ["WEIGHTS_DIR", "card", "gallery", "CLASSES", "make_scene", "Scene"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_LAYERS = {"resnet": "layer3", "fc": "layer3"}
+
+
+def card(model_id: str) -> dict:
+    """The model card shipped beside the weights (held-out accuracy, config, sha256, ...)."""
+    path = WEIGHTS_DIR / f"{model_id}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model card for {model_id!r} at {path}")
+    return json.loads(path.read_text())
+
+
+def _weights_path(model_id: str) -> Path:
+    return WEIGHTS_DIR / f"{model_id}.pt"
+
+
+def gallery() -> list[tuple[str, Scene]]:
+    """Sample scenes the dashboard can offer without uploads: one of each class, two-object
+    scenes, and scenes with a matching and a misleading corner mark."""
+    items = [(f"{name}", make_scene(2024, i, "single", label=i)) for i, name in enumerate(CLASSES)]
+    for i in range(4):
+        s = make_scene(2024, i, "pair")
+        items.append((f"pair: {s.objects[0].name} + {s.objects[1].name}", s))
+    for i in range(2):
+        s = make_scene(2024, 100 + i, "single", "match")
+        items.append((f"{s.objects[0].name}, matching corner mark", s))
+        f = make_scene(2024, 200 + i, "single", "flip")
+        items.append((f"{f.objects[0].name}, misleading corner mark ({CLASSES[f.cue.label]})", f))
+    return items
+
+
+for _recipe in RECIPES.values():
+    register(ModelSpec(
+        id=_recipe.id,
+        title=_recipe.title,
+        family="shapes",
+        build=partial(build, _recipe),
+        categories=CLASSES,
+        preprocess=Preprocess(resize=SIZE, crop=SIZE, mean=MEAN, std=STD),
+        default_layer=DEFAULT_LAYERS[_recipe.arch],
+        weights_file=partial(_weights_path, _recipe.id),
+        description=_recipe.description,
+    ))

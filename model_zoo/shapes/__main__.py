@@ -1,0 +1,104 @@
+"""python -m model_zoo.shapes export | train: the shapes world from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import WEIGHTS_DIR
+from .voc import export_scene
+from .world import CUES, KINDS, make_scene
+
+
+def _export(args) -> int:
+    if args.n < 1:
+        raise SystemExit("error: --n must be at least 1")
+    for i in tqdm(range(args.n), desc="exporting", unit="scene", file=sys.stderr):
+        export_scene(make_scene(args.seed, i, args.kind, args.cue), args.out, f"{args.kind}_{args.seed}_{i:06d}")
+    print(f"wrote {args.n} scenes to {args.out} (images/, annotations/, masks/)")
+    return 0
+
+
+def _train(args) -> int:
+    from .train import RECIPES, train, with_overrides
+
+    ids = list(RECIPES) if args.model == "all" else [args.model]
+    for model_id in ids:
+        if model_id not in RECIPES:
+            raise SystemExit(f"error: unknown shapes model {model_id!r}; choose from all, {', '.join(RECIPES)}")
+    for model_id in ids:
+        recipe = with_overrides(RECIPES[model_id], n_single=args.n_single, n_pair=args.n_pair,
+                                epochs=args.epochs, seed=args.seed)
+        card = train(recipe, args.out, heldout=args.heldout)
+        if args.groundtruth:
+            from .groundtruth import cue_energy, pair_discrimination, pointing
+            from ..registry import get_spec
+            import torch
+            model = get_spec(model_id).build(8)
+            model.load_state_dict(torch.load(args.out / f"{model_id}.pt", weights_only=True))
+            model.eval()
+            layer = get_spec(model_id).default_layer
+            n, seed = args.groundtruth, recipe.seed + 20_000
+            card["gradcam"] = {"layer": layer,
+                               "pointing_single": pointing(model, layer, n, seed),
+                               "pair_own_object": pair_discrimination(model, layer, n, seed),
+                               "cue_energy": cue_energy(model, layer, n, seed)}
+            (args.out / f"{model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"{model_id}: held-out accuracy {card['heldout']['accuracy']:.4f} "
+              f"({card['training_seconds']:.0f} s) -> {args.out / (model_id + '.pt')}")
+    return 0
+
+
+def _table(args) -> int:
+    """The shipped models' cards as a markdown table (for the README)."""
+    from . import card
+    from .train import RECIPES
+
+    print("| model | parameters | held-out accuracy: no mark / matching mark / misleading mark "
+          "| pointing | two-object | cue mass | trained in |")
+    print("|---|---|---|---|---|---|---|")
+    for model_id in RECIPES:
+        c = card(model_id)
+        g, h = c["gradcam"], c["heldout"]
+        cells = [f"`{model_id}`", f"{c['parameters']:,}",
+                 f"{h['accuracy']:.1%} / {h['accuracy_with_matching_cue']:.1%} / "
+                 f"{h['accuracy_with_flipped_cue']:.1%}",
+                 f"{g['pointing_single']['pointing']:.1%}", f"{g['pair_own_object']['own_object']:.1%}",
+                 f"{g['cue_energy']['cue_mass']:.1%}", f"{c['training_seconds']:.0f} s"]
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_zoo.shapes", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("export", help="write a split as PNGs with Pascal VOC XML and masks")
+    e.add_argument("--kind", choices=KINDS, default="single")
+    e.add_argument("--cue", choices=CUES, default="none")
+    e.add_argument("--n", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", type=Path, required=True)
+    t = sub.add_parser("train", help="train a shapes model (or all) and write weights + card")
+    t.add_argument("--model", default="all")
+    t.add_argument("--n-single", type=int, default=None, help="override the recipe's scene count")
+    t.add_argument("--n-pair", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--heldout", type=int, default=1000, help="held-out scenes for the card's accuracy")
+    t.add_argument("--groundtruth", type=int, default=500,
+                   help="scenes for the card's Grad-CAM ground-truth figures (0: skip)")
+    t.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    sub.add_parser("table", help="print the shipped models' cards as a markdown table")
+    args = p.parse_args(argv)
+    try:
+        return {"export": _export, "train": _train, "table": _table}[args.command](args)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
