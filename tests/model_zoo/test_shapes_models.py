@@ -145,3 +145,13 @@ def test_preprocess_of_a_scene_is_the_training_normalisation(models):
     scene = make_scene(FRESH_SEED, 3)
     lm = models["shapes-resnet"]
     torch.testing.assert_close(lm.preprocess(scene.pil()), scenes_to_tensor([scene])[0])
+
+
+def test_table_command_prints_every_card(capsys):
+    from model_zoo.shapes.__main__ import main
+    assert main(["table"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `shapes-")]
+    assert len(rows) == len(RECIPES)
+    biased = next(r for r in rows if "shapes-biased" in r)
+    c = card("shapes-biased")["heldout"]
+    assert f"{c['accuracy']:.1%} / {c['accuracy_with_matching_cue']:.1%}" in biased
