@@ -35,7 +35,7 @@ from .layers import default_layer, resolve_layer
 from .locking import model_lock
 from .targets import ClassLogit, Target, as_target
 
-__all__ = ["METHODS", "Explanation", "explain", "TopK", "RankedClass"]
+__all__ = ["METHODS", "Explanation", "explain", "Capture", "TopK", "RankedClass"]
 
 METHODS = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")
 _CAM_METHODS = {"gradcam", "counterfactual", "guided_gradcam"}
@@ -291,6 +291,86 @@ def _np(t: torch.Tensor, batched: bool) -> np.ndarray:
     return np.array(a if batched else a[0], copy=True)
 
 
+class Capture:
+    """One forward pass of ``x`` through ``model``, kept so that further targets and methods
+    cost a backward pass only (the dashboard switches class or method without a new forward).
+
+    ``layer``: the layer for CAM methods (None: the default layer); ``cam=False`` captures no
+    layer (Guided Backprop only). ``pixels=True`` records the whole forward with the guided
+    ReLU hooks (switched off for exact gradients), so Guided Backprop and Guided Grad-CAM are
+    available too. The capture holds the autograd graph: drop it to free the memory. Calls are
+    serialised by a lock of the capture's own; the model's lock is held only during the forward."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
+                 pixels: bool = False, cam: bool = True):
+        _check_model(model)
+        _check_input(model, x)
+        self.layer = (layer if layer is not None else default_layer(model, x)) if cam else None
+        self.pixels = pixels
+        self._switch = GuidedSwitch(guided=False)
+        mode = guided_relus(self._switch) if pixels else contextlib.nullcontext()
+        with mode:
+            self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels)
+        self._n = x.shape[0]
+        self._size = (x.shape[-2], x.shape[-1])
+        self._lock = threading.Lock()
+
+    @property
+    def output(self) -> torch.Tensor:
+        """The model output of the captured forward pass (detached)."""
+        return self._fwd.output.detach() if isinstance(self._fwd.output, torch.Tensor) else self._fwd.output
+
+    def explain(self, method: str = "gradcam", target=None):
+        """As :func:`explain`, from the captured forward pass."""
+        _check_method(method)
+        needs_cam = method in _CAM_METHODS
+        needs_pixels = method in _PIXEL_METHODS
+        if needs_cam and self.layer is None:
+            raise ValueError(f"{method} needs a layer, but this capture was made with cam=False")
+        if needs_pixels and not self.pixels:
+            raise ValueError(f"{method} needs the input gradient: capture with pixels=True")
+        fwd, n, size = self._fwd, self._n, self._size
+        with self._lock, torch.enable_grad():  # also when the caller is inside torch.no_grad()
+            targets, as_list = _resolve_targets(target, fwd.output)
+            if isinstance(fwd.output, torch.Tensor) and fwd.output.dim() == 2:
+                for t in targets:
+                    t.check(fwd.output.shape[1])
+            scores = _scores(fwd.output, targets, n)
+            alpha = cam = pixels = None
+            if needs_cam:
+                acts = fwd.activations[self.layer]
+                self._switch.guided = False
+                grads = _grad(scores, acts, retain=True, what=f"layer {self.layer!r}")
+                alpha, cam = _cam(grads, acts, negate=(method == "counterfactual"))
+                del grads
+            if needs_pixels:
+                self._switch.guided = True
+                pixels = _grad(scores, fwd.x, retain=True, what="the input")
+                self._switch.guided = False
+
+        batched = n > 1
+        if method == "guided_backprop":
+            attribution = pixels
+        elif method == "guided_gradcam":
+            attribution = pixels * _upsample(cam, size).unsqueeze(2)
+        else:
+            attribution = _upsample(cam, size)
+        results = []
+        for i, t in enumerate(targets):
+            score = scores[i].detach().to(torch.float32).cpu().numpy()
+            results.append(Explanation(
+                method=method,
+                layer=self.layer if needs_cam else None,
+                target=t,
+                score=score if batched else float(score[0]),
+                layer_map=None if cam is None else _np(cam[i], batched),
+                weights=None if alpha is None else _np(alpha[i], batched),
+                attribution=_np(attribution[i], batched),
+                input_size=size,
+            ))
+        return results if as_list else results[0]
+
+
 def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
             layer: str | None = None, target=None):
     """Explain ``model``'s output for the images ``x`` (N x C x H x W, preprocessed).
@@ -300,60 +380,10 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
     :func:`explainers.default_layer`). ``target``: a class index, a :class:`Target`, a callable
     ``output -> scores[N]``, None (top-1 class), ``TopK(k)`` (the k best classes), or a list of
     targets; several targets are all explained from one forward pass (batched gradients) and
-    returned as a list of :class:`Explanation`.
+    returned as a list of :class:`Explanation`. To explain more targets or methods later without
+    another forward pass, keep a :class:`Capture`.
     """
     _check_method(method)
-    _check_model(model)
-    _check_input(model, x)
-    needs_cam = method in _CAM_METHODS
-    needs_pixels = method in _PIXEL_METHODS
-    if needs_cam and layer is None:
-        layer = default_layer(model, x)
-    layers = [layer] if needs_cam else []
-
-    switch = GuidedSwitch(guided=False)
-    mode = guided_relus(switch) if needs_pixels else contextlib.nullcontext()
-    with mode:
-        fwd = _forward(model, x, layers, input_grad=needs_pixels)
-    n = x.shape[0]
-    size = (x.shape[-2], x.shape[-1])
-    with torch.enable_grad():  # also when the caller is inside torch.no_grad()
-        targets, as_list = _resolve_targets(target, fwd.output)
-        if isinstance(fwd.output, torch.Tensor) and fwd.output.dim() == 2:
-            for t in targets:
-                t.check(fwd.output.shape[1])
-        scores = _scores(fwd.output, targets, n)
-
-        alpha = cam = pixels = None
-        if needs_cam:
-            acts = fwd.activations[layer]
-            grads = _grad(scores, acts, retain=needs_pixels, what=f"layer {layer!r}")
-            alpha, cam = _cam(grads, acts, negate=(method == "counterfactual"))
-            del grads
-        if needs_pixels:
-            switch.guided = True
-            pixels = _grad(scores, fwd.x, retain=False, what="the input")
-        del fwd
-
-    batched = n > 1
-    if method == "guided_backprop":
-        attribution = pixels
-    elif method == "guided_gradcam":
-        attribution = pixels * _upsample(cam, size).unsqueeze(2)
-    else:
-        attribution = _upsample(cam, size)
-
-    results = []
-    for i, t in enumerate(targets):
-        score = scores[i].detach().to(torch.float32).cpu().numpy()
-        results.append(Explanation(
-            method=method,
-            layer=layer if needs_cam else None,
-            target=t,
-            score=score if batched else float(score[0]),
-            layer_map=None if cam is None else _np(cam[i], batched),
-            weights=None if alpha is None else _np(alpha[i], batched),
-            attribution=_np(attribution[i], batched),
-            input_size=size,
-        ))
-    return results if as_list else results[0]
+    capture = Capture(model, x, layer=layer, pixels=method in _PIXEL_METHODS,
+                      cam=method in _CAM_METHODS)
+    return capture.explain(method, target)

@@ -12,7 +12,8 @@ def test_bench_smoke(tmp_path, capsys):
     (res,) = report["results"]
     assert res["model"] == "resnet18" and res["forward_ms"] > 0
     ours = {r["task"]: r for r in res["rows"] if r["library"] == "ours"}
-    assert set(ours) == {"gradcam_top1", "gradcam_top5", "guided_backprop", "guided_gradcam"}
+    assert set(ours) == {"gradcam_top1", "gradcam_top5", "guided_backprop", "guided_gradcam",
+                         "gradcam_class_switch"}
     assert all(r["ratio"] > 0 and r["retained_bytes"] is not None for r in ours.values())
     peers = {r["library"] for r in res["rows"]}
     assert {"captum", "pytorch-grad-cam", "torchcam", "floor"} <= peers
