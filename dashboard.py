@@ -4,7 +4,8 @@ import streamlit as st
 st.set_page_config(page_title="Grad-CAM Studio", layout="wide")
 
 pages = [
-    st.Page("pages/model_zoo.py", title="Model zoo", default=True),
+    st.Page("pages/explore.py", title="Explore", default=True),
+    st.Page("pages/model_zoo.py", title="Model zoo"),
 ]
 with st.sidebar:
     st.markdown("**Grad-CAM Studio**  \nwhere convolutional networks look, and why")

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_model_zoo_page_lists_every_model():
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    at.switch_page("pages/model_zoo.py").run()
     assert not at.exception
     assert at.title[0].value == "Model zoo"
     table = at.dataframe[0].value

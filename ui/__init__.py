@@ -1,0 +1,1 @@
+"""The only Streamlit-aware code besides pages/: cached loaders, widgets, views."""
