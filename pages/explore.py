@@ -83,9 +83,11 @@ for col, (title, picture) in zip(st.columns(len(pictures)), pictures.items()):
     col.image(picture, caption=title, width="stretch")
 
 layer_map = maps["gradcam"]["layer_map"]
-heat = go.Figure(go.Heatmap(z=layer_map[::-1], colorscale="Jet",
+heat = go.Figure(go.Heatmap(z=layer_map, colorscale="Jet",
                             hovertemplate="row %{y}, col %{x}: %{z:.4f}<extra></extra>"))
-heat.update_layout(height=320, margin=dict(l=0, r=0, t=24, b=0),
+heat.update_layout(height=360, width=420, margin=dict(l=0, r=0, t=24, b=0),
+                   yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
+                   xaxis=dict(constrain="domain"),
                    title=f"Grad-CAM at layer resolution ({layer_map.shape[0]}x{layer_map.shape[1]}, unnormalised)")
 st.plotly_chart(heat, key="explore_layer_map")
 
