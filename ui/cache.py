@@ -9,6 +9,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 import explainers
 import model_zoo
@@ -36,7 +37,6 @@ def capture(model_id: str, image_digest: str, layer: str, _image: np.ndarray) ->
     """One forward pass (with the guided hooks, so every method is available) for this model,
     image and layer. ``_image`` is not hashed: ``image_digest`` identifies it."""
     loaded = load_model(model_id)
-    from PIL import Image
     x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
     return explainers.Capture(loaded.model, x, layer=layer, pixels=True)
 

@@ -68,11 +68,8 @@ def build(recipe: Recipe, num_classes: int = len(CLASSES)) -> nn.Module:
 
 
 def scenes_to_tensor(scenes) -> torch.Tensor:
-    """uint8 images -> normalised N x 3 x H x W float tensor."""
-    arr = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (arr - mean) / std
+    """Scenes -> normalised N x 3 x H x W float tensor (what the models were trained on)."""
+    return _normalise(torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2))
 
 
 def _dataset(recipe: Recipe, progress):
@@ -97,6 +94,7 @@ def _dataset(recipe: Recipe, progress):
 
 
 def _normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W uint8 -> (x / 255 - MEAN) / STD."""
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     return (batch_uint8.float() / 255.0 - mean) / std
