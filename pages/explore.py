@@ -45,8 +45,10 @@ shown = np.asarray(loaded.preprocess.display(Image.fromarray(image)))
 digest = cache.digest(shown)
 layer_options = cache.layers(model_id)
 layer_names = [name for name, _ in layer_options]
+# keyed by model (and below by model and image): a new model starts at its default layer, a new
+# image at its own top-1 class, instead of keeping the previous one's choice
 layer = st.selectbox("Layer", layer_names, index=layer_names.index(loaded.default_layer),
-                     format_func=dict(layer_options).get, key="explore_layer")
+                     format_func=dict(layer_options).get, key=f"explore_layer_{model_id}")
 
 probs = cache.probabilities(model_id, digest, layer, shown)
 top = np.argsort(-probs)[:5]
@@ -61,7 +63,7 @@ with col_pred:
 with col_ctrl:
     class_index = st.selectbox("Class to explain", list(range(len(loaded.categories))),
                                index=int(top[0]), format_func=lambda i: f"{loaded.categories[i]} ({probs[i]:.1%})",
-                               key="explore_class")
+                               key=f"explore_class_{model_id}_{digest}")
     alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_alpha")
     cmap = st.selectbox("Colour map", render.COLORMAPS, key="explore_cmap")
 

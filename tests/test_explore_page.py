@@ -21,6 +21,11 @@ def app():
     return at
 
 
+def _by_label(at, label):
+    (box,) = [s for s in at.selectbox if s.label == label]
+    return box
+
+
 def _layer_map_spec(at) -> str:
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # predictions, layer map
@@ -32,7 +37,7 @@ def test_default_view_explains_the_predicted_class(app):
     first_name, first_scene = gallery()[0]
     assert app.selectbox(key="explore_gallery").value == first_name
     # the model gets the gallery's first scene right, and the default class is its top-1
-    assert app.selectbox(key="explore_class").value == first_scene.label
+    assert _by_label(app, "Class to explain").value == first_scene.label
     assert any(f"Explaining **{first_scene.objects[0].name}**" in c.value for c in app.caption)
     spec = _layer_map_spec(app)
     assert '"type":"heatmap"' in spec and "(16x16, unnormalised)" in spec  # layer3 of shapes-resnet
@@ -45,7 +50,7 @@ def test_switching_class_changes_the_map_without_a_new_forward(app):
     calls = []
     handle = model.stem.register_forward_hook(lambda *a: calls.append(1))
     try:
-        app.selectbox(key="explore_class").set_value(4).run()
+        _by_label(app, "Class to explain").set_value(4).run()
         app.slider(key="explore_alpha").set_value(0.8).run()
         app.selectbox(key="explore_cmap").set_value("viridis").run()
     finally:
@@ -60,7 +65,7 @@ def test_another_gallery_scene_and_layer(app):
     names = [n for n, _ in gallery()]
     pair = next(n for n in names if n.startswith("pair:"))
     app.selectbox(key="explore_gallery").set_value(pair).run()
-    app.selectbox(key="explore_layer").set_value("layer1").run()
+    _by_label(app, "Layer").set_value("layer1").run()
     assert not app.exception
     assert "(32x32, unnormalised)" in _layer_map_spec(app)
     assert any("at layer `layer1`" in c.value for c in app.caption)
@@ -83,3 +88,10 @@ def test_uploads(app):
     app.file_uploader(key="explore_upload").set_value(("grey.png", _png(grey), "image/png")).run()
     assert not app.exception and not app.error
     assert len(app.get("plotly_chart")) == 2
+    # a new image starts at its own top-1 class, not the previous image's choice
+    import torch
+    loaded = cache.load_model("shapes-resnet")
+    with torch.no_grad():
+        top1 = int(loaded.model(loaded.preprocess(Image.fromarray(grey).convert("RGB")).unsqueeze(0)).argmax())
+    assert top1 != gallery()[0][1].label
+    assert _by_label(app, "Class to explain").value == top1
