@@ -10,7 +10,6 @@ import streamlit as st
 from PIL import Image
 
 from explainers import images, render
-from model_zoo import shapes
 from ui import cache
 
 st.title("Explore")
@@ -26,7 +25,7 @@ loaded = cache.load_model(model_id)
 source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key="explore_source")
 image = None
 if source == "Gallery":
-    items = shapes.gallery()
+    items = cache.gallery()
     names = [name for name, _ in items]
     pick = st.selectbox("Sample scene", names, key="explore_gallery")
     image = items[names.index(pick)][1].image

@@ -13,6 +13,13 @@ from PIL import Image
 
 import explainers
 import model_zoo
+from model_zoo import shapes
+
+
+@st.cache_resource(show_spinner=False)
+def gallery() -> list:
+    """The shapes world's sample scenes, generated once per process (not on every rerun)."""
+    return shapes.gallery()
 
 
 @st.cache_resource(show_spinner="Loading model...")

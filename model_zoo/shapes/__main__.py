@@ -23,6 +23,8 @@ def _export(args) -> int:
 
 
 def _train(args) -> int:
+    from ..registry import load
+    from .groundtruth import cue_energy, pair_discrimination, pointing
     from .train import RECIPES, train, with_overrides
 
     ids = list(RECIPES) if args.model == "all" else [args.model]
@@ -34,13 +36,8 @@ def _train(args) -> int:
                                 epochs=args.epochs, seed=args.seed)
         card = train(recipe, args.out, heldout=args.heldout)
         if args.groundtruth:
-            from .groundtruth import cue_energy, pair_discrimination, pointing
-            from ..registry import get_spec
-            import torch
-            model = get_spec(model_id).build(8)
-            model.load_state_dict(torch.load(args.out / f"{model_id}.pt", weights_only=True))
-            model.eval()
-            layer = get_spec(model_id).default_layer
+            loaded = load(model_id, args.out / f"{model_id}.pt")  # the registry's checked path
+            model, layer = loaded.model, loaded.default_layer
             n, seed = args.groundtruth, recipe.seed + 20_000
             card["gradcam"] = {"layer": layer,
                                "pointing_single": pointing(model, layer, n, seed),

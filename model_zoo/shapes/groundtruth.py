@@ -39,6 +39,11 @@ def _per_sample(labels: torch.Tensor, name: str) -> explainers.Custom:
     return explainers.Custom(lambda out: out.gather(1, labels.view(-1, 1))[:, 0], name)
 
 
+def _maps(e, n: int) -> np.ndarray:
+    """An explanation's attribution as N x H x W (a batch of one comes back unbatched)."""
+    return e.attribution.reshape(n, *e.attribution.shape[-2:])
+
+
 def _batches(n: int, batch: int):
     for start in range(0, n, batch):
         yield range(start, min(n, start + batch))
@@ -50,11 +55,10 @@ def pointing(model, layer: str, n: int, seed: int, method: str = "gradcam", batc
         scenes = [make_scene(seed, i, "single") for i in idx]
         x = scenes_to_tensor(scenes)
         labels = torch.tensor([s.label for s in scenes])
-        e = explainers.explain(model, x, method=method, layer=layer, target=_per_sample(labels, "true class"))
-        with torch.no_grad():
-            pred = model(x).argmax(1)
-        maps = e.attribution.reshape(len(scenes), *e.attribution.shape[-2:])
-        for s, m, ok in zip(scenes, maps, (pred == labels).tolist()):
+        capture = explainers.Capture(model, x, layer=layer, pixels=method.startswith("guided"))
+        e = capture.explain(method, _per_sample(labels, "true class"))
+        pred = capture.output.argmax(1)  # the same forward pass, not a second one
+        for s, m, ok in zip(scenes, _maps(e, len(scenes)), (pred == labels).tolist()):
             if ok:
                 correct += 1
                 hits += peak_in_mask(m, s.objects[0].mask)
@@ -68,14 +72,13 @@ def pair_discrimination(model, layer: str, n: int, seed: int, batch: int = 100) 
         scenes = [make_scene(seed, i, "pair") for i in idx]
         x = scenes_to_tensor(scenes)
         targets = [_per_sample(torch.tensor([s.objects[k].label for s in scenes]), f"object {k}") for k in (0, 1)]
-        exps = explainers.explain(model, x, layer=layer, target=targets)
-        with torch.no_grad():
-            top2 = model(x).topk(2, dim=1).indices
+        capture = explainers.Capture(model, x, layer=layer)
+        maps = [_maps(e, len(scenes)) for e in capture.explain("gradcam", targets)]
+        top2 = capture.output.topk(2, dim=1).indices
         for j, s in enumerate(scenes):
             both_top2 += {o.label for o in s.objects} == set(top2[j].tolist())
             for k in (0, 1):
-                m = exps[k].attribution.reshape(len(scenes), *exps[k].attribution.shape[-2:])[j]
-                hits += peak_in_mask(m, s.objects[k].mask)
+                hits += peak_in_mask(maps[k][j], s.objects[k].mask)
                 total += 1
     return {"n": n, "seed": seed, "own_object": round(hits / total, 4),
             "both_classes_in_top2": round(both_top2 / n, 4)}
@@ -89,6 +92,5 @@ def cue_energy(model, layer: str, n: int, seed: int, batch: int = 100) -> dict:
         scenes = [make_scene(seed, i, "single", "match") for i in idx]
         labels = torch.tensor([s.label for s in scenes])
         e = explainers.explain(model, scenes_to_tensor(scenes), layer=layer, target=_per_sample(labels, "true class"))
-        maps = e.attribution.reshape(len(scenes), *e.attribution.shape[-2:])
-        shares.extend(mass_in_box(m, CUE_BOX) for m in maps)
+        shares.extend(mass_in_box(m, CUE_BOX) for m in _maps(e, len(scenes)))
     return {"n": n, "seed": seed, "cue_mass": round(float(np.mean(shares)), 4)}
