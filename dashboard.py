@@ -1,12 +1,19 @@
 """Grad-CAM Studio: the Streamlit entry point. Routing and the shared sidebar only; no logic."""
 import streamlit as st
 
+from ui import selection
+
 st.set_page_config(page_title="Grad-CAM Studio", layout="wide")
 
-pages = [
+explaining = [
     st.Page("pages/explore.py", title="Explore", default=True),
-    st.Page("pages/model_zoo.py", title="Model zoo"),
+    st.Page("pages/compare.py", title="Compare"),
+    st.Page("pages/counterfactual.py", title="Counterfactual"),
+    st.Page("pages/how_it_works.py", title="How it works"),
 ]
+page = st.navigation({"Explain": explaining, "Models": [st.Page("pages/model_zoo.py", title="Model zoo")]})
 with st.sidebar:
     st.markdown("**Grad-CAM Studio**  \nwhere convolutional networks look, and why")
-st.navigation(pages).run()
+if page.url_path in {p.url_path for p in explaining}:
+    selection.sidebar()  # model and image, shared by every explaining page
+page.run()

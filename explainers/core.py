@@ -121,6 +121,7 @@ class _Forward:
     output: torch.Tensor
     activations: dict[str, torch.Tensor]
     x: torch.Tensor | None
+    saved: dict = field(default_factory=dict)  # storage key -> bytes kept for the backward
 
 
 def _describe(output) -> str:
@@ -158,11 +159,20 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
 
     x_in = x.detach().requires_grad_(True) if input_grad else x.detach()
     handles = []
+    saved: dict[tuple, int] = {}
+
+    def pack(t):  # count what the graph keeps for the backward (each storage once)
+        if t.device.type != "meta":
+            storage = t.untyped_storage()
+            saved[(storage.data_ptr(), t.device)] = storage.nbytes()
+        return t.detach()  # the tensor itself would tie saved outputs to their node in a cycle
+
     with model_lock(model):
         try:
             for name, module in modules.items():
                 handles.append(module.register_forward_hook(make_hook(name)))
-            with torch.set_grad_enabled(input_grad):
+            with torch.set_grad_enabled(input_grad), \
+                    torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 output = model(x_in)
         finally:
             for handle in handles:
@@ -171,7 +181,7 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
         if name not in activations:
             raise ValueError(f"layer {name!r} was not called during the forward pass, so it "
                              "cannot explain the output; pick a layer on the path to the output")
-    return _Forward(output, activations, x_in if input_grad else None)
+    return _Forward(output, activations, x_in if input_grad else None, saved)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -319,6 +329,22 @@ class Capture:
     def output(self) -> torch.Tensor:
         """The model output of the captured forward pass (detached)."""
         return self._fwd.output.detach() if isinstance(self._fwd.output, torch.Tensor) else self._fwd.output
+
+    @property
+    def activation(self) -> torch.Tensor | None:
+        """A, the captured layer's output (N x C x h x w, detached); None without a layer."""
+        return None if self.layer is None else self._fwd.activations[self.layer].detach()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this capture keeps alive: the tensors its autograd graph saved for the backward,
+        the captured activations, the input and the output (each storage counted once)."""
+        seen = dict(self._fwd.saved)
+        for t in [*self._fwd.activations.values(), self._fwd.x, self._fwd.output]:
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                seen[(st.data_ptr(), t.device)] = st.nbytes()
+        return sum(seen.values())
 
     def explain(self, method: str = "gradcam", target=None):
         """As :func:`explain`, from the captured forward pass."""

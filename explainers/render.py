@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["NORMALISATIONS", "COLORMAPS", "normalize", "colorize", "overlay", "pixel_image"]
+__all__ = ["NORMALISATIONS", "COLORMAPS", "normalize", "colorize", "overlay", "pixel_image", "resize_map"]
 
 NORMALISATIONS = ("per_map", "joint", "none")
 
@@ -78,6 +78,14 @@ def _resize_map(map01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (map01.shape[1], map01.shape[0]) == size:
         return map01
     return np.asarray(Image.fromarray(map01.astype(np.float32), mode="F").resize(size, Image.BILINEAR))
+
+
+def resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an H x W float map to ``shape`` (rows, columns)."""
+    m = np.asarray(m, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"resize_map needs an H x W map, got shape {m.shape}")
+    return _resize_map(m, (shape[1], shape[0]))
 
 
 def overlay(image, map01: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:

@@ -120,3 +120,24 @@ def assert_maps_close(actual, expected, rel: float = 1e-4):
         return
     worst = float(np.abs(actual - expected).max())
     assert worst <= rel * scale, f"maps differ by {worst:.3g}, more than {rel} of their peak {scale:.3g}"
+
+
+def _dashboard_runs_as_streamlit_run_does():
+    """AppTest resets ``PagesManager.uses_pages_directory`` before every run, so with a ``pages/``
+    folder next to dashboard.py each rerun after the first executes only the page file (the
+    pre-st.navigation "pages directory" mode), skipping dashboard.py and its shared sidebar.
+    ``streamlit run`` sets the flag once per process and st.navigation turns it off for good;
+    do the same here so the tests run the app the way users get it."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, main_script_path, *args, **kwargs):
+        original(self, main_script_path, *args, **kwargs)
+        if str(main_script_path).endswith("dashboard.py"):
+            PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init
+
+
+_dashboard_runs_as_streamlit_run_does()

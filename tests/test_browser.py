@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from model_zoo.shapes import gallery
+from tests.test_uploads_and_sessions import _bomb_png
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -87,6 +88,13 @@ def test_pick_model_upload_change_class(server, tmp_path):
         _choose(page, "Model", "shapes-fc")
         page.locator('[data-testid="stRadio"] label').filter(has_text="Upload").click()
         _settle(page)
+        bomb = tmp_path / "bomb.png"
+        bomb.write_bytes(_bomb_png())
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bomb))
+        _settle(page)
+        page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=60_000)
+        assert "400 MP is above the 40 MP limit" in page.locator("body").inner_text()
+        assert page.locator('[data-testid="stException"]').count() == 0
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
         _settle(page)
         page.wait_for_selector('[data-testid="stImage"] img', timeout=60_000)
@@ -102,5 +110,63 @@ def test_pick_model_upload_change_class(server, tmp_path):
         assert f"Explaining {other}" in page.locator("body").inner_text()
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+        # the other explaining pages work on the same model and upload (the shared sidebar)
+        for title, text in (("Compare", "Two models, one image, one class"),
+                            ("Counterfactual", "claims that masking its region"),
+                            ("How it works", "Channel weights")):
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).click()
+            page.wait_for_selector(f"text={text}", timeout=90_000)
+            _settle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0, title
+            assert page.locator('[data-testid="stImage"] img').count() >= 2, title
+        page.screenshot(path=str(tmp_path / "how_it_works.png"), full_page=True)
         browser.close()
     assert (tmp_path / "after.png").stat().st_size > 10_000
+
+
+def _choose_now(page, label: str, option: str):
+    """As _choose, without waiting for the rerun to finish."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label)
+    box.locator("input").click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+
+
+def test_two_sessions_at_once_get_their_own_maps(server, tmp_path):
+    """Two browser sessions on one server (one cached model) change scene and layer at the same
+    time; each one's downloaded map is what the library gives for its own image and layer."""
+    import numpy as np
+    import model_zoo
+    import explainers
+    jobs = [("pair: square + hexagon", "layer2"), ("pair: ellipse + square", "layer3")]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pages = [browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1600}).new_page()
+                 for _ in jobs]
+        for page in pages:
+            page.goto(server)
+        for page in pages:
+            _settle(page)
+        for page, (scene, _) in zip(pages, jobs):  # both sessions rerun at once
+            _choose_now(page, "Sample scene", scene)
+        for page in pages:
+            _settle(page)
+        for page, (_, layer) in zip(pages, jobs):
+            _choose_now(page, "Layer", layer)
+        maps = []
+        for page, (scene, layer) in zip(pages, jobs):
+            _settle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert f"at layer {layer}" in page.locator("body").inner_text()
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Grad-CAM overlay (.npy)").click()
+            path = tmp_path / f"{layer}.npy"
+            download.value.save_as(path)
+            maps.append(np.load(path))
+        browser.close()
+    loaded = model_zoo.load("shapes-resnet")
+    scenes = dict(gallery())
+    for (scene, layer), shown in zip(jobs, maps):
+        x = loaded.preprocess(scenes[scene].pil()).unsqueeze(0)
+        expected = explainers.explain(loaded.model, x, layer=layer).attribution
+        np.testing.assert_allclose(shown, expected, rtol=1e-4, atol=1e-6)

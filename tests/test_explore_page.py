@@ -33,9 +33,9 @@ def _layer_map_spec(at) -> str:
 
 
 def test_default_view_explains_the_predicted_class(app):
-    assert app.selectbox(key="explore_model").value == "shapes-resnet"
+    assert app.selectbox(key="model").value == "shapes-resnet"
     first_name, first_scene = gallery()[0]
-    assert app.selectbox(key="explore_gallery").value == first_name
+    assert app.selectbox(key="gallery").value == first_name
     # the model gets the gallery's first scene right, and the default class is its top-1
     assert _by_label(app, "Class to explain").value == first_scene.label
     assert any(f"Explaining **{first_scene.objects[0].name}**" in c.value for c in app.caption)
@@ -64,7 +64,7 @@ def test_switching_class_changes_the_map_without_a_new_forward(app):
 def test_another_gallery_scene_and_layer(app):
     names = [n for n, _ in gallery()]
     pair = next(n for n in names if n.startswith("pair:"))
-    app.selectbox(key="explore_gallery").set_value(pair).run()
+    app.selectbox(key="gallery").set_value(pair).run()
     _by_label(app, "Layer").set_value("layer1").run()
     assert not app.exception
     assert "(32x32, unnormalised)" in _layer_map_spec(app)
@@ -78,14 +78,14 @@ def _png(array) -> bytes:
 
 
 def test_uploads(app):
-    app.radio(key="explore_source").set_value("Upload").run()
-    assert any("Choose a sample scene or upload" in i.value for i in app.info)
-    app.file_uploader(key="explore_upload").set_value(("notes.png", b"not an image", "image/png")).run()
+    app.radio(key="image_source").set_value("Upload").run()
+    assert any("Choose a sample scene or upload an image in the sidebar" in i.value for i in app.info)
+    app.file_uploader(key="upload").set_value(("notes.png", b"not an image", "image/png")).run()
     assert not app.exception
     assert any("notes.png: not an image file" in e.value for e in app.error)
     scene = gallery()[2][1]
     grey = np.asarray(scene.pil().convert("L"))
-    app.file_uploader(key="explore_upload").set_value(("grey.png", _png(grey), "image/png")).run()
+    app.file_uploader(key="upload").set_value(("grey.png", _png(grey), "image/png")).run()
     assert not app.exception and not app.error
     assert len(app.get("plotly_chart")) == 2
     # a new image starts at its own top-1 class, not the previous image's choice

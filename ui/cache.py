@@ -5,6 +5,9 @@ class, method, opacity or colour map never repeats it."""
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import streamlit as st
@@ -12,6 +15,7 @@ import torch
 from PIL import Image
 
 import explainers
+from explainers import masking
 import model_zoo
 from model_zoo import shapes
 
@@ -39,18 +43,77 @@ def digest(image_rgb: np.ndarray) -> str:
     return hashlib.sha256(image_rgb.tobytes() + str(image_rgb.shape).encode()).hexdigest()[:20]
 
 
-@st.cache_resource(max_entries=8, show_spinner="Running the model...")
-def capture(model_id: str, image_digest: str, layer: str, _image: np.ndarray) -> explainers.Capture:
+class CaptureStore:
+    """Kept forward passes, least recently used first out, bounded by the bytes they hold
+    (``Capture.nbytes``: a ResNet-50 capture with the pixel graph keeps ~180 MB, a shapes model's
+    ~2 MB), not by a count. The newest capture always stays, even when alone over budget."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget = budget_bytes
+        self._items: OrderedDict[tuple, explainers.Capture] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make) -> explainers.Capture:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        made = make()  # outside the store's lock: other sessions' hits are not held up
+        with self._lock:
+            kept = self._items.setdefault(key, made)
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and self.nbytes > self.budget:
+                self._items.popitem(last=False)
+            return kept
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@st.cache_resource(show_spinner=False)
+def capture_store() -> CaptureStore:
+    """One store per process; ``STUDIO_CAPTURE_MB`` sets its budget (default 1024 MB)."""
+    return CaptureStore(int(float(os.environ.get("STUDIO_CAPTURE_MB", "1024")) * 2**20))
+
+
+def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray) -> explainers.Capture:
     """One forward pass (with the guided hooks, so every method is available) for this model,
-    image and layer. ``_image`` is not hashed: ``image_digest`` identifies it."""
-    loaded = load_model(model_id)
-    x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
-    return explainers.Capture(loaded.model, x, layer=layer, pixels=True)
+    image and layer; ``image_digest`` identifies ``image``."""
+    def make():
+        loaded = load_model(model_id)
+        x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
+        with st.spinner("Running the model..."):
+            return explainers.Capture(loaded.model, x, layer=layer, pixels=True)
+    return capture_store().get((model_id, image_digest, layer), make)
 
 
 def probabilities(model_id: str, image_digest: str, layer: str, image: np.ndarray) -> np.ndarray:
     """Softmax of the captured forward pass's output (no new forward)."""
     return torch.softmax(capture(model_id, image_digest, layer, image).output[0], 0).numpy()
+
+
+def logits(model_id: str, image_digest: str, layer: str, image: np.ndarray) -> np.ndarray:
+    return capture(model_id, image_digest, layer, image).output[0].numpy().copy()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def activations(model_id: str, image_digest: str, layer: str, _image: np.ndarray) -> np.ndarray:
+    """A^k of the captured layer: C x h x w."""
+    return capture(model_id, image_digest, layer, _image).activation[0].numpy().copy()
+
+
+@st.cache_data(max_entries=32, show_spinner="Masking and re-running the model...")
+def masked_logits(model_id: str, image_digest: str, _image: np.ndarray, _masks: tuple,
+                  masks_key: str, baseline: str) -> np.ndarray:
+    """Logits with each mask's region replaced (one batched forward); ``masks_key`` identifies
+    the masks."""
+    loaded = load_model(model_id)
+    x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
+    return masking.masked_outputs(loaded.model, x, list(_masks), baseline)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -62,10 +125,33 @@ def layers(model_id: str) -> list[tuple[str, str]]:
             explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop))]
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False)
 def explanation(model_id: str, image_digest: str, layer: str, method: str, class_index: int,
-                _image: np.ndarray) -> dict:
-    """The arrays of one map (cached: revisiting a class or method is free)."""
-    e = capture(model_id, image_digest, layer, _image).explain(method, class_index)
+                _image: np.ndarray, versus: int | None = None) -> dict:
+    """The arrays of one map (cached: revisiting a class or method is free). ``versus``: explain
+    y^class - y^versus ("why this class rather than that one") instead of y^class."""
+    target = class_index if versus is None else explainers.Contrast(class_index, versus)
+    e = capture(model_id, image_digest, layer, _image).explain(method, target)
     return {"attribution": e.attribution, "layer_map": e.layer_map, "weights": e.weights,
             "score": e.score}
+
+
+def compatible_models(model_id: str) -> list[str]:
+    """Models whose weights are here and that share ``model_id``'s classes (same names, same
+    order), so that one class index means the same thing in each."""
+    categories = list(load_model(model_id).categories)
+    ready, _ = available_models()
+    return [m for m in ready if list(model_zoo.get_spec(m).categories) == categories]
+
+
+def stage_layers(model_id: str, count: int = 4) -> list[str]:
+    """A few layers from early to the default one, for a layer grid: the last ``count``
+    shallowest-named layers up to and including the default layer."""
+    loaded = load_model(model_id)
+    names = [name for name, _ in layers(model_id)]
+    upto = names[:names.index(loaded.default_layer) + 1]
+    depth = min(n.count(".") for n in upto)
+    shallow = [n for n in upto if n.count(".") == depth]
+    if loaded.default_layer not in shallow:
+        shallow.append(loaded.default_layer)
+    return shallow[-count:]
