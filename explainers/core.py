@@ -121,7 +121,6 @@ class _Forward:
     output: torch.Tensor
     activations: dict[str, torch.Tensor]
     x: torch.Tensor | None
-    saved: dict = field(default_factory=dict)  # storage key -> bytes kept for the backward
 
 
 def _describe(output) -> str:
@@ -159,20 +158,11 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
 
     x_in = x.detach().requires_grad_(True) if input_grad else x.detach()
     handles = []
-    saved: dict[tuple, int] = {}
-
-    def pack(t):  # count what the graph keeps for the backward (each storage once)
-        if t.device.type != "meta":
-            storage = t.untyped_storage()
-            saved[(storage.data_ptr(), t.device)] = storage.nbytes()
-        return t.detach()  # the tensor itself would tie saved outputs to their node in a cycle
-
     with model_lock(model):
         try:
             for name, module in modules.items():
                 handles.append(module.register_forward_hook(make_hook(name)))
-            with torch.set_grad_enabled(input_grad), \
-                    torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with torch.set_grad_enabled(input_grad):
                 output = model(x_in)
         finally:
             for handle in handles:
@@ -181,7 +171,7 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
         if name not in activations:
             raise ValueError(f"layer {name!r} was not called during the forward pass, so it "
                              "cannot explain the output; pick a layer on the path to the output")
-    return _Forward(output, activations, x_in if input_grad else None, saved)
+    return _Forward(output, activations, x_in if input_grad else None)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -295,6 +285,37 @@ def _resolve_targets(target, output: torch.Tensor):
     return [as_target(target)], False
 
 
+def _graph_bytes(fwd: _Forward, model_storages: set) -> int:
+    """Bytes of the tensors a forward's autograd graph saved, plus its activations, input and
+    output (each storage once); the model's parameters and buffers are not counted."""
+    seen: dict[tuple, int] = {}
+
+    def add(t):
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            storage = t.untyped_storage()
+            key = (storage.data_ptr(), t.device)
+            if key not in model_storages:
+                seen[key] = storage.nbytes()
+
+    for t in [*fwd.activations.values(), fwd.x, fwd.output]:
+        add(t)
+    roots = [fwd.output] if isinstance(fwd.output, torch.Tensor) else []
+    stack = [t.grad_fn for t in roots if t.grad_fn is not None]
+    visited = set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in visited:
+            continue
+        visited.add(node)
+        for name in dir(node):
+            if name.startswith("_saved_"):
+                value = getattr(node, name, None)
+                for v in value if isinstance(value, (tuple, list)) else (value,):
+                    add(v)
+        stack.extend(fn for fn, _ in node.next_functions if fn is not None)
+    return sum(seen.values())
+
+
 def _np(t: torch.Tensor, batched: bool) -> np.ndarray:
     """A float32 array that owns its memory (no view keeping a tensor or other targets alive)."""
     a = t.detach().to(torch.float32).cpu().numpy()
@@ -324,6 +345,9 @@ class Capture:
         self._n = x.shape[0]
         self._size = (x.shape[-2], x.shape[-1])
         self._lock = threading.Lock()
+        self._nbytes: int | None = None
+        self._model_storages = {(t.untyped_storage().data_ptr(), t.device)
+                                for t in [*model.parameters(), *model.buffers()]}
 
     @property
     def output(self) -> torch.Tensor:
@@ -337,14 +361,12 @@ class Capture:
 
     @property
     def nbytes(self) -> int:
-        """Bytes this capture keeps alive: the tensors its autograd graph saved for the backward,
-        the captured activations, the input and the output (each storage counted once)."""
-        seen = dict(self._fwd.saved)
-        for t in [*self._fwd.activations.values(), self._fwd.x, self._fwd.output]:
-            if isinstance(t, torch.Tensor):
-                st = t.untyped_storage()
-                seen[(st.data_ptr(), t.device)] = st.nbytes()
-        return sum(seen.values())
+        """Bytes this capture keeps alive: the tensors its autograd graph saved for the backward
+        (found by walking the graph once, on first use), the captured activations, the input and
+        the output; each storage counted once, parameters not counted (the model owns them)."""
+        if self._nbytes is None:
+            self._nbytes = _graph_bytes(self._fwd, self._model_storages)
+        return self._nbytes
 
     def explain(self, method: str = "gradcam", target=None):
         """As :func:`explain`, from the captured forward pass."""

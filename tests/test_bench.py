@@ -13,8 +13,10 @@ def test_bench_smoke(tmp_path, capsys):
     assert res["model"] == "resnet18" and res["forward_ms"] > 0
     ours = {r["task"]: r for r in res["rows"] if r["library"] == "ours"}
     assert set(ours) == {"gradcam_top1", "gradcam_top5", "guided_backprop", "guided_gradcam",
-                         "gradcam_class_switch"}
+                         "gradcam_class_switch", "dashboard_first_maps", "dashboard_all_four_maps",
+                         "dashboard_forward_plus_rendering"}
     assert all(r["ratio"] > 0 and r["retained_bytes"] is not None for r in ours.values())
     peers = {r["library"] for r in res["rows"]}
     assert {"captum", "pytorch-grad-cam", "torchcam", "floor"} <= peers
-    assert "| gradcam_top5 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| gradcam_top5 |" in printed and "new image in the dashboard: first maps" in printed

@@ -45,7 +45,7 @@ def digest(image_rgb: np.ndarray) -> str:
 
 class CaptureStore:
     """Kept forward passes, least recently used first out, bounded by the bytes they hold
-    (``Capture.nbytes``: a ResNet-50 capture with the pixel graph keeps ~180 MB, a shapes model's
+    (``Capture.nbytes``: a ResNet-50 capture with the pixel graph keeps ~82 MB, a shapes model's
     ~2 MB), not by a count. The newest capture always stays, even when alone over budget."""
 
     def __init__(self, budget_bytes: int):
