@@ -8,6 +8,8 @@ import streamlit as st
 from explainers import render
 from ui import cache, selection, views
 
+TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "guided_backprop": "Guided Backprop",
+          "guided_gradcam": "Guided Grad-CAM"}
 st.title("Explore")
 sel = selection.current()
 model_id, shown, digest = sel.model_id, sel.image, sel.digest
@@ -32,6 +34,8 @@ with col_ctrl:
                                      "Class to explain")
     alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_alpha")
     cmap = st.selectbox("Colour map", render.COLORMAPS, key="explore_cmap")
+    method = st.selectbox("Method in detail (heatmap and downloads)", list(TITLES), format_func=TITLES.get,
+                          key="explore_method")
 
 gradcam = cache.explanation(model_id, digest, layer, "gradcam", class_index, shown)
 st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {gradcam['score']:.3f}) "
@@ -39,22 +43,25 @@ st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {gradcam['sc
 columns = st.columns(5)
 columns[0].image(shown, caption="Image", width="stretch")
 # the Grad-CAM maps first (a backward through the head only), then the pixel-space maps
-(gc,) = render.normalize([gradcam["attribution"]], "per_map")
-gradcam_png = render.overlay(shown, gc, alpha, cmap)
-columns[1].image(gradcam_png, caption="Grad-CAM", width="stretch")
-counterfactual = cache.explanation(model_id, digest, layer, "counterfactual", class_index, shown)
-(cf,) = render.normalize([counterfactual["attribution"]], "per_map")
-columns[2].image(render.overlay(shown, cf, alpha, cmap), caption="Counterfactual", width="stretch")
-for col, method, title in ((columns[3], "guided_backprop", "Guided Backprop"),
-                           (columns[4], "guided_gradcam", "Guided Grad-CAM")):
-    pixels = cache.explanation(model_id, digest, layer, method, class_index, shown)["attribution"]
-    col.image(render.pixel_image(pixels), caption=title, width="stretch")
+maps, pictures = {}, {}
+for col, m in zip(columns[1:], TITLES):
+    maps[m] = cache.explanation(model_id, digest, layer, m, class_index, shown)
+    if m in ("gradcam", "counterfactual"):
+        (m01,) = render.normalize([maps[m]["attribution"]], "per_map")
+        pictures[m] = render.overlay(shown, m01, alpha, cmap)
+    else:
+        pictures[m] = render.pixel_image(maps[m]["attribution"])
+    col.image(pictures[m], caption=TITLES[m], width="stretch")
 
-layer_map = gradcam["layer_map"]
-st.plotly_chart(views.heatmap(layer_map, f"Grad-CAM at layer resolution ({layer_map.shape[0]}x"
-                                         f"{layer_map.shape[1]}, unnormalised)"), key="explore_layer_map")
+chosen = maps[method]
+if chosen["layer_map"] is not None and method != "guided_gradcam":
+    z, what = chosen["layer_map"], "at layer resolution"
+else:  # pixel maps: the magnitude summed over colour channels, at input resolution
+    z, what = np.abs(chosen["attribution"]).sum(axis=0), "|attribution| summed over channels"
+st.plotly_chart(views.heatmap(z, f"{TITLES[method]} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)"),
+                key="explore_layer_map")
 
-settings = views.settings_of(sel, loaded, layer=layer, method="gradcam", class_index=class_index,
-                             class_name=loaded.categories[class_index], score=gradcam["score"],
+settings = views.settings_of(sel, loaded, layer=layer, method=method, class_index=class_index,
+                             class_name=loaded.categories[class_index], score=chosen["score"],
                              normalisation="per_map", alpha=alpha, cmap=cmap)
-views.downloads("dl", "gradcam", gradcam_png, gradcam["attribution"], settings, what="Grad-CAM overlay")
+views.downloads("dl", method, pictures[method], chosen["attribution"], settings, what=TITLES[method])

@@ -159,7 +159,7 @@ def test_two_sessions_at_once_get_their_own_maps(server, tmp_path):
             assert page.locator('[data-testid="stException"]').count() == 0
             assert f"at layer {layer}" in page.locator("body").inner_text()
             with page.expect_download() as download:
-                page.get_by_role("button", name="Grad-CAM overlay (.npy)").click()
+                page.get_by_role("button", name="Grad-CAM (.npy)").click()
             path = tmp_path / f"{layer}.npy"
             download.value.save_as(path)
             maps.append(np.load(path))

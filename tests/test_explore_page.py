@@ -95,3 +95,14 @@ def test_uploads(app):
         top1 = int(loaded.model(loaded.preprocess(Image.fromarray(grey).convert("RGB")).unsqueeze(0)).argmax())
     assert top1 != gallery()[0][1].label
     assert _by_label(app, "Class to explain").value == top1
+
+
+def test_method_in_detail_sets_the_heatmap_and_downloads(app):
+    app.selectbox(key="explore_method").set_value("guided_backprop").run()
+    assert not app.exception
+    spec = _layer_map_spec(app)
+    assert "Guided Backprop |attribution| summed over channels (64x64" in spec
+    labels = [b.label for b in app.get("download_button")]
+    assert labels[:2] == ["Guided Backprop (PNG)", "Guided Backprop (.npy)"]
+    app.selectbox(key="explore_method").set_value("counterfactual").run()
+    assert "Counterfactual at layer resolution (16x16" in _layer_map_spec(app)
