@@ -5,13 +5,23 @@ from ui import selection
 
 st.set_page_config(page_title="Grad-CAM Studio", layout="wide")
 
+if "study" in st.query_params:  # a participant's link: that study and nothing else
+    st.navigation([st.Page("pages/participate.py", title="Study", default=True)], position="hidden").run()
+    st.stop()
+
 explaining = [
     st.Page("pages/explore.py", title="Explore", default=True),
     st.Page("pages/compare.py", title="Compare"),
     st.Page("pages/counterfactual.py", title="Counterfactual"),
     st.Page("pages/how_it_works.py", title="How it works"),
 ]
-page = st.navigation({"Explain": explaining, "Models": [st.Page("pages/model_zoo.py", title="Model zoo")]})
+page = st.navigation({
+    "Explain": explaining,
+    "Models": [st.Page("pages/model_zoo.py", title="Model zoo")],
+    "Studies": [st.Page("pages/participate.py", title="Take part"),
+                st.Page("pages/study_designer.py", title="Design a study"),
+                st.Page("pages/study_results.py", title="Study results")],
+})
 with st.sidebar:
     st.markdown("**Grad-CAM Studio**  \nwhere convolutional networks look, and why")
 if page.url_path in {p.url_path for p in explaining}:

@@ -1,0 +1,92 @@
+"""Design a study (admin): two models and the one believed stronger (trust) or one model
+(class discrimination), the methods, the images and their filter, the number of trials, the
+instructions. The study is saved with its fixed trial list, rendered maps, settings and seed."""
+import streamlit as st
+
+import studies as studies_lib
+from explainers import METHODS
+from ui import cache, studies
+
+st.title("Design a study")
+studies.require_admin()
+store = studies.store()
+
+DEFAULT_INSTRUCTIONS = {
+    "trust": "Two robots were trained to recognise shapes. For each picture both robots give the "
+             "same answer. You will see what each robot looked at to decide. Tell us which robot "
+             "you would trust more to get such pictures right, on a 5-point scale.",
+    "discrimination": "A robot looked at a picture with two shapes and shows you what it looked "
+                      "at for one of them. The picture itself is hidden. Which shape is it showing?",
+}
+METHOD_TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "guided_backprop": "Guided Backprop",
+                 "guided_gradcam": "Guided Grad-CAM"}
+
+ready, _ = cache.available_models()
+kind = st.radio("Kind of study", ["trust", "discrimination"], horizontal=True, key="design_kind",
+                format_func={"trust": "Which robot is more reliable (two models)",
+                             "discrimination": "Which class does the map show (one model)"}.get)
+title = st.text_input("Title (participants see it: do not name the models)", "Which robot do you trust?",
+                      key="design_title")
+if kind == "trust":
+    a, b, c = st.columns(3)
+    first = a.selectbox("Model 1", ready, index=0, key="design_model_a")
+    second = b.selectbox("Model 2", [m for m in ready if m != first],
+                         index=min(1, len(ready) - 2) if len(ready) > 2 else 0, key="design_model_b")
+    stronger = c.radio("Which do you believe is stronger?", [first, second], key="design_stronger")
+    models = (first, second)
+else:
+    models = (st.selectbox("Model", ready, key="design_model"),)
+    stronger = None
+methods = st.multiselect("Visualisations (one study can compare several)", list(METHODS),
+                         default=["guided_backprop", "guided_gradcam"], format_func=METHOD_TITLES.get,
+                         key="design_methods")
+source_kind = st.radio("Images", ["shapes", "folder"], horizontal=True, key="design_source",
+                       format_func={"shapes": "Shapes world (labels known)",
+                                    "folder": "A folder of my images on this server"}.get)
+if source_kind == "shapes":
+    a, b = st.columns(2)
+    source = {"source": "shapes", "seed": int(a.number_input("World seed", 0, 10**6, 31000, key="design_world_seed")),
+              "candidates": int(b.number_input("Candidate scenes", 1, 5000, 300, key="design_candidates"))}
+    if kind == "discrimination":
+        st.caption("Two-object scenes are used: each trial shows the map of one of the two shapes.")
+else:
+    path = st.text_input("Folder path (optional labels.csv inside: file,label)", key="design_folder")
+    source = {"source": "folder", "path": path}
+a, b, c = st.columns(3)
+n_images = int(a.number_input("Images (trials = images x visualisations)", 1, 500, 20, key="design_n"))
+require_correct = b.checkbox("Only images the models get right", value=kind == "trust", key="design_correct")
+seed = int(c.number_input("Seed", 0, 10**6, 0, key="design_seed"))
+instructions = st.text_area("Instructions", DEFAULT_INSTRUCTIONS[kind], key=f"design_instructions_{kind}")
+
+if st.button("Create study", type="primary", key="design_create"):
+    design = studies_lib.StudyDesign(kind=kind, title=title, models=models, methods=tuple(methods),
+                                     stronger=stronger, source=source, n_images=n_images,
+                                     require_correct=require_correct, instructions=instructions, seed=seed)
+    bar = st.progress(0.0, text="Running the models on candidate images...")
+    try:
+        config, trials, stimuli = studies_lib.build_study(
+            design, progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} images kept"),
+            load=cache.load_model)
+    except studies_lib.DesignError as err:
+        bar.empty()
+        st.error(f"The study cannot be made: {err}")
+        st.stop()
+    bar.empty()
+    code = studies.guarded(store.save_study, title, kind, config, trials, stimuli)
+    st.session_state["design_last_code"] = code
+    st.success(f"Study saved: code **{code}**, {len(trials)} trials from {config['images_kept']} images "
+               f"({config['candidates_seen']} candidates looked at).")
+
+last = st.session_state.get("design_last_code")
+if last:
+    st.markdown(f"Participants open the app's address with `?study={last}` at the end (for example "
+                f"`http://localhost:8501/?study={last}`): they see that study and nothing else.")
+
+st.subheader("Studies")
+rows = []
+for s in studies.guarded(store.studies):
+    participants, answers = studies.guarded(store.counts, s.code)
+    rows.append({"code": s.code, "title": s.title, "kind": s.kind, "models": ", ".join(s.config["models"]),
+                 "trials": s.n_trials, "participants": participants, "answers": answers,
+                 "status": "closed" if s.closed else "open", "created": s.created_at})
+st.dataframe(rows, hide_index=True, width="stretch", key="design_studies")

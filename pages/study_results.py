@@ -1,0 +1,104 @@
+"""Study results (admin): per study and method, the relative reliability in favour of the
+stronger model with a bootstrap interval, a sign test and a permutation test (trust), or the
+accuracy per method (class discrimination); per participant and per image; raw answers as CSV."""
+import csv
+import io
+from collections import defaultdict
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import studies as studies_lib
+from ui import studies
+
+st.title("Study results")
+studies.require_admin()
+store = studies.store()
+all_studies = studies.guarded(store.studies)
+if not all_studies:
+    st.info("No study yet: design one on the Design a study page.")
+    st.stop()
+labels = {s.code: f"{s.code}: {s.title} ({s.kind}, {'closed' if s.closed else 'open'})" for s in all_studies}
+code = st.selectbox("Study", list(labels), format_func=labels.get, key="results_study")
+study = studies.guarded(store.study, code)
+trials = studies.guarded(store.trials, code)
+rows = studies.guarded(store.responses, code)
+participants, answers = studies.guarded(store.counts, code)
+cfg = study.config
+if study.kind == "trust":
+    st.markdown(f"Models: **{cfg['stronger']}** (believed stronger) vs "
+                f"**{next(m for m in cfg['models'] if m != cfg['stronger'])}**; methods: {', '.join(cfg['methods'])}; "
+                f"{study.n_trials} trials; {participants} participants, {answers} answers.")
+else:
+    st.markdown(f"Model: **{cfg['models'][0]}**; methods: {', '.join(cfg['methods'])}; {study.n_trials} trials; "
+                f"{participants} participants, {answers} answers.")
+if not study.closed and st.button("Close the study (no more participants or answers)", key="results_close"):
+    studies.guarded(store.close_study, code)
+    st.rerun()
+if not rows:
+    st.info("No answers yet.")
+    st.stop()
+method_of = {i: t["method"] for i, t in enumerate(trials)}
+
+if study.kind == "trust":
+    summary = studies_lib.reliability_summary(rows, method_of, seed=int(cfg.get("seed", 0)))
+    st.dataframe([{"method": r["method"], "answers": r["answers"], "participants": r["participants"],
+                   "relative reliability": round(r["relative_reliability"], 3),
+                   "95% CI": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+                   "favour stronger / non-zero": f"{r['favour_stronger']} / {r['non_zero']}",
+                   "sign test p": f"{r['sign_test_p']:.3g}", "permutation p": f"{r['permutation_p']:.3g}"}
+                  for r in summary], hide_index=True, width="stretch", key="results_summary")
+    st.caption("Relative reliability: the mean answer in favour of the stronger model (+2 clearly "
+               "stronger ... -2 clearly weaker), as in the paper. 95% CI: bootstrap over participants. "
+               "Sign test: exact, over non-zero answers. Permutation: sign flips of participants' means.")
+    fig = go.Figure(go.Bar(x=[r["method"] for r in summary], y=[r["relative_reliability"] for r in summary],
+                           error_y=dict(type="data", symmetric=False,
+                                        array=[r["ci_high"] - r["relative_reliability"] for r in summary],
+                                        arrayminus=[r["relative_reliability"] - r["ci_low"] for r in summary])))
+    fig.update_layout(height=320, title="Relative reliability in favour of the stronger model",
+                      yaxis=dict(range=[-2, 2]), margin=dict(l=0, r=0, t=30, b=0))
+    st.plotly_chart(fig, key="results_chart")
+    hist = go.Figure([go.Histogram(x=[r["score"] for r in rows if method_of[r["trial_idx"]] == m], name=m,
+                                   xbins=dict(start=-2.5, end=2.5, size=1)) for m in cfg["methods"]])
+    hist.update_layout(height=280, barmode="group", title="Answers (in favour of the stronger model)",
+                       margin=dict(l=0, r=0, t=30, b=0))
+    st.plotly_chart(hist, key="results_hist")
+else:
+    summary = studies_lib.discrimination_summary(rows, method_of)
+    st.dataframe([{"method": r["method"], "answers": r["answers"], "participants": r["participants"],
+                   "accuracy": f"{r['accuracy']:.1%}", "95% CI": f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}]",
+                   "binomial p (vs 50%)": f"{r['binomial_p']:.3g}"} for r in summary],
+                 hide_index=True, width="stretch", key="results_summary")
+    fig = go.Figure(go.Bar(x=[r["method"] for r in summary], y=[r["accuracy"] for r in summary],
+                           error_y=dict(type="data", symmetric=False,
+                                        array=[r["ci_high"] - r["accuracy"] for r in summary],
+                                        arrayminus=[r["accuracy"] - r["ci_low"] for r in summary])))
+    fig.update_layout(height=320, title="Share of answers naming the explained class", yaxis=dict(range=[0, 1]),
+                      margin=dict(l=0, r=0, t=30, b=0))
+    st.plotly_chart(fig, key="results_chart")
+
+st.subheader("Per participant")
+per = defaultdict(lambda: defaultdict(list))
+for r in rows:
+    per[r["participant"]][method_of[r["trial_idx"]]].append(r["score"])
+st.dataframe([{"participant": p[:8], **{m: round(sum(v) / len(v), 2) for m, v in d.items()},
+               "answers": sum(len(v) for v in d.values())} for p, d in per.items()],
+             hide_index=True, width="stretch", key="results_participants")
+st.subheader("Per image")
+per_image = defaultdict(list)
+for r in rows:
+    t = trials[r["trial_idx"]]
+    per_image[(str(t["image"].get("index", t["image"].get("file"))), t["method"])].append(r["score"])
+st.dataframe([{"image": k[0], "method": k[1], "answers": len(v), "mean score": round(sum(v) / len(v), 2)}
+              for k, v in sorted(per_image.items())], hide_index=True, width="stretch", key="results_images")
+
+buf = io.StringIO()
+writer = csv.writer(buf)
+writer.writerow(["response_id", "participant", "trial", "position", "method", "image", "shown", "answer", "score",
+                 "created_at"])
+for r in rows:
+    t = trials[r["trial_idx"]]
+    writer.writerow([r["id"], r["participant"], r["trial_idx"], r["position"], t["method"],
+                     t["image"].get("index", t["image"].get("file")), r["shown"], r["answer"], r["score"],
+                     r["created_at"].isoformat() if hasattr(r["created_at"], "isoformat") else r["created_at"]])
+st.download_button("Raw answers (CSV)", buf.getvalue(), f"study_{code}.csv", "text/csv", key="results_csv")

@@ -1,0 +1,219 @@
+"""Study designs: which models, methods and images; the fixed trial list with rendered stimuli;
+each participant's blinded, balanced schedule.
+
+Trust study (paper section 5.2): two models that predict the same label for an image; each
+trial shows both models' maps of that label as "Robot A" and "Robot B" and asks which is more
+reliable on a 5-point scale. Class-discrimination study (section 5.1): one model's map of one of
+the two classes of a two-object scene, the raw image not shown; which class does it show?"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+import explainers
+import model_zoo
+from explainers import render
+from explainers.images import ImageError, open_image
+from model_zoo.shapes import world
+
+__all__ = ["StudyDesign", "DesignError", "build_study", "schedule", "TRUST_SCALE", "KINDS"]
+
+KINDS = ("trust", "discrimination")
+# the paper's 5-point scale, as shown (answer = preference for Robot A)
+TRUST_SCALE = (
+    ("Robot A is clearly more reliable", 2),
+    ("Robot A is slightly more reliable", 1),
+    ("Both are equally reliable", 0),
+    ("Robot B is slightly more reliable", -1),
+    ("Robot B is clearly more reliable", -2),
+)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class DesignError(ValueError):
+    """A design that cannot make a study (a clear message for the designer)."""
+
+
+@dataclass
+class StudyDesign:
+    kind: str  # "trust" or "discrimination"
+    title: str
+    models: tuple[str, ...]  # trust: two model ids; discrimination: one
+    methods: tuple[str, ...] = ("guided_backprop", "guided_gradcam")
+    stronger: str | None = None  # trust: the model the researcher believes is stronger
+    source: dict = field(default_factory=lambda: {"source": "shapes", "seed": 31000, "candidates": 200})
+    n_images: int = 20
+    require_correct: bool = False
+    instructions: str = ""
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.kind not in KINDS:
+            raise DesignError(f"unknown study kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not self.title.strip():
+            raise DesignError("give the study a title")
+        bad = [m for m in self.methods if m not in explainers.METHODS]
+        if not self.methods or bad:
+            raise DesignError(f"choose methods among {', '.join(explainers.METHODS)}"
+                              + (f" (unknown: {', '.join(bad)})" if bad else ""))
+        known = set(model_zoo.list_models())
+        missing = [m for m in self.models if m not in known]
+        if missing:
+            raise DesignError(f"unknown model(s) {', '.join(missing)}")
+        if self.kind == "trust":
+            if len(self.models) != 2 or self.models[0] == self.models[1]:
+                raise DesignError("a trust study compares two different models")
+            if self.stronger not in self.models:
+                raise DesignError("say which of the two models you believe is stronger")
+        elif len(self.models) != 1:
+            raise DesignError("a class-discrimination study uses one model")
+        if self.n_images < 1:
+            raise DesignError("ask for at least one image")
+        if self.kind == "discrimination" and self.source.get("source") != "shapes":
+            raise DesignError("class-discrimination studies use two-object shapes scenes (both classes known)")
+
+
+@dataclass
+class _Image:
+    ref: dict  # how to find the image again
+    image: np.ndarray  # H x W x 3 uint8
+    truth: tuple[str, ...]  # ground-truth class names (may be empty)
+    boxes: dict  # class name -> [x0, y0, x1, y1] (half-open), shapes world only
+
+
+def _candidates(design: StudyDesign):
+    src = design.source
+    if src.get("source") == "shapes":
+        kind = "pair" if design.kind == "discrimination" else src.get("scene", "single")
+        for i in range(int(src.get("candidates", 200))):
+            s = world.make_scene(int(src.get("seed", 31000)), i, kind)
+            yield _Image({"source": "shapes", "seed": s.seed, "index": i, "kind": kind}, s.image,
+                         tuple(o.name for o in s.objects), {o.name: list(o.box) for o in s.objects})
+    elif src.get("source") == "folder":
+        folder = Path(src.get("path", ""))
+        if not folder.is_dir():
+            raise DesignError(f"image folder {str(folder)!r} does not exist")
+        labels = {}
+        csv = folder / "labels.csv"
+        if csv.exists():
+            for line in csv.read_text().splitlines():
+                if "," in line and not line.lower().startswith("file,"):
+                    name, label = line.split(",", 1)
+                    labels[name.strip()] = label.strip()
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for p in files:
+            try:
+                img = np.asarray(open_image(p))
+            except ImageError:
+                continue  # unreadable files are skipped; the count of kept images says so
+            yield _Image({"source": "folder", "file": p.name}, img,
+                         (labels[p.name],) if p.name in labels else (), {})
+    else:
+        raise DesignError("image source must be the shapes world or a folder of images")
+
+
+def _png(picture) -> bytes:
+    buf = io.BytesIO()
+    (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _stimulus(loaded, view: np.ndarray, capture, method: str, cls: int, with_image: bool) -> bytes:
+    e = capture.explain(method, cls)
+    if method in ("guided_backprop", "guided_gradcam"):
+        return _png(render.pixel_image(e.attribution))
+    (m01,) = render.normalize([e.attribution], "per_map")
+    return _png(render.overlay(view, m01, 0.5) if with_image else render.colorize(m01))
+
+
+def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None = None,
+                load=model_zoo.load) -> tuple[dict, list[dict], dict[tuple[int, str], bytes]]:
+    """The study's configuration, its fixed trial list and rendered stimuli (PNG per trial and
+    slot). Models run once per candidate image; images the filter rejects are counted."""
+    design.check()
+    rng = np.random.default_rng(design.seed)
+    models = {m: load(m) for m in design.models}
+    if design.kind == "trust":
+        a, b = design.models
+        if list(models[a].categories) != list(models[b].categories):
+            raise DesignError(f"{a} and {b} do not share their classes, so their labels cannot agree")
+    names = list(models[design.models[0]].categories)
+    kept, seen, agreed = [], 0, 0
+    for cand in _candidates(design):
+        if len(kept) >= design.n_images:
+            break
+        seen += 1
+        views, caps, preds = {}, {}, {}
+        for m, loaded in models.items():
+            view = np.asarray(loaded.preprocess.display(Image.fromarray(cand.image)))
+            x = loaded.preprocess(Image.fromarray(cand.image)).unsqueeze(0)
+            caps[m] = explainers.Capture(loaded.model, x, layer=loaded.default_layer,
+                                         pixels=any(mm in ("guided_backprop", "guided_gradcam") for mm in design.methods))
+            views[m] = view
+            preds[m] = int(caps[m].output[0].argmax())
+        if design.kind == "trust":
+            if len(set(preds.values())) != 1:
+                continue
+            agreed += 1
+            label = names[preds[design.models[0]]]
+            if design.require_correct and label not in cand.truth:
+                continue
+        else:
+            if len(cand.truth) != 2:
+                continue
+            agreed += 1
+            if design.require_correct and names[preds[design.models[0]]] not in cand.truth:
+                continue
+        kept.append((cand, views, caps, preds))
+        if progress:
+            progress(len(kept), design.n_images)
+    if not kept:
+        what = ("both models predicted the same label" if design.kind == "trust" else "scenes had two objects")
+        extra = " and the label was correct" if design.require_correct else ""
+        raise DesignError(f"no image left: of {seen} candidate images, {agreed} passed the first filter "
+                          f"({what}){extra}, none passed them all; loosen the filter or add images")
+
+    trials, stimuli = [], {}
+    for cand, views, caps, preds in kept:
+        for method in design.methods:
+            i = len(trials)
+            if design.kind == "trust":
+                cls = preds[design.models[0]]
+                trials.append({"image": cand.ref, "method": method, "label": names[cls], "class_index": cls,
+                               "box": cand.boxes.get(names[cls])})
+                weaker = next(m for m in design.models if m != design.stronger)
+                for slot, m in (("stronger", design.stronger), ("weaker", weaker)):
+                    stimuli[(i, slot)] = _stimulus(models[m], views[m], caps[m], method, cls, True)
+            else:
+                m = design.models[0]
+                explained = str(rng.choice(list(cand.truth)))
+                cls = names.index(explained)
+                trials.append({"image": cand.ref, "method": method, "classes": list(cand.truth),
+                               "explained": explained, "class_index": cls, "box": cand.boxes.get(explained)})
+                stimuli[(i, "map")] = _stimulus(models[m], views[m], caps[m], method, cls, False)
+    config = {**asdict(design), "models": list(design.models), "methods": list(design.methods),
+              "weights_sha256": {m: models[m].sha256 for m in design.models},
+              "layers": {m: models[m].default_layer for m in design.models},
+              "map_settings": {"normalisation": "per_map", "overlay_alpha": 0.5, "cmap": "jet",
+                               "pixel_maps": "3 standard deviations to the ends, zero at mid-grey",
+                               "target": "logit of the label"},
+              "candidates_seen": seen, "images_kept": len(kept)}
+    return config, trials, stimuli
+
+
+def schedule(n_trials: int, seed: int) -> list[tuple[int, bool]]:
+    """A participant's order of trials and, per trial, whether the stronger model is Robot A:
+    a random permutation, and A/B balanced (exactly half, rounding at random, stronger-as-A)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_trials)
+    n_a = n_trials // 2 + (int(rng.integers(0, 2)) if n_trials % 2 else 0)
+    flags = np.zeros(n_trials, bool)
+    flags[:n_a] = True
+    rng.shuffle(flags)
+    return [(int(t), bool(f)) for t, f in zip(order, flags)]

@@ -1,0 +1,299 @@
+"""Study storage through SQLAlchemy Core: SQLite file by default, any database URL (PostgreSQL:
+``postgresql+psycopg://...``) by configuration. The schema is created on first use.
+
+Append-only: studies, their trials and rendered stimuli are written once at design time;
+participants, responses and closures are inserted, never updated or deleted. A participant
+answers a trial at most once (a unique constraint, so a double submit from two tabs cannot
+count twice); each answer is committed before the call returns."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (JSON, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData,
+                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint, create_engine,
+                        event, func, select)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+__all__ = ["Store", "StorageError", "StudyNotFound", "StudyClosed", "default_url", "Study"]
+
+meta = MetaData()
+studies_t = Table(
+    "studies", meta,
+    Column("code", String(16), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("kind", String(16), nullable=False),  # "trust" | "discrimination"
+    Column("config", JSON, nullable=False),
+    Column("n_trials", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+trials_t = Table(
+    "trials", meta,
+    Column("study_code", String(16), ForeignKey("studies.code"), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("payload", JSON, nullable=False),
+    PrimaryKeyConstraint("study_code", "idx"),
+)
+stimuli_t = Table(
+    "stimuli", meta,
+    Column("study_code", String(16), nullable=False),
+    Column("trial_idx", Integer, nullable=False),
+    Column("slot", String(16), nullable=False),  # "stronger" | "weaker" | "map"
+    Column("png", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("study_code", "trial_idx", "slot"),
+)
+participants_t = Table(
+    "participants", meta,
+    Column("token", String(40), primary_key=True),
+    Column("study_code", String(16), ForeignKey("studies.code"), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+responses_t = Table(
+    "responses", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_code", String(16), nullable=False, index=True),
+    Column("participant", String(40), ForeignKey("participants.token"), nullable=False),
+    Column("trial_idx", Integer, nullable=False),
+    Column("position", Integer, nullable=False),  # where in the participant's order it came
+    Column("shown", JSON, nullable=False),  # what was shown where (e.g. which model was Robot A)
+    Column("answer", Integer, nullable=False),  # the participant's choice as given
+    Column("score", Integer, nullable=False),  # in favour of the stronger model / 1 if correct
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("participant", "trial_idx", name="one_answer_per_trial"),
+)
+closures_t = Table(
+    "closures", meta,
+    Column("study_code", String(16), ForeignKey("studies.code"), primary_key=True),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class StorageError(RuntimeError):
+    """The study database cannot be used (down, unreachable, refused)."""
+
+
+class StudyNotFound(LookupError):
+    pass
+
+
+class StudyClosed(RuntimeError):
+    pass
+
+
+def default_url() -> str:
+    """``STUDIO_DB_URL`` if set, else a SQLite file ``data/studies.sqlite`` in the project."""
+    url = os.environ.get("STUDIO_DB_URL")
+    if url:
+        return url
+    path = Path(__file__).resolve().parents[1] / "data" / "studies.sqlite"
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class Study:
+    code: str
+    title: str
+    kind: str
+    config: dict
+    n_trials: int
+    created_at: datetime
+    closed: bool
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Store:
+    """One database. Every method raises :class:`StorageError` with a readable reason when the
+    database cannot be used."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_url()
+        parsed = make_url(self.url)
+        self.where = parsed.render_as_string(hide_password=True)
+        kwargs = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                try:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise StorageError(f"the study database ({self.where}) cannot be used: {err}") from err
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        elif parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        self.engine = create_engine(self.url, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn, _record):  # many readers, one writer, waits instead of failing
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        self._run(lambda: meta.create_all(self.engine))
+
+    def _run(self, fn):
+        try:
+            return fn()
+        except (StudyNotFound, StudyClosed):
+            raise
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as err:
+            reason = str(getattr(err, "orig", err) or err).strip().splitlines()[0][:200]
+            raise StorageError(f"the study database ({self.where}) cannot be used: {reason}") from err
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ studies (admin)
+
+    def save_study(self, title: str, kind: str, config: dict, trials: list[dict],
+                   stimuli: dict[tuple[int, str], bytes]) -> str:
+        """Write a study with its fixed trials and rendered stimuli in one transaction; return
+        its new code (8 characters, hard to guess)."""
+        code = secrets.token_hex(4)
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(studies_t.insert().values(code=code, title=title, kind=kind, config=config,
+                                                       n_trials=len(trials), created_at=_now()))
+                conn.execute(trials_t.insert(), [{"study_code": code, "idx": i, "payload": t}
+                                                 for i, t in enumerate(trials)])
+                conn.execute(stimuli_t.insert(), [{"study_code": code, "trial_idx": i, "slot": slot, "png": png}
+                                                  for (i, slot), png in stimuli.items()])
+            return code
+        return self._run(go)
+
+    def study(self, code: str) -> Study:
+        code = (code or "").strip().lower()
+
+        def go():
+            with self.engine.connect() as conn:
+                row = conn.execute(select(studies_t).where(studies_t.c.code == code)).mappings().first()
+                if row is None:
+                    raise StudyNotFound(f"no study has the code {code!r}; check the link or the code you were given")
+                closed = conn.execute(select(closures_t.c.study_code).where(closures_t.c.study_code == code)).first()
+            return Study(row["code"], row["title"], row["kind"], row["config"], row["n_trials"],
+                         row["created_at"], closed is not None)
+        return self._run(go)
+
+    def studies(self) -> list[Study]:
+        def go():
+            with self.engine.connect() as conn:
+                closed = {r[0] for r in conn.execute(select(closures_t.c.study_code))}
+                rows = conn.execute(select(studies_t).order_by(studies_t.c.created_at.desc())).mappings().all()
+            return [Study(r["code"], r["title"], r["kind"], r["config"], r["n_trials"], r["created_at"],
+                          r["code"] in closed) for r in rows]
+        return self._run(go)
+
+    def close_study(self, code: str) -> None:
+        """Stop accepting participants and answers (recorded as a closure; nothing is deleted)."""
+        self.study(code)
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(closures_t.insert().values(study_code=code, closed_at=_now()))
+        try:
+            self._run(go)
+        except IntegrityError:
+            pass  # already closed
+
+    def trials(self, code: str) -> list[dict]:
+        def go():
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(trials_t.c.payload).where(trials_t.c.study_code == code)
+                                    .order_by(trials_t.c.idx)).all()
+            return [r[0] for r in rows]
+        return self._run(go)
+
+    def stimulus(self, code: str, trial_idx: int, slot: str) -> bytes:
+        def go():
+            with self.engine.connect() as conn:
+                row = conn.execute(select(stimuli_t.c.png).where(
+                    stimuli_t.c.study_code == code, stimuli_t.c.trial_idx == trial_idx,
+                    stimuli_t.c.slot == slot)).first()
+            if row is None:
+                raise StudyNotFound(f"study {code!r} has no stimulus {slot!r} for trial {trial_idx}")
+            return bytes(row[0])
+        return self._run(go)
+
+    # ------------------------------------------------------------------ participants
+
+    def join(self, code: str) -> str:
+        """A new participant of an open study: returns their token (keep it to resume)."""
+        study = self.study(code)
+        if study.closed:
+            raise StudyClosed(f"the study {study.code!r} is closed and takes no more answers; thank you")
+        token = secrets.token_urlsafe(12)
+        seed = secrets.randbelow(2**31)
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(participants_t.insert().values(token=token, study_code=study.code, seed=seed,
+                                                            created_at=_now()))
+            return token
+        return self._run(go)
+
+    def participant(self, token: str) -> tuple[str, int]:
+        """(study code, schedule seed) of a participant token."""
+        def go():
+            with self.engine.connect() as conn:
+                row = conn.execute(select(participants_t.c.study_code, participants_t.c.seed)
+                                   .where(participants_t.c.token == token)).first()
+            if row is None:
+                raise StudyNotFound("this participant link is not known; start again from the study link")
+            return row[0], row[1]
+        return self._run(go)
+
+    def answered(self, token: str) -> set[int]:
+        def go():
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(responses_t.c.trial_idx).where(responses_t.c.participant == token))
+                return {r[0] for r in rows}
+        return self._run(go)
+
+    def record(self, token: str, trial_idx: int, position: int, shown: dict, answer: int, score: int) -> bool:
+        """Append one answer and commit it. False (and nothing written) when this participant has
+        already answered this trial; :class:`StudyClosed` when the study closed meanwhile."""
+        code, _ = self.participant(token)
+        if self.study(code).closed:
+            raise StudyClosed(f"the study {code!r} is closed and takes no more answers; thank you")
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(responses_t.insert().values(
+                    study_code=code, participant=token, trial_idx=trial_idx, position=position,
+                    shown=shown, answer=int(answer), score=int(score), created_at=_now()))
+            return True
+        try:
+            return self._run(go)
+        except IntegrityError:
+            return False
+
+    # ------------------------------------------------------------------ results (admin)
+
+    def responses(self, code: str) -> list[dict]:
+        def go():
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(responses_t).where(responses_t.c.study_code == code)
+                                    .order_by(responses_t.c.id)).mappings().all()
+            return [dict(r) for r in rows]
+        return self._run(go)
+
+    def counts(self, code: str) -> tuple[int, int]:
+        """(participants, responses) of a study."""
+        def go():
+            with self.engine.connect() as conn:
+                p = conn.execute(select(func.count()).select_from(participants_t)
+                                 .where(participants_t.c.study_code == code)).scalar_one()
+                r = conn.execute(select(func.count()).select_from(responses_t)
+                                 .where(responses_t.c.study_code == code)).scalar_one()
+            return p, r
+        return self._run(go)
