@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BASELINES", "masked_outputs"]
+__all__ = ["BASELINES", "masked_outputs", "blur"]
 
 BASELINES = ("mean", "blur")
 
 
-def _blur(x: torch.Tensor) -> torch.Tensor:
+def blur(x: torch.Tensor) -> torch.Tensor:
     """A strong box blur (two passes, kernel ~1/8 of the image side, reflected edges)."""
     k = max(3, (min(x.shape[-2:]) // 8) | 1)
     y = x
@@ -45,7 +45,7 @@ def masked_outputs(model: nn.Module, x: torch.Tensor, masks: Sequence[np.ndarray
         weights.append(torch.from_numpy(m))
     w = torch.stack(weights).unsqueeze(1).to(x.device, x.dtype)
     with torch.no_grad():
-        fill = torch.zeros_like(x) if baseline == "mean" else _blur(x)
+        fill = torch.zeros_like(x) if baseline == "mean" else blur(x)
         batch = x * (1 - w) + fill * w
         out = model(batch)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:

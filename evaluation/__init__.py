@@ -1,0 +1,9 @@
+"""The paper's quantitative protocols and later ones, as a library: weakly supervised
+localisation (threshold at 15% of the max, box around the largest segment), the pointing game
+and its recall-aware variant, faithfulness against occlusion, deletion / insertion AUC, Average
+Drop / Increase in Confidence, and cascading randomisation sanity checks."""
+from .data import Object, Sample, from_spec, shapes, voc_folder
+from .run import ALL_METHODS, BASELINES, SCORES, evaluate
+
+__all__ = ["evaluate", "ALL_METHODS", "BASELINES", "SCORES", "Sample", "Object", "shapes", "voc_folder",
+           "from_spec"]

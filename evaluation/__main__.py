@@ -1,0 +1,89 @@
+"""python -m evaluation --model shapes-resnet --data shapes:single --methods gradcam,random --n 200
+--out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+import model_zoo
+
+from . import data, run, sanity
+
+
+def table(report: dict) -> str:
+    keys = list(report["scores"])
+    short = {"localisation_error_top1": "loc err top1", "localisation_error_top5": "loc err top5",
+             "gt_known_localisation_accuracy": "gt-known loc", "pointing": "pointing",
+             "pointing_recall_aware": "pointing (recall)", "faithfulness_spearman": "faithfulness",
+             "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC", "average_drop_pct": "avg drop %",
+             "increase_in_confidence_pct": "incr. conf %"}
+    lines = ["| method | " + " | ".join(short.get(k, k) for k in keys) + " |",
+             "|---|" + "---|" * len(keys)]
+    for m, vals in report["methods"].items():
+        lines.append(f"| {m} | " + " | ".join(f"{vals[k]:.3f}" if abs(vals[k]) < 10 else f"{vals[k]:.1f}"
+                                             for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(report: dict, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "metric", "value", "score used"])
+        for m, vals in report["methods"].items():
+            for k, v in vals.items():
+                w.writerow([m, k, v, report["scores"][k]])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="a registry id, e.g. shapes-resnet")
+    p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")
+    p.add_argument("--data", default="shapes:single", help="shapes:single, shapes:pair or a VOC folder")
+    p.add_argument("--methods", default=",".join(run.ALL_METHODS))
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--seed", type=int, default=20000, help="shapes world seed (held out from training)")
+    p.add_argument("--threshold", type=float, default=0.15)
+    p.add_argument("--tolerance", type=float, default=15.0, help="pointing tolerance in pixels")
+    p.add_argument("--reject", type=float, default=0.5, help="recall-aware pointing: reject below this x max")
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--patch", type=int, default=8)
+    p.add_argument("--stride", type=int, default=4)
+    p.add_argument("--sanity", type=int, default=0, help="images for the cascading randomisation check")
+    p.add_argument("--out", type=Path, default=Path("report.json"))
+    args = p.parse_args(argv)
+    try:
+        loaded = model_zoo.load(args.model, args.weights)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        samples = data.from_spec(args.data, args.n, args.seed)
+        with tqdm(total=args.n, desc="evaluating", unit="image", file=sys.stderr) as bar:
+            report = run.evaluate(loaded, samples, methods, threshold=args.threshold, tolerance=args.tolerance,
+                                  reject=args.reject, steps=args.steps, patch=args.patch, stride=args.stride,
+                                  progress=lambda done: bar.update(1))
+        report["data"] = args.data
+        if args.sanity:
+            with tqdm(desc="sanity check", unit="layer", file=sys.stderr) as bar:
+                report["sanity"] = sanity.cascading(loaded, data.from_spec(args.data, args.sanity, args.seed),
+                                                    [m for m in methods if m not in run.BASELINES],
+                                                    progress=lambda: bar.update(1))
+    except (ValueError, model_zoo.ZooError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    write_csv(report, args.out.with_suffix(".csv"))
+    print(f"{report['model']} on {args.data}: {report['images']} images, top-1 accuracy "
+          f"{report['top1_accuracy']:.1%}, {report['images'] / report['seconds']:.2f} images/s")
+    print(table(report))
+    for k, v in report["scores"].items():
+        print(f"  {k}: {v}")
+    print(f"written to {args.out} and {args.out.with_suffix('.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""The evaluation loop: every metric for every method on N images, streamed one image at a
+time (cost linear in N, memory flat: only running sums are kept)."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+import explainers
+from explainers import agreement, render
+
+from . import metrics, perturb
+from .data import Sample
+
+__all__ = ["BASELINES", "ALL_METHODS", "evaluate", "method_map", "SCORES"]
+
+BASELINES = ("random", "centre")
+ALL_METHODS = (*explainers.METHODS, *BASELINES)
+PIXEL = ("guided_backprop", "guided_gradcam")
+SCORES = {  # which score each metric uses, written into every report
+    "localisation_error_top1": "box from the map of the top-1 class (logit), threshold x max",
+    "localisation_error_top5": "boxes from the maps of the top-5 classes (logits)",
+    "gt_known_localisation_accuracy": "box from the map of the true class (logit)",
+    "pointing": "map of each present class (logit)",
+    "pointing_recall_aware": "maps of the top-5 and present classes (logit); a map whose max is "
+                             "below reject x the largest of them rejects its class",
+    "faithfulness_spearman": "rank correlation with the occlusion map of the top-1 logit",
+    "deletion_auc": "softmax probability of the top-1 class (lower is better)",
+    "insertion_auc": "softmax probability of the top-1 class (higher is better)",
+    "average_drop_pct": "softmax probability of the top-1 class (lower is better)",
+    "increase_in_confidence_pct": "softmax probability of the top-1 class (higher is better)",
+}
+
+
+def method_map(capture, method: str, classes: list[int], size, rng: np.random.Generator) -> list[np.ndarray]:
+    """H x W maps at input resolution, one per class. Pixel methods: |attribution| summed over
+    colours; "random": uniform noise; "centre": a Gaussian at the centre (sigma = side / 4)."""
+    h, w = size
+    if method == "random":
+        return [rng.random((h, w)) for _ in classes]
+    if method == "centre":
+        yy, xx = np.mgrid[0:h, 0:w]
+        g = np.exp(-(((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (2 * (min(h, w) / 4) ** 2)))
+        return [g for _ in classes]
+    out = capture.explain(method, list(classes))
+    return [np.abs(e.attribution).sum(0) if method in PIXEL else e.attribution for e in out]
+
+
+class _Sums:
+    def __init__(self):
+        self.s: dict[str, float] = {}
+        self.n: dict[str, int] = {}
+
+    def add(self, key, value, weight=1):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return
+        self.s[key] = self.s.get(key, 0.0) + float(value)
+        self.n[key] = self.n.get(key, 0) + weight
+
+    def mean(self, key):
+        return self.s[key] / self.n[key] if self.n.get(key) else float("nan")
+
+
+def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshold: float = 0.15,
+             tolerance: float = 15.0, reject: float = 0.5, steps: int = 32, patch: int = 8,
+             stride: int = 4, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+    """Every metric for every method on the samples. ``loaded``: a model_zoo LoadedModel (its
+    categories name the samples' objects). Returns the report: per method each metric by name,
+    the mean deletion/insertion curves, what score each metric uses, and the settings."""
+    bad = [m for m in methods if m not in ALL_METHODS]
+    if bad:
+        raise ValueError(f"unknown method(s) {', '.join(bad)}; choose among {', '.join(ALL_METHODS)}")
+    model, names = loaded.model, list(loaded.categories)
+    index = {n: i for i, n in enumerate(names)}
+    rng = np.random.default_rng(seed)
+    sums = {m: _Sums() for m in methods}
+    curves = {m: {"deletion": np.zeros(steps + 1), "insertion": np.zeros(steps + 1)} for m in methods}
+    n_images = correct = 0
+    skipped_objects = 0
+    started = time.perf_counter()
+    for sample in samples:
+        image = Image.fromarray(sample.image)
+        view = np.asarray(loaded.preprocess.display(image))
+        if view.shape[:2] != sample.image.shape[:2]:
+            raise ValueError(f"{sample.name}: the model resizes or crops the image "
+                             f"({sample.image.shape[1]}x{sample.image.shape[0]} -> {view.shape[1]}x{view.shape[0]}); "
+                             "give images at the model's input size so boxes stay in place")
+        x = loaded.preprocess(image).unsqueeze(0)
+        capture = explainers.Capture(model, x, layer=loaded.default_layer,
+                                     pixels=any(m in PIXEL for m in methods))
+        logits = capture.output[0]
+        top5 = [int(i) for i in logits.topk(min(5, logits.numel())).indices]
+        present = [(index[o.name], o) for o in sample.objects if o.name in index]
+        skipped_objects += len(sample.objects) - len(present)
+        truth = [(o.name, o.box) for o in sample.objects]
+        correct += int(any(names[top5[0]] == o.name for o in sample.objects))
+        occlusion = perturb.occlusion_map(model, x, top5[0], patch, stride)
+        size = tuple(x.shape[-2:])
+        classes = list(dict.fromkeys(top5 + [c for c, _ in present]))
+        for m in methods:
+            maps = dict(zip(classes, method_map(capture, m, classes, size, rng)))
+            s = sums[m]
+            top_box = metrics.box_from_map(maps[top5[0]], threshold)
+            s.add("localisation_error_top1", 1 - metrics.localisation([(names[top5[0]], top_box)], truth))
+            s.add("localisation_error_top5", 1 - metrics.localisation(
+                [(names[c], metrics.box_from_map(maps[c], threshold)) for c in top5], truth))
+            if present:
+                c, o = present[0]
+                s.add("gt_known_localisation_accuracy",
+                      metrics.box_iou(metrics.box_from_map(maps[c], threshold), o.box) >= 0.5)
+            for c, o in present:
+                s.add("pointing", metrics.pointing_hit(maps[c], o.region(size), tolerance))
+            cut = reject * max(float(np.max(v)) for v in maps.values())
+            regions = {c: o.region(size) for c, o in present}
+            for c in classes:
+                s.add("pointing_recall_aware", metrics.recall_aware_hit(maps[c], regions.get(c), cut, tolerance))
+            s.add("faithfulness_spearman", agreement.rank_correlation(maps[top5[0]], occlusion))
+            deletion, insertion = perturb.deletion_insertion(model, x, maps[top5[0]], top5[0], steps)
+            curves[m]["deletion"] += deletion
+            curves[m]["insertion"] += insertion
+            s.add("deletion_auc", metrics.auc(deletion))
+            s.add("insertion_auc", metrics.auc(insertion))
+            (m01,) = render.normalize([np.maximum(maps[top5[0]], 0)], "per_map")
+            drop, increase = perturb.average_drop_increase(model, x, m01, top5[0])
+            s.add("average_drop_pct", 100 * drop)
+            s.add("increase_in_confidence_pct", 100 * increase)
+        del capture
+        n_images += 1
+        if progress:
+            progress(n_images)
+    if n_images == 0:
+        raise ValueError("no images to evaluate (an empty folder, or no image with a VOC annotation)")
+    return {
+        "model": loaded.id, "weights_sha256": loaded.sha256, "layer": loaded.default_layer,
+        "images": n_images, "top1_accuracy": correct / n_images, "objects_not_in_model_classes": skipped_objects,
+        "seconds": round(time.perf_counter() - started, 2),
+        "settings": {"threshold": threshold, "tolerance_px": tolerance, "reject": reject, "steps": steps,
+                     "occlusion_patch": patch, "occlusion_stride": stride, "seed": seed},
+        "scores": SCORES,
+        "methods": {m: {k: sums[m].mean(k) for k in SCORES} for m in methods},
+        "curves": {m: {k: (v / n_images).tolist() for k, v in c.items()} for m, c in curves.items()},
+    }

@@ -1,0 +1,106 @@
+"""The evaluation on the shapes world with the shipped models: Grad-CAM beats the random and
+centre baselines on pointing and localisation; the counterfactual map points away from the
+evidence; the sanity check separates Guided Backprop from Grad-CAM; the CLI writes its files;
+model-dependent metrics on hand-checkable cases."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import model_zoo
+from evaluation import data, perturb, run, sanity
+from evaluation.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def report():
+    loaded = model_zoo.load("shapes-resnet")
+    return run.evaluate(loaded, data.shapes(16, seed=20000), tolerance=4, steps=16, stride=8)
+
+
+def test_gradcam_beats_both_baselines(report):
+    m = report["methods"]
+    for baseline in ("random", "centre"):
+        assert m["gradcam"]["pointing"] > m[baseline]["pointing"] + 0.2
+        assert m["gradcam"]["localisation_error_top1"] < m[baseline]["localisation_error_top1"]
+        assert m["gradcam"]["gt_known_localisation_accuracy"] > m[baseline]["gt_known_localisation_accuracy"]
+        assert m["gradcam"]["pointing_recall_aware"] > m[baseline]["pointing_recall_aware"]
+    assert m["gradcam"]["pointing"] >= 0.9
+    assert m["gradcam"]["deletion_auc"] < m["random"]["deletion_auc"]
+    assert m["gradcam"]["insertion_auc"] > m["random"]["insertion_auc"]
+    assert m["gradcam"]["faithfulness_spearman"] > m["random"]["faithfulness_spearman"] + 0.2
+
+
+def test_counterfactual_points_away_from_the_evidence(report):
+    m = report["methods"]
+    assert m["counterfactual"]["pointing"] <= 0.25 < m["gradcam"]["pointing"]
+    assert m["counterfactual"]["faithfulness_spearman"] < 0  # anti-correlated with occlusion
+    assert m["counterfactual"]["deletion_auc"] > m["gradcam"]["deletion_auc"]
+
+
+def test_report_says_which_score_each_metric_uses(report):
+    assert set(report["scores"]) == set(report["methods"]["gradcam"])
+    assert "probability" in report["scores"]["deletion_auc"] and "logit" in report["scores"]["pointing"]
+    assert report["images"] == 16 and report["top1_accuracy"] > 0.85
+    curve = np.array(report["curves"]["gradcam"]["deletion"])
+    assert curve.shape == (17,) and curve[0] > curve[-1]
+
+
+class _Linear(nn.Module):
+    """score = sum of the left half's pixels: its occlusion map is known by hand."""
+    def forward(self, x):
+        left = x[:, 0, :, : x.shape[-1] // 2].sum((1, 2))
+        return torch.stack([left, -left], 1)
+
+
+def test_occlusion_and_deletion_by_hand():
+    x = torch.ones(1, 3, 8, 8)
+    occ = perturb.occlusion_map(_Linear(), x, 0, patch=2, stride=2)
+    assert np.allclose(occ[:, :4], 4.0) and np.allclose(occ[:, 4:], 0.0)  # a 2x2 patch removes 4
+    left_first = np.zeros((8, 8)); left_first[:, :4] = 1
+    deletion, insertion = perturb.deletion_insertion(_Linear(), x, left_first, 0, steps=2)
+    # after half the pixels (the left half) are gone, the two logits are equal: p = 0.5
+    assert deletion[0] == pytest.approx(1.0) and deletion[1] == pytest.approx(0.5)
+    drop, increase = perturb.average_drop_increase(_Linear(), x, left_first, 0)
+    assert drop == pytest.approx(0.0, abs=1e-6) and not increase
+
+
+def test_sanity_check_separates_guided_backprop(report):
+    loaded = model_zoo.load("shapes-resnet")
+    out = sanity.cascading(loaded, data.shapes(2, seed=20000), ["gradcam", "guided_backprop"])
+    top = {m: v[0] for m, v in out.items()}
+    assert top["gradcam"]["randomised_down_to"] == "fc"
+    # randomising only the classifier changes Grad-CAM, but hardly Guided Backprop (Adebayo et al.)
+    assert top["guided_backprop"]["spearman_abs"] > 0.8 > 0.5 > top["gradcam"]["spearman_abs"]
+    assert out["guided_backprop"][-1]["spearman_abs"] < top["guided_backprop"]["spearman_abs"]
+
+
+def test_cli_writes_json_and_csv(tmp_path, capsys):
+    out = tmp_path / "r" / "report.json"
+    assert main(["--model", "shapes-resnet", "--data", "shapes:pair", "--methods", "gradcam,centre",
+                 "--n", "2", "--steps", "4", "--stride", "16", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["methods"]) == {"gradcam", "centre"} and report["data"] == "shapes:pair"
+    assert out.with_suffix(".csv").read_text().startswith("method,metric,value,score used")
+    assert "| gradcam |" in capsys.readouterr().out
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert main(["--model", "shapes-resnet", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r.json")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--model", "shapes-resnet", "--methods", "gradcam,magic", "--n", "1", "--out", str(tmp_path / "r.json")]) == 1
+    assert "unknown method(s) magic" in capsys.readouterr().err
+
+
+def test_voc_folder_is_read_lazily(tmp_path):
+    from model_zoo.shapes import voc, world
+    for i in range(3):
+        voc.export_scene(world.make_scene(5, i, "single"), tmp_path, f"scene{i}")
+    samples = list(data.voc_folder(tmp_path))
+    assert len(samples) == 3
+    assert samples[0].objects and samples[0].objects[0].name in model_zoo.load("shapes-resnet").categories
+    loaded = model_zoo.load("shapes-resnet")
+    r = run.evaluate(loaded, data.voc_folder(tmp_path), ["gradcam"], tolerance=4, steps=4, stride=16)
+    assert r["images"] == 3 and r["methods"]["gradcam"]["pointing"] >= 2 / 3
