@@ -14,6 +14,7 @@ explaining = [
     st.Page("pages/compare.py", title="Compare"),
     st.Page("pages/counterfactual.py", title="Counterfactual"),
     st.Page("pages/how_it_works.py", title="How it works"),
+    st.Page("pages/evaluate.py", title="Evaluate"),
 ]
 page = st.navigation({
     "Explain": explaining,

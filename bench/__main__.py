@@ -263,6 +263,10 @@ def _table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluation"]:  # ./studio bench evaluation ...
+        from bench import evaluation
+        return evaluation.main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--models", default="resnet50,vgg16,densenet121")
     p.add_argument("--repeats", type=int, default=9)

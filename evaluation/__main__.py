@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -28,15 +27,6 @@ def table(report: dict) -> str:
         lines.append(f"| {m} | " + " | ".join(f"{vals[k]:.3f}" if abs(vals[k]) < 10 else f"{vals[k]:.1f}"
                                              for k in keys) + " |")
     return "\n".join(lines)
-
-
-def write_csv(report: dict, path: Path) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["method", "metric", "value", "score used"])
-        for m, vals in report["methods"].items():
-            for k, v in vals.items():
-                w.writerow([m, k, v, report["scores"][k]])
 
 
 def main(argv=None) -> int:
@@ -75,7 +65,7 @@ def main(argv=None) -> int:
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    write_csv(report, args.out.with_suffix(".csv"))
+    args.out.with_suffix(".csv").write_text(run.to_csv(report))
     print(f"{report['model']} on {args.data}: {report['images']} images, top-1 accuracy "
           f"{report['top1_accuracy']:.1%}, {report['images'] / report['seconds']:.2f} images/s")
     print(table(report))

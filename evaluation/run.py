@@ -2,6 +2,8 @@
 time (cost linear in N, memory flat: only running sums are kept)."""
 from __future__ import annotations
 
+import csv
+import io
 import time
 from typing import Callable, Iterable
 
@@ -15,7 +17,7 @@ from explainers import agreement, render
 from . import metrics, perturb
 from .data import Sample
 
-__all__ = ["BASELINES", "ALL_METHODS", "evaluate", "method_map", "SCORES"]
+__all__ = ["BASELINES", "ALL_METHODS", "evaluate", "method_map", "SCORES", "to_csv"]
 
 BASELINES = ("random", "centre")
 ALL_METHODS = (*explainers.METHODS, *BASELINES)
@@ -143,3 +145,14 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         "methods": {m: {k: sums[m].mean(k) for k in SCORES} for m in methods},
         "curves": {m: {k: (v / n_images).tolist() for k, v in c.items()} for m, c in curves.items()},
     }
+
+
+def to_csv(report: dict) -> str:
+    """The report's metrics as CSV rows: method, metric, value, the score it uses."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", "metric", "value", "score used"])
+    for m, vals in report["methods"].items():
+        for k, v in vals.items():
+            w.writerow([m, k, v, report["scores"][k]])
+    return buf.getvalue()

@@ -20,3 +20,10 @@ def test_bench_smoke(tmp_path, capsys):
     assert {"captum", "pytorch-grad-cam", "torchcam", "floor"} <= peers
     printed = capsys.readouterr().out
     assert "| gradcam_top5 |" in printed and "new image in the dashboard: first maps" in printed
+
+
+def test_evaluation_bench_smoke(capsys):
+    from bench.__main__ import main as bench_main
+    assert bench_main(["evaluation", "--n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 |" in out and "| 2 |" in out and "peak at 2N / peak at N" in out

@@ -209,3 +209,29 @@ def test_pages_without_an_image_ask_for_one():
         at.switch_page(page).run()
         assert not at.exception
         assert any("upload an image in the sidebar" in i.value for i in at.info), page
+
+
+def test_evaluate_page_runs_with_a_progress_bar_and_offers_the_report():
+    at = _open("pages/evaluate.py")
+    assert any("About 1 s per image" in c.value for c in at.caption)  # nothing runs before the button
+    at.number_input(key="eval_n").set_value(3).run()
+    at.multiselect(key="eval_methods").set_value(["gradcam", "counterfactual", "random"]).run()
+    at.select_slider(key="eval_steps").set_value(8).run()
+    at.button(key="eval_run").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["gradcam", "counterfactual", "random"]
+    import evaluation
+    loaded = model_zoo.load("shapes-resnet")
+    expected = evaluation.evaluate(loaded, evaluation.shapes(3, 20000), ["gradcam", "counterfactual", "random"],
+                                   tolerance=4, steps=8)
+    for m in ("gradcam", "counterfactual"):  # the random baseline's noise is seeded the same way too
+        row = table[table["method"] == m].iloc[0]
+        for k, v in expected["methods"][m].items():
+            assert row[k] == pytest.approx(round(v, 3), abs=1e-9), (m, k)
+    assert len(at.get("plotly_chart")) == 3
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Report (JSON)", "Report (CSV)"]
+    at.selectbox(key="eval_metric").set_value("pointing").run()  # no second run: the report is kept
+    assert not at.exception and at.dataframe[0].value.equals(table)
+
