@@ -15,7 +15,7 @@ import explainers
 from explainers import agreement, render
 
 from . import metrics, perturb
-from .data import Sample
+from .data import Object, Sample
 
 __all__ = ["BASELINES", "ALL_METHODS", "evaluate", "method_map", "SCORES", "to_csv"]
 
@@ -86,18 +86,18 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
     for sample in samples:
         image = Image.fromarray(sample.image)
         view = np.asarray(loaded.preprocess.display(image))
-        if view.shape[:2] != sample.image.shape[:2]:
-            raise ValueError(f"{sample.name}: the model resizes or crops the image "
-                             f"({sample.image.shape[1]}x{sample.image.shape[0]} -> {view.shape[1]}x{view.shape[0]}); "
-                             "give images at the model's input size so boxes stay in place")
+        objects = sample.objects
+        if view.shape[:2] != sample.image.shape[:2]:  # boxes follow the resize and crop; masks give way to boxes
+            moved = [(o.name, loaded.preprocess.view_box(o.box, image.size)) for o in objects]
+            objects = tuple(Object(name, box) for name, box in moved if box is not None)
         x = loaded.preprocess(image).unsqueeze(0)
         capture = explainers.Capture(model, x, layer=loaded.default_layer,
                                      pixels=any(m in PIXEL for m in methods))
         logits = capture.output[0]
         top5 = [int(i) for i in logits.topk(min(5, logits.numel())).indices]
-        present = [(index[o.name], o) for o in sample.objects if o.name in index]
+        present = [(index[o.name], o) for o in objects if o.name in index]
         skipped_objects += len(sample.objects) - len(present)
-        truth = [(o.name, o.box) for o in sample.objects]
+        truth = [(o.name, o.box) for o in objects]
         correct += int(any(names[top5[0]] == o.name for o in sample.objects))
         occlusion = perturb.occlusion_map(model, x, top5[0], patch, stride)
         size = tuple(x.shape[-2:])

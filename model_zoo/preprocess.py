@@ -31,6 +31,22 @@ class Preprocess:
         t = TF.pil_to_tensor(self.display(image)).to(torch.float32) / 255.0
         return TF.normalize(t, list(self.mean), list(self.std))
 
+    def view_box(self, box, size: tuple[int, int]):
+        """A box (x0, y0, x1, y1, half-open) on an image of ``size`` = (width, height) in the
+        coordinates of the crop the network sees (scaled like ``resize``, shifted like the centre
+        crop, clipped); None when the crop cuts it away."""
+        w, h = size
+        short, long_ = (w, h) if w <= h else (h, w)
+        new_long = int(self.resize * long_ / short)
+        nw, nh = (self.resize, new_long) if w <= h else (new_long, self.resize)
+        sx, sy = nw / w, nh / h
+        left, top = int(round((nw - self.crop) / 2.0)), int(round((nh - self.crop) / 2.0))
+        x0, y0 = box[0] * sx - left, box[1] * sy - top
+        x1, y1 = box[2] * sx - left, box[3] * sy - top
+        x0, y0 = max(0, int(x0)), max(0, int(y0))
+        x1, y1 = min(self.crop, int(round(x1))), min(self.crop, int(round(y1)))
+        return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
     def batch(self, images) -> torch.Tensor:
         """A list of PIL images -> N x 3 x crop x crop."""
         return torch.stack([self(im) for im in images])

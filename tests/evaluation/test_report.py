@@ -104,3 +104,19 @@ def test_voc_folder_is_read_lazily(tmp_path):
     loaded = model_zoo.load("shapes-resnet")
     r = run.evaluate(loaded, data.voc_folder(tmp_path), ["gradcam"], tolerance=4, steps=4, stride=16)
     assert r["images"] == 3 and r["methods"]["gradcam"]["pointing"] >= 2 / 3
+
+
+def test_boxes_follow_the_models_resize_and_crop():
+    """ImageNet-style preprocessing (shorter side 256, centre crop 224): a box on a 512 x 384
+    image lands where the same pixels land in the crop (checked against the display image)."""
+    from PIL import Image
+    from model_zoo.preprocess import Preprocess
+    pre = Preprocess(resize=256, crop=224)
+    img = np.zeros((384, 512, 3), np.uint8)
+    img[100:200, 300:400] = 255  # a white block: x 300..400, y 100..200
+    view = np.asarray(pre.display(Image.fromarray(img)))
+    ys, xs = np.nonzero(view[..., 0] > 127)
+    expected = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    got = pre.view_box((300, 100, 400, 200), (512, 384))
+    assert all(abs(a - b) <= 1 for a, b in zip(got, expected)), (got, expected)
+    assert pre.view_box((0, 0, 10, 10), (512, 384)) is None  # cut away by the crop
