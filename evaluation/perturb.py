@@ -34,12 +34,11 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, cls: int, patch: int = 8, s
     if xs[-1] + patch < w:
         xs.append(w - patch)
     spots = [(y, x0) for y in ys for x0 in xs]
-    batch = x.repeat(len(spots), 1, 1, 1)
-    for i, (y, x0) in enumerate(spots):
+    batch = x.repeat(len(spots) + 1, 1, 1, 1)  # row 0 stays whole: the reference score
+    for i, (y, x0) in enumerate(spots, start=1):
         batch[i, :, y:y + patch, x0:x0 + patch] = baseline
-    with torch.no_grad():
-        base = float(model(x)[0, cls])
-    drops = base - _batched(model, batch)[:, cls].float().cpu().numpy()
+    scores = _batched(model, batch)[:, cls].float().cpu().numpy()
+    drops = scores[0] - scores[1:]
     total = np.zeros((h, w))
     count = np.zeros((h, w))
     for d, (y, x0) in zip(drops, spots):
@@ -67,12 +66,15 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, m: np.ndarray, cls: in
     return probs[:steps + 1], probs[steps + 1:]
 
 
-def average_drop_increase(model: nn.Module, x: torch.Tensor, m01: np.ndarray, cls: int) -> tuple[float, bool]:
+def average_drop_increase(model: nn.Module, x: torch.Tensor, m01: np.ndarray, cls: int,
+                          y: float | None = None) -> tuple[float, bool]:
     """Grad-CAM++'s measures on the softmax probability: the image kept only where the map is
-    (x times the map in [0, 1], the rest at the mean colour) -> (max(0, Y - O) / Y, O > Y)."""
+    (x times the map in [0, 1], the rest at the mean colour) -> (max(0, Y - O) / Y, O > Y).
+    ``y``: the probability on the whole image, when already known (saves its forward)."""
     mask = torch.from_numpy(np.clip(np.asarray(m01, np.float32), 0, 1)).to(x)[None, None]
-    probs = torch.softmax(_batched(model, torch.cat([x, x * mask])).float(), 1)[:, cls].cpu().numpy()
-    y, o = float(probs[0]), float(probs[1])
+    batch = x * mask if y is not None else torch.cat([x, x * mask])
+    probs = torch.softmax(_batched(model, batch).float(), 1)[:, cls].cpu().numpy()
+    y, o = (float(y), float(probs[0])) if y is not None else (float(probs[0]), float(probs[1]))
     return (max(0.0, y - o) / y if y > 0 else 0.0), o > y
 
 

@@ -95,6 +95,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
                                      pixels=any(m in PIXEL for m in methods))
         logits = capture.output[0]
         top5 = [int(i) for i in logits.topk(min(5, logits.numel())).indices]
+        top1_prob = float(torch.softmax(logits.float(), 0)[top5[0]])
         present = [(index[o.name], o) for o in objects if o.name in index]
         skipped_objects += len(sample.objects) - len(present)
         truth = [(o.name, o.box) for o in objects]
@@ -102,21 +103,23 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         occlusion = perturb.occlusion_map(model, x, top5[0], patch, stride)
         size = tuple(x.shape[-2:])
         classes = list(dict.fromkeys(top5 + [c for c, _ in present]))
+        object_regions = [(c, o.region(size)) for c, o in present]
+        regions: dict[int, np.ndarray] = {}  # per class, every instance of it
+        for c, r in object_regions:
+            regions[c] = regions[c] | r if c in regions else r
         for m in methods:
             maps = dict(zip(classes, method_map(capture, m, classes, size, rng)))
             s = sums[m]
-            top_box = metrics.box_from_map(maps[top5[0]], threshold)
-            s.add("localisation_error_top1", 1 - metrics.localisation([(names[top5[0]], top_box)], truth))
-            s.add("localisation_error_top5", 1 - metrics.localisation(
-                [(names[c], metrics.box_from_map(maps[c], threshold)) for c in top5], truth))
+            boxes = {c: metrics.box_from_map(maps[c], threshold) for c in top5}
+            s.add("localisation_error_top1", 1 - metrics.localisation([(names[top5[0]], boxes[top5[0]])], truth))
+            s.add("localisation_error_top5", 1 - metrics.localisation([(names[c], boxes[c]) for c in top5], truth))
             if present:
                 c, o = present[0]
-                s.add("gt_known_localisation_accuracy",
-                      metrics.box_iou(metrics.box_from_map(maps[c], threshold), o.box) >= 0.5)
-            for c, o in present:
-                s.add("pointing", metrics.pointing_hit(maps[c], o.region(size), tolerance))
+                box = boxes[c] if c in boxes else metrics.box_from_map(maps[c], threshold)
+                s.add("gt_known_localisation_accuracy", metrics.box_iou(box, o.box) >= 0.5)
+            for c, r in object_regions:
+                s.add("pointing", metrics.pointing_hit(maps[c], r, tolerance))
             cut = reject * max(float(np.max(v)) for v in maps.values())
-            regions = {c: o.region(size) for c, o in present}
             for c in classes:
                 s.add("pointing_recall_aware", metrics.recall_aware_hit(maps[c], regions.get(c), cut, tolerance))
             s.add("faithfulness_spearman", agreement.rank_correlation(maps[top5[0]], occlusion))
@@ -126,7 +129,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             s.add("deletion_auc", metrics.auc(deletion))
             s.add("insertion_auc", metrics.auc(insertion))
             (m01,) = render.normalize([np.maximum(maps[top5[0]], 0)], "per_map")
-            drop, increase = perturb.average_drop_increase(model, x, m01, top5[0])
+            drop, increase = perturb.average_drop_increase(model, x, m01, top5[0], top1_prob)
             s.add("average_drop_pct", 100 * drop)
             s.add("increase_in_confidence_pct", 100 * increase)
         del capture

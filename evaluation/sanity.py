@@ -17,9 +17,16 @@ from .data import Sample
 __all__ = ["cascading"]
 
 
-def _map(model, x, layer, method, cls):
-    e = explainers.explain(model, x, method=method, layer=layer, target=cls)
-    return np.abs(e.attribution).sum(0) if e.attribution.ndim == 3 else e.attribution
+def _maps(model, x, layer, methods, cls=None) -> tuple[int, dict]:
+    """(class, {method: H x W map}) from one forward pass; ``cls`` None: the top-1 class."""
+    capture = explainers.Capture(model, x, layer=layer,
+                                 pixels=any(m in ("guided_backprop", "guided_gradcam") for m in methods))
+    cls = int(capture.output.argmax()) if cls is None else cls
+    maps = {}
+    for m in methods:
+        a = capture.explain(m, cls).attribution
+        maps[m] = np.abs(a).sum(0) if a.ndim == 3 else a
+    return cls, maps
 
 
 def cascading(loaded, samples: Iterable[Sample], methods, seed: int = 0,
@@ -30,21 +37,20 @@ def cascading(loaded, samples: Iterable[Sample], methods, seed: int = 0,
     if not xs:
         raise ValueError("no images for the sanity check")
     layer = loaded.default_layer
-    originals = []
-    for x in xs:
-        cls = int(explainers.Capture(loaded.model, x, layer=layer).output.argmax())
-        originals.append((cls, {m: _map(loaded.model, x, layer, m, cls) for m in methods}))
+    originals = [_maps(loaded.model, x, layer, methods) for x in xs]
     out = {m: [] for m in methods}
     for name, randomised in perturb.randomised_copies(loaded.model, seed):
+        rho, ss = {m: [] for m in methods}, {m: [] for m in methods}
+        for x, (cls, maps) in zip(xs, originals):
+            _, after = _maps(randomised, x, layer, methods, cls)
+            for m in methods:
+                r = agreement.rank_correlation(maps[m], after[m])
+                rho[m].append(0.0 if np.isnan(r) else abs(r))
+                both = [maps[m] / (maps[m].max() or 1), after[m] / (after[m].max() or 1)]
+                ss[m].append(metrics.ssim(*both, data_range=1.0))
         for m in methods:
-            rho, ss = [], []
-            for x, (cls, maps) in zip(xs, originals):
-                after = _map(randomised, x, layer, m, cls)
-                r = agreement.rank_correlation(maps[m], after)
-                rho.append(0.0 if np.isnan(r) else abs(r))
-                both = [maps[m] / (maps[m].max() or 1), after / (after.max() or 1)]
-                ss.append(metrics.ssim(*both, data_range=1.0))
-            out[m].append({"randomised_down_to": name, "spearman_abs": float(np.mean(rho)), "ssim": float(np.mean(ss))})
+            out[m].append({"randomised_down_to": name, "spearman_abs": float(np.mean(rho[m])),
+                           "ssim": float(np.mean(ss[m]))})
         if progress:
             progress()
     return out

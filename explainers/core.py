@@ -346,8 +346,7 @@ class Capture:
         self._size = (x.shape[-2], x.shape[-1])
         self._lock = threading.Lock()
         self._nbytes: int | None = None
-        self._model_storages = {(t.untyped_storage().data_ptr(), t.device)
-                                for t in [*model.parameters(), *model.buffers()]}
+        self._model = model  # for nbytes only: which storages are the model's own
 
     @property
     def output(self) -> torch.Tensor:
@@ -365,7 +364,9 @@ class Capture:
         (found by walking the graph once, on first use), the captured activations, the input and
         the output; each storage counted once, parameters not counted (the model owns them)."""
         if self._nbytes is None:
-            self._nbytes = _graph_bytes(self._fwd, self._model_storages)
+            own = {(t.untyped_storage().data_ptr(), t.device)
+                   for t in [*self._model.parameters(), *self._model.buffers()]}
+            self._nbytes = _graph_bytes(self._fwd, own)
         return self._nbytes
 
     def explain(self, method: str = "gradcam", target=None):

@@ -3,7 +3,6 @@ named on screen; and two models side by side with the agreement between their ma
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
 from explainers import agreement, render
 from ui import cache, selection, views
@@ -103,15 +102,10 @@ st.caption(f"{mode}: {subject}. {views.NORMALISATION_TEXT[norm]}"
 for col, title, picture in zip(st.columns(len(pictures)), [c[0] for c in cells], pictures):
     col.image(picture, caption=title, width="stretch")
 
-strip = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), "white")
-x = 0
-for p in pictures:
-    strip.paste(p, (x, 0))
-    x += p.width
 grid_settings = views.settings_of(sel, loaded, grid=mode.lower(), items=[c[0] for c in cells],
                                   subject=subject, normalisation=norm, alpha=alpha)
 arrays = {f"{i}_{title.split(' (')[0]}": cell for i, (title, _, cell, _) in enumerate(cells)}
-views.downloads("compare_dl", f"compare_{mode.lower()}", strip, arrays, grid_settings, what="Grid",
+views.downloads("compare_dl", f"compare_{mode.lower()}", views.strip(pictures), arrays, grid_settings, what="Grid",
                 array_what="Maps, unnormalised")
 
 # ----------------------------------------------------------------------------- two models
@@ -166,10 +160,6 @@ st.caption("Both maps on one scale (joint normalisation). Rank correlation compa
 pair_settings = views.settings_of(sel, loaded, second_model=other, class_index=pair_cls,
                                   class_name=names[pair_cls], normalisation="joint",
                                   rank_correlation=rho, top_region_fraction=fraction, top_region_iou=overlap)
-side_by_side = Image.new("RGB", (pair_pictures[0].width + pair_pictures[1].width,
-                                  max(p.height for p in pair_pictures)), "white")
-side_by_side.paste(pair_pictures[0], (0, 0))
-side_by_side.paste(pair_pictures[1], (pair_pictures[0].width, 0))
-views.downloads("compare_pair_dl", "compare_two_models", side_by_side,
+views.downloads("compare_pair_dl", "compare_two_models", views.strip(pair_pictures),
                 np.stack([first, second if second.shape == first.shape else render.resize_map(second, first.shape)]),
                 pair_settings, what="Pair")

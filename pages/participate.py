@@ -3,6 +3,7 @@ participant sees the instructions, then one trial at a time, blinded; each answe
 before the next trial appears, and a reload continues at the next unanswered trial."""
 import streamlit as st
 
+from studies import design
 from ui import studies
 
 store = studies.store()
@@ -34,7 +35,7 @@ else:
         st.rerun()
     st.stop()
 
-plan = studies.schedule(study.n_trials, seed)
+plan = design.schedule(study.n_trials, seed)
 done = studies.guarded(store.answered, token)
 remaining = [(pos, t, flag) for pos, (t, flag) in enumerate(plan) if t not in done]
 st.progress(len(done) / study.n_trials, text=f"{len(done)} of {study.n_trials} answered")
@@ -54,7 +55,7 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
         left, right = st.columns(2)
         left.image(studies.guarded(store.stimulus, study.code, trial_idx, first), caption="Robot A", width=256)
         right.image(studies.guarded(store.stimulus, study.code, trial_idx, second), caption="Robot B", width=256)
-        labels = [label for label, _ in studies.TRUST_SCALE]
+        labels = [label for label, _ in design.TRUST_SCALE]
         choice = st.radio("Which robot is more reliable?", labels, index=None, key=f"answer_{position}")
         shown = {"robot_a": first, "robot_b": second}
     else:
@@ -69,7 +70,7 @@ if submitted:
         st.warning("Pick an answer first.")
         st.stop()
     if study.kind == "trust":
-        answer = dict(studies.TRUST_SCALE)[choice]
+        answer = dict(design.TRUST_SCALE)[choice]
         score = answer if flag else -answer  # in favour of the stronger model
     else:
         answer = trial["classes"].index(choice)

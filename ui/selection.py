@@ -24,7 +24,6 @@ class Selection:
     image: np.ndarray  # the model's view of it (resized and cropped as the model sees it)
     digest: str  # identifies ``image``: keys every cached forward pass
     name: str  # "circle" (a gallery scene) or the uploaded file's name
-    objects: tuple[str, ...]  # the gallery scene's objects by class name; () for uploads
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -43,13 +42,13 @@ def sidebar() -> Selection | None:
             st.caption(f"{len(missing)} ImageNet models need their weights first (see the Model "
                        "zoo page).")
         source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key="image_source")
-        original, name, objects = None, None, ()
+        original, name = None, None
         if source == "Gallery":
             items = cache.gallery()
             names = [n for n, _ in items]
             name = st.selectbox("Sample scene", names, key="gallery")
             scene = items[names.index(name)][1]
-            original, objects = scene.image, tuple(o.name for o in scene.objects)
+            original = scene.image
         else:
             upload = st.file_uploader("An image (PNG, JPEG, ...)", key="upload")
             if upload is not None:
@@ -61,7 +60,7 @@ def sidebar() -> Selection | None:
         return None
     loaded = cache.load_model(model_id)
     view = np.asarray(loaded.preprocess.display(Image.fromarray(original)))
-    selection = Selection(model_id, original, view, cache.digest(view), name, objects)
+    selection = Selection(model_id, original, view, cache.digest(view), name)
     st.session_state[KEY] = selection
     return selection
 

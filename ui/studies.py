@@ -9,7 +9,6 @@ import os
 import streamlit as st
 
 import studies
-from studies import design
 
 
 def _secret(name: str) -> str | None:
@@ -67,6 +66,3 @@ def require_admin() -> None:
         st.error("That is not the admin secret.")
     st.stop()
 
-
-schedule = design.schedule
-TRUST_SCALE = design.TRUST_SCALE

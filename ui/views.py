@@ -32,6 +32,16 @@ def png_bytes(picture) -> bytes:
     return buf.getvalue()
 
 
+def strip(pictures) -> Image.Image:
+    """PIL images side by side, left to right, on white."""
+    out = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), "white")
+    x = 0
+    for p in pictures:
+        out.paste(p, (x, 0))
+        x += p.width
+    return out
+
+
 def npy_bytes(array) -> bytes:
     """.npy of one array, or .npz of named arrays when given a dict (maps of different shapes)."""
     buf = io.BytesIO()
