@@ -95,8 +95,26 @@ def _parse_targets(raw: list[str], categories: tuple[str, ...]) -> list[int]:
     return out
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:40]
+def _output_stems(files: list[Path]) -> dict[Path, str]:
+    """A distinct output stem per input: the file's stem, or, where two inputs share one (ok.png
+    and ok.jpg, or a/x.png and b/x.png), its name with the suffix (ok_png), then a counter."""
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f.stem] = counts.get(f.stem, 0) + 1
+    stems: dict[Path, str] = {}
+    taken: set[str] = set()
+    for f in files:
+        stem = f.stem if counts[f.stem] == 1 else _safe(f.name, 200)
+        candidate, k = stem, 2
+        while candidate in taken:
+            candidate, k = f"{stem}_{k}", k + 1
+        taken.add(candidate)
+        stems[f] = candidate
+    return stems
+
+
+def _safe(text: str, limit: int = 40) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:limit]
 
 
 def _run(args) -> int:
@@ -132,11 +150,13 @@ def _run(args) -> int:
     target = [ClassLogit(i) for i in indices] if indices else TopK(args.top_k)
 
     args.out.mkdir(parents=True, exist_ok=True)
+    out_stems = _output_stems(files)
     failures = 0
     for path in tqdm(files, desc="explaining", unit="image", file=sys.stderr):
         try:
             image = open_image(path)
-        except ImageError as err:
+            loaded.preprocess.check(image.size)
+        except (ImageError, ValueError) as err:
             tqdm.write(f"skipped {err}", file=sys.stderr)
             failures += 1
             continue
@@ -147,7 +167,7 @@ def _run(args) -> int:
         for method in methods:
             for exp in explain(model, x, method=method, layer=layer, target=target):
                 idx = exp.target.index
-                stem = f"{path.stem}_{method}_{idx}-{_safe(loaded.categories[idx])}"
+                stem = f"{out_stems[path]}_{method}_{idx}-{_safe(loaded.categories[idx])}"
                 np.save(args.out / f"{stem}.npy", exp.attribution)
                 if exp.attribution.ndim == 2:
                     (m,) = render.normalize([exp.attribution], "per_map")
@@ -158,7 +178,7 @@ def _run(args) -> int:
                 record["maps"].append({"method": method, "class_index": idx,
                                        "class_name": loaded.categories[idx],
                                        "score": exp.score, "png": f"{stem}.png", "npy": f"{stem}.npy"})
-        (args.out / f"{path.stem}.json").write_text(json.dumps(record, indent=2))
+        (args.out / f"{out_stems[path]}.json").write_text(json.dumps(record, indent=2))
     if failures:
         raise CliError(f"{failures} of {len(files)} image(s) could not be read (see above)")
     return 0

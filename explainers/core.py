@@ -96,8 +96,17 @@ def _check_input(model: nn.Module, x) -> None:
         raise ValueError(f"input must be a floating-point tensor, got {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError("input batch is empty")
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "explain() was called inside torch.inference_mode(), where no gradient can be computed; "
+            "call it outside inference mode (inside torch.no_grad() is fine)")
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
+            if x.dtype != module.weight.dtype:
+                want = str(module.weight.dtype).replace("torch.", "")
+                raise ValueError(f"input is {str(x.dtype).replace('torch.', '')} but the model's weights are "
+                                 f"{want}; convert the input with x.to(torch.{want}) (or the model to the "
+                                 "input's type)")
             if x.shape[1] != module.in_channels:
                 raise ValueError(
                     f"input has {x.shape[1]} channel(s) but the model's first convolution "
@@ -433,6 +442,9 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
     another forward pass, keep a :class:`Capture`.
     """
     _check_method(method)
+    if layer is not None and method not in _CAM_METHODS:
+        _check_model(model)
+        resolve_layer(model, layer)  # Guided Backprop has no layer, but a wrong name is still an error
     capture = Capture(model, x, layer=layer, pixels=method in _PIXEL_METHODS,
                       cam=method in _CAM_METHODS)
     return capture.explain(method, target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import warnings
@@ -11,10 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageError", "open_image", "MAX_PIXELS", "MAX_BYTES", "IMAGE_SUFFIXES"]
+__all__ = ["ImageError", "open_image", "MAX_PIXELS", "MAX_DRAFT_PIXELS", "MAX_BYTES", "MAX_ASPECT",
+           "IMAGE_SUFFIXES"]
 
-MAX_PIXELS = 40_000_000  # 40 megapixels: far above any photo a CNN needs, far below a bomb
+MAX_PIXELS = 40_000_000  # decoded in full up to 40 megapixels: above what a CNN needs, far below a bomb
+MAX_DRAFT_PIXELS = 170_000_000  # a JPEG up to this is decoded reduced (DCT scaling) to <= MAX_PIXELS
 MAX_BYTES = 50 * 1024 * 1024
+MAX_ASPECT = 20.0  # a 60000 x 1 strip resized to 224 px on its short side would be 13 million px long
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -44,10 +48,13 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYT
                name: str | None = None) -> Image.Image:
     """An 8-bit RGB PIL image from a path, bytes or a binary file object.
 
-    Checks the byte size and the declared pixel count before decoding (a 20000 x 20000 PNG is
-    refused without being decompressed), applies the EXIF orientation, converts palette, grey,
-    16-bit, CMYK and alpha images to RGB (alpha composited on white). Raises :class:`ImageError`
-    with a specific message otherwise."""
+    Checks the byte size, the aspect ratio (at most ``MAX_ASPECT`` : 1) and the declared pixel
+    count before decoding: a 20000 x 20000 PNG is refused without being decompressed; a JPEG
+    above ``max_pixels`` (a 48 MP phone photo) is decoded reduced by Pillow's ``draft`` (DCT
+    scaling by 1/2, 1/4 or 1/8, so the full-size pixels are never held) and, if still above,
+    ``reduce``; ``info["reduced_from"]`` then holds the original (width, height). Applies the EXIF
+    orientation, converts palette, grey, 16-bit, CMYK and alpha images to RGB (alpha composited on
+    white). Raises :class:`ImageError` with a specific message otherwise."""
     label = name
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -71,19 +78,33 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYT
         raise ImageError(f"{label}: file is empty")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own limits below replace Pillow's warning; its hard error (a bomb) stays
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
-            if w * h > max_pixels:
-                raise ImageError(
-                    f"{label}: {w} x {h} pixels ({w * h / 1e6:.0f} MP) is above the "
-                    f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard); downscale it first"
-                )
             if w < 1 or h < 1:
                 raise ImageError(f"{label}: image has no pixels ({w} x {h})")
+            if max(w, h) / min(w, h) > MAX_ASPECT:
+                raise ImageError(
+                    f"{label}: {w} x {h} pixels is a strip (aspect ratio {max(w, h) / min(w, h):.0f}:1); "
+                    f"images up to {MAX_ASPECT:.0f}:1 are accepted, crop it first")
+            reduced_from = None
+            if w * h > max_pixels:
+                if im.format != "JPEG" or w * h > MAX_DRAFT_PIXELS:
+                    raise ImageError(
+                        f"{label}: {w} x {h} pixels ({w * h / 1e6:.0f} MP) is above the "
+                        f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard); downscale it first"
+                    )
+                factor = math.sqrt(w * h / max_pixels)
+                im.draft("RGB", (math.ceil(w / factor), math.ceil(h / factor)))
+                reduced_from = (w, h)
             im.load()
-            im = ImageOps.exif_transpose(im)
-            return _to_rgb(im)
+            if reduced_from is not None and im.width * im.height > max_pixels:
+                im = im.reduce(math.ceil(math.sqrt(im.width * im.height / max_pixels)))
+            im = _to_rgb(ImageOps.exif_transpose(im))
+            if reduced_from is not None:
+                im.info["reduced_from"] = reduced_from
+            return im
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -20,8 +20,47 @@ class Preprocess:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
 
+    max_resized_pixels: int = 25_000_000  # the resized image before the crop (a strip would be huge)
+
+    def resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of an image of ``size`` after the resize of its shorter side (as
+        torchvision's ``resize`` with one number computes it)."""
+        w, h = size
+        short, long_ = (w, h) if w <= h else (h, w)
+        new_long = int(self.resize * long_ / short)
+        return (self.resize, new_long) if w <= h else (new_long, self.resize)
+
+    def describe(self, size: tuple[int, int]) -> str:
+        """How an image of ``size`` becomes the network's input, in words."""
+        w, h = size
+        rw, rh = self.resized_size(size)
+        steps = [f"{w} x {h}"]
+        if (rw, rh) != (w, h):
+            steps.append(f"resized to {rw} x {rh} (shorter side {self.resize} px)")
+        if (rw, rh) != (self.crop, self.crop):
+            cut_x, cut_y = rw - self.crop, rh - self.crop
+            cut = []
+            if cut_x > 0:
+                cut.append(f"{cut_x} px of the width")
+            if cut_y > 0:
+                cut.append(f"{cut_y} px of the height")
+            steps.append(f"centre-cropped to {self.crop} x {self.crop}"
+                         + (f" (cuts {' and '.join(cut)})" if cut else ""))
+        return " -> ".join(steps) if len(steps) > 1 else f"{w} x {h}, used as is"
+
+    def check(self, size: tuple[int, int]) -> None:
+        """ValueError when resizing an image of ``size`` would exceed ``max_resized_pixels``."""
+        rw, rh = self.resized_size(size)
+        if rw * rh > self.max_resized_pixels:
+            raise ValueError(
+                f"a {size[0]} x {size[1]} image resized to {self.resize} px on its shorter side would be "
+                f"{rw} x {rh} ({rw * rh / 1e6:.0f} MP, above {self.max_resized_pixels / 1e6:.0f} MP); "
+                "crop it to a less extreme aspect ratio first")
+
     def display(self, image: Image.Image) -> Image.Image:
-        """The RGB crop the network sees (crop x crop pixels)."""
+        """The RGB crop the network sees (crop x crop pixels). The resized size is checked first
+        (:meth:`check`): a 60000 x 1 strip is refused before any pixel is resized."""
+        self.check(image.size)
         mode = InterpolationMode(self.interpolation)
         img = TF.resize(image.convert("RGB"), self.resize, interpolation=mode, antialias=True)
         return TF.center_crop(img, self.crop)
@@ -36,9 +75,7 @@ class Preprocess:
         coordinates of the crop the network sees (scaled like ``resize``, shifted like the centre
         crop, clipped); None when the crop cuts it away."""
         w, h = size
-        short, long_ = (w, h) if w <= h else (h, w)
-        new_long = int(self.resize * long_ / short)
-        nw, nh = (self.resize, new_long) if w <= h else (new_long, self.resize)
+        nw, nh = self.resized_size(size)
         sx, sy = nw / w, nh / h
         left, top = int(round((nw - self.crop) / 2.0)), int(round((nh - self.crop) / 2.0))
         x0, y0 = box[0] * sx - left, box[1] * sy - top

@@ -3,6 +3,9 @@ recorded, and every mismatch between a state dict and an architecture named."""
 from __future__ import annotations
 
 import hashlib
+import pickletools
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -32,30 +35,100 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
+               "STRING"}
+_SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.bytearray",
+                 "_codecs.encode")
+
+
+def _globals_of(stream, limit: int = 6) -> list[str]:
+    """The ``module.name`` globals that the pickles at the start of ``stream`` would import (up
+    to ``limit`` pickles one after another, as torch's legacy format writes them). A reading of
+    the opcodes only (:mod:`pickletools`): nothing is unpickled."""
+    found: list[str] = []
+    for _ in range(limit):
+        strings: list[str] = []
+        memo: dict[int, str] = {}
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                name = op.name
+                if name in _STRING_OPS:
+                    strings.append(arg.decode("latin-1") if isinstance(arg, bytes) else str(arg))
+                elif name == "MEMOIZE" and strings:
+                    memo[len(memo)] = strings[-1]
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[int(arg)] = strings[-1]
+                elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    strings.append(memo[int(arg)])
+                elif name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif name == "STOP":
+                    break
+        except Exception:  # not (or no more) pickle data: what was read so far is the answer
+            break
+    return found
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """Globals outside torch's tensor rebuilders and plain containers that ``path`` references."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("data.pkl")] or zf.namelist()[:1]
+                found = []
+                for n in names:
+                    with zf.open(n) as f:
+                        found += _globals_of(f)
+        else:
+            with open(path, "rb") as f:
+                found = _globals_of(f)
+    except (OSError, zipfile.BadZipFile):
+        return []
+    return list(dict.fromkeys(g for g in found if not g.startswith(_SAFE_GLOBALS)))
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
 
 
 def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict, sha256) from a checkpoint file. Accepts a plain state dict or a dict that
     holds one under ``state_dict`` or ``model``; strips a ``module.`` (DataParallel) prefix.
-    Never unpickles anything but tensors and plain containers."""
+    Never unpickles anything but tensors and plain containers (``weights_only=True``). A file
+    that would import other Python objects is named as such (its globals read with
+    :mod:`pickletools`, nothing executed); a state dict with NaN or infinite values is refused."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path.name} is empty: not a PyTorch weights file")
     digest = sha256_of(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        if "Unsupported global" in str(err):
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises UnpicklingError, RuntimeError, KeyError, EOFError, ... here
+        unsafe = _unsafe_globals(path)
+        if unsafe:
             raise WeightsError(
-                f"refused to load {path.name}: it references Python objects other than tensors "
-                "(could execute code when unpickled); only plain state dicts are accepted "
+                f"refused to load {path.name}: it would import {_listing(unsafe, 3)} when unpickled, "
+                "which could execute code; only plain state dicts of tensors are accepted "
                 "(save with torch.save(model.state_dict(), path))"
             ) from None
-        raise WeightsError(f"{path.name} is not a readable PyTorch weights file "
-                           f"(corrupt or truncated?): {_first_line(err)}") from None
+        if _looks_like_text(path):
+            raise WeightsError(f"{path.name} is a text file, not a PyTorch weights file") from None
+        raise WeightsError(f"{path.name} is not a readable PyTorch weights file (corrupt or "
+                           "truncated, or not saved with torch.save)") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):
@@ -67,6 +140,10 @@ def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
                            f"names to tensors); found {type(obj).__name__}")
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
+    broken = [k for k, v in obj.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise WeightsError(f"{path.name} holds NaN or infinite values in {_listing(broken)}: a model "
+                           "with such weights gives meaningless outputs and maps")
     return obj, digest
 
 

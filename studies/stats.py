@@ -6,26 +6,27 @@ Trust (section 5.2): each answer is scored in favour of the stronger model on th
 confidence interval (participants resampled with their answers, since one person's answers are
 not independent), an exact sign test over non-zero answers and a sign-flip permutation test over
 participants' mean scores. Discrimination (section 5.1): accuracy per method with a Wilson
-interval and an exact binomial test against guessing (50%)."""
+interval and an exact binomial test against guessing (50%). The binomial tests and the Wilson
+interval are scipy.stats' (``binomtest``), which work in log space: exact at any study size
+(a hand-written sum of ``comb(n, i) p^i`` overflowed a float past about 1,030 answers)."""
 from __future__ import annotations
 
 import itertools
-import math
 from collections import defaultdict
 
 import numpy as np
+from scipy import stats as _scipy_stats
 
 __all__ = ["binomial_two_sided", "sign_test", "bootstrap_mean_ci", "sign_flip_test", "wilson",
            "reliability_summary", "discrimination_summary"]
 
 
 def binomial_two_sided(k: int, n: int, p: float = 0.5) -> float:
-    """Exact two-sided binomial p-value: the probability of an outcome at most as likely as k."""
+    """Exact two-sided binomial p-value: the probability of an outcome at most as likely as k
+    (``scipy.stats.binomtest``)."""
     if n == 0:
         return 1.0
-    probs = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
-    cut = probs[k] * (1 + 1e-9)
-    return float(min(1.0, sum(q for q in probs if q <= cut)))
+    return float(_scipy_stats.binomtest(int(k), int(n), p, alternative="two-sided").pvalue)
 
 
 def sign_test(scores) -> tuple[int, int, float]:
@@ -68,13 +69,12 @@ def sign_flip_test(values, n_perm: int = 20000, seed: int = 0) -> float:
     return float((means >= observed - 1e-12).mean())
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of k successes in n (``scipy.stats.binomtest(...).proportion_ci``)."""
     if n == 0:
         return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    ci = _scipy_stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def _by(rows, key):

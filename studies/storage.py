@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import (JSON, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData,
                         PrimaryKeyConstraint, String, Table, Text, UniqueConstraint, create_engine,
-                        event, func, select)
+                        event, exists, func, literal, select)
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 __all__ = ["Store", "StorageError", "StudyNotFound", "StudyClosed", "default_url", "Study"]
 
@@ -136,18 +137,38 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
-        self._run(lambda: meta.create_all(self.engine))
+        try:
+            self._run(self._create_schema)
+        except IntegrityError as err:
+            raise self._error(err) from err
+
+    def _create_schema(self, attempts: int = 8) -> None:
+        """``create_all`` checks, then creates: two processes opening a fresh database at once
+        can both find a table missing, and one of them fails with "already exists" (SQLite) or a
+        duplicate key in the catalogue (PostgreSQL). The loser retries: on its next check the
+        tables are there, so it creates nothing."""
+        for attempt in range(attempts):
+            try:
+                meta.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError) as err:
+                text = str(err).lower()
+                if attempt == attempts - 1 or not ("already exists" in text or "duplicate" in text
+                                                   or "locked" in text):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _run(self, fn):
         try:
             return fn()
-        except (StudyNotFound, StudyClosed):
-            raise
-        except IntegrityError:
-            raise
+        except (StudyNotFound, StudyClosed, IntegrityError):
+            raise  # IntegrityError: the caller decides what a constraint violation means
         except SQLAlchemyError as err:
-            reason = str(getattr(err, "orig", err) or err).strip().splitlines()[0][:200]
-            raise StorageError(f"the study database ({self.where}) cannot be used: {reason}") from err
+            raise self._error(err) from err
+
+    def _error(self, err: BaseException) -> "StorageError":
+        reason = str(getattr(err, "orig", err) or err).strip().splitlines()[0][:200]
+        return StorageError(f"the study database ({self.where}) cannot be used: {reason}")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -194,16 +215,25 @@ class Store:
         return self._run(go)
 
     def close_study(self, code: str) -> None:
-        """Stop accepting participants and answers (recorded as a closure; nothing is deleted)."""
-        self.study(code)
+        """Stop accepting participants and answers (recorded as a closure; nothing is deleted).
+        The code is matched as :meth:`study` matches it (any letter case); closing twice is a
+        no-op; any other database failure is a :class:`StorageError`."""
+        study = self.study(code)
+
+        def closed(conn) -> bool:
+            return conn.execute(select(closures_t.c.study_code)
+                                .where(closures_t.c.study_code == study.code)).first() is not None
 
         def go():
-            with self.engine.begin() as conn:
-                conn.execute(closures_t.insert().values(study_code=code, closed_at=_now()))
-        try:
-            self._run(go)
-        except IntegrityError:
-            pass  # already closed
+            try:
+                with self.engine.begin() as conn:
+                    if not closed(conn):
+                        conn.execute(closures_t.insert().values(study_code=study.code, closed_at=_now()))
+            except IntegrityError as err:  # a concurrent close won the race: fine; anything else is not
+                with self.engine.connect() as conn:
+                    if not closed(conn):
+                        raise self._error(err) from err
+        self._run(go)
 
     def trials(self, code: str) -> list[dict]:
         def go():
@@ -261,21 +291,34 @@ class Store:
 
     def record(self, token: str, trial_idx: int, position: int, shown: dict, answer: int, score: int) -> bool:
         """Append one answer and commit it. False (and nothing written) when this participant has
-        already answered this trial; :class:`StudyClosed` when the study closed meanwhile."""
+        already answered this trial; :class:`StudyClosed` when the study is closed. The closed
+        check is part of the insert (one statement in one transaction: an answer lands only if no
+        closure exists when it is written)."""
         code, _ = self.participant(token)
-        if self.study(code).closed:
-            raise StudyClosed(f"the study {code!r} is closed and takes no more answers; thank you")
+        values = {"study_code": code, "participant": token, "trial_idx": int(trial_idx),
+                  "position": int(position), "answer": int(answer), "score": int(score)}
 
         def go():
+            columns = [*values, "shown", "created_at"]
+            open_now = ~exists(select(closures_t.c.study_code).where(closures_t.c.study_code == code))
+            row = select(*[literal(v) for v in values.values()],
+                         literal(shown, type_=responses_t.c.shown.type),
+                         literal(_now(), type_=responses_t.c.created_at.type)).where(open_now)
             with self.engine.begin() as conn:
-                conn.execute(responses_t.insert().values(
-                    study_code=code, participant=token, trial_idx=trial_idx, position=position,
-                    shown=shown, answer=int(answer), score=int(score), created_at=_now()))
+                written = conn.execute(responses_t.insert().from_select(columns, row)).rowcount
+            if written == 0:
+                raise StudyClosed(f"the study {code!r} is closed and takes no more answers; thank you")
             return True
         try:
             return self._run(go)
-        except IntegrityError:
-            return False
+        except IntegrityError as err:
+            def duplicate():
+                with self.engine.connect() as conn:
+                    return conn.execute(select(responses_t.c.id).where(
+                        responses_t.c.participant == token, responses_t.c.trial_idx == int(trial_idx))).first()
+            if self._run(duplicate) is not None:
+                return False  # the unique (participant, trial) constraint: a double submit
+            raise self._error(err) from err
 
     # ------------------------------------------------------------------ results (admin)
 

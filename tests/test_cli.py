@@ -103,3 +103,47 @@ def test_list_layers(checkpoint, capsys):
     assert main(["--model", "resnet18", "--weights", str(checkpoint), "--list-layers"]) == 0
     out = capsys.readouterr().out
     assert "layer4 (Sequential, 512x7x7)  (default)" in out and "layer2 (Sequential, 128x28x28)" in out
+
+
+def test_inputs_with_the_same_stem_keep_their_own_outputs(tmp_path, checkpoint):
+    """ok.png and ok.jpg used to write the same ok_*.png/.npy/.json, the second silently
+    overwriting the first, with exit 0."""
+    folder = tmp_path / "same"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "ok.png")
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(folder / "ok.jpg")
+    out = tmp_path / "out"
+    assert main([str(folder), "--model", "resnet18", "--weights", str(checkpoint), "--target", "0",
+                 "--out", str(out)]) == 0
+    records = sorted(out.glob("*.json"))
+    assert [r.name for r in records] == ["ok_jpg.json", "ok_png.json"]
+    arrays = {}
+    for r in records:
+        rec = json.loads(r.read_text())
+        (entry,) = rec["maps"]
+        arrays[Path(rec["image"]).name] = np.load(out / entry["npy"])
+        assert (out / entry["png"]).is_file()
+    assert not np.allclose(arrays["ok.png"], arrays["ok.jpg"])  # two different images, two maps
+
+
+def test_strip_image_is_refused_with_little_memory(tmp_path):
+    """A 60000 x 1 PNG of a few hundred bytes resized for ImageNet would be 15 million x 256 px
+    (about 3 GB): refused by its aspect ratio before any resize; peak memory measured by
+    /usr/bin/time -v stays under 1.2 GB (it was 2.9 GB)."""
+    strip = tmp_path / "strip.png"
+    Image.new("L", (60000, 1)).save(strip)
+    assert strip.stat().st_size < 1000
+    time_bin = Path("/usr/bin/time")
+    cmd = [sys.executable, "-m", "explainers", str(strip), "--model", "resnet18", "--weights", "untrained",
+           "--out", str(tmp_path / "o")]
+    if time_bin.exists():
+        cmd = [str(time_bin), "-v", *cmd]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "strip.png: 60000 x 1 pixels is a strip (aspect ratio 60000:1)" in proc.stderr
+    assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr
+    if time_bin.exists():
+        peak_kb = int(next(line for line in proc.stderr.splitlines() if "Maximum resident set size" in line)
+                      .split(":")[1])
+        assert peak_kb < 1.2 * 2**20, f"peak {peak_kb / 2**20:.2f} GB"

@@ -1,4 +1,7 @@
 """Bad input gets a specific message."""
+import copy
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -96,3 +99,30 @@ def test_model_without_conv_has_no_default_layer():
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
     with pytest.raises(ValueError, match="no module with a spatial"):
         explainers.explain(mlp, torch.randn(1, 3, 2, 2), target=0)
+
+
+def test_inside_inference_mode_is_named(resnet18):
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        for method in explainers.METHODS:
+            with pytest.raises(RuntimeError, match=r"inside torch.inference_mode\(\).*torch.no_grad\(\) is fine"):
+                explainers.explain(resnet18, x, method=method)
+    with torch.no_grad():  # no_grad is fine: the library turns gradients on where it needs them
+        e = explainers.explain(resnet18, x, target=3)
+    assert e.layer_map.max() >= 0 and e.attribution.shape == (64, 64)
+
+
+def test_float64_input_is_named(resnet18):
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"input is float64 but the model's weights are float32; "
+                                         r"convert the input with x.to\(torch.float32\)"):
+        explainers.explain(resnet18, x)
+    e64 = explainers.explain(copy.deepcopy(resnet18).double(), x, target=1)  # float64 model, float64 input
+    e32 = explainers.explain(resnet18, x.float(), target=1)
+    np.testing.assert_allclose(e64.attribution, e32.attribution, rtol=1e-3, atol=1e-4 * e32.attribution.max())
+
+
+@pytest.mark.parametrize("method", ["gradcam", "counterfactual", "guided_backprop", "guided_gradcam"])
+def test_unknown_layer_is_an_error_for_every_method(resnet18, method):
+    with pytest.raises(ValueError, match="layer 'layer9' not found"):
+        explainers.explain(resnet18, torch.randn(1, 3, 64, 64), method=method, layer="layer9")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from explainers import images
 from explainers.images import ImageError, open_image
 
 
@@ -112,3 +113,48 @@ def test_exif_orientation_applied():
     buf = io.BytesIO()
     im.save(buf, format="JPEG", exif=exif.tobytes())
     assert open_image(buf.getvalue()).size == (20, 40)
+
+
+def _jpeg(w, h, quality=60):
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx + yy) * 255 // (w + h))], -1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_48_megapixel_phone_photo_is_decoded_reduced():
+    data = _jpeg(8000, 6000)
+    im = images.open_image(data, name="phone.jpg")
+    assert im.info["reduced_from"] == (8000, 6000)
+    assert im.size == (4000, 3000)  # DCT scaling by 1/2: never 48 MP in memory
+    assert im.width * im.height <= images.MAX_PIXELS
+    # the reduced picture is the photo: its corner colours follow the gradient it was made with
+    a = np.asarray(im, np.float64)
+    assert abs(a[-1, -1, 0] - 255) < 12 and abs(a[0, 0, 0]) < 12 and abs(a[-1, 0, 1] - 255) < 12
+
+
+def test_png_above_the_limit_is_still_refused():
+    buf = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(buf, format="PNG")
+    with pytest.raises(images.ImageError, match=r"big.png: 8000 x 6000 pixels \(48 MP\) is above the 40 MP limit"):
+        images.open_image(buf.getvalue(), name="big.png")
+
+
+@pytest.mark.parametrize("size", [(60000, 1), (1, 60000), (2100, 100)])
+def test_strip_is_refused_by_its_aspect_ratio(size):
+    buf = io.BytesIO()
+    Image.new("L", size).save(buf, format="PNG")
+    assert len(buf.getvalue()) < 2000
+    ratio = max(size) / min(size)
+    with pytest.raises(images.ImageError, match=rf"strip.png: {size[0]} x {size[1]} pixels is a strip "
+                                                rf"\(aspect ratio {ratio:.0f}:1\); images up to 20:1"):
+        images.open_image(buf.getvalue(), name="strip.png")
+
+
+def test_preprocess_bounds_the_resized_pixels():
+    import model_zoo  # noqa: the test reaches across packages; the library does not
+    pre = model_zoo.get_spec("resnet18").preprocess
+    with pytest.raises(ValueError, match=r"a 60000 x 1 image resized to 256 px .* would be 15360000 x 256"):
+        pre.display(Image.new("RGB", (60000, 1)))
+    assert pre.display(Image.new("RGB", (2000, 100))).size == (224, 224)  # 20:1 is fine

@@ -170,3 +170,59 @@ def test_preprocess_numbers():
     expected = [(1.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
     torch.testing.assert_close(x.mean((1, 2)), torch.tensor(expected), rtol=1e-5, atol=1e-5)
     assert pre.batch([image, image]).shape == (2, 3, 224, 224)
+
+
+class _System:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+class _Eval:
+    def __reduce__(self):
+        return (eval, ("__import__('os').getcwd()",))
+
+
+@pytest.mark.parametrize("payload", [_Exploit, _System, _Eval])
+def test_exploit_pickles_of_both_torch_formats_are_named(tmp_path, payload):
+    """Each exploit, saved by torch in the zip format and in the legacy format and as raw pickles
+    of protocols 0-5, is named as code that would run: never 'corrupt', never torch's advice to
+    retry with weights_only=False."""
+    marker = tmp_path / "marker.txt"
+    obj = payload(str(marker)) if payload is _Exploit else payload()
+    files = []
+    for legacy in (False, True):
+        f = tmp_path / f"evil_{'legacy' if legacy else 'zip'}.pth"
+        torch.save({"conv1.weight": torch.zeros(1), "payload": obj}, f, _use_new_zipfile_serialization=not legacy)
+        files.append(f)
+    for protocol in range(6):
+        f = tmp_path / f"evil_p{protocol}.pkl"
+        f.write_bytes(pickle.dumps(obj, protocol=protocol))
+        files.append(f)
+    for f in files:
+        with pytest.raises(WeightsError) as err:
+            model_zoo.load("resnet18", f)
+        text = str(err.value)
+        assert text.startswith(f"refused to load {f.name}: it would import "), text
+        assert "could execute code" in text and "weights_only" not in text and "corrupt" not in text, text
+    assert not marker.exists()
+
+
+def test_text_file_is_not_a_weights_file(tmp_path):
+    f = tmp_path / "notes.pth"
+    f.write_text("101 reasons to keep notes\nnot weights\n")
+    with pytest.raises(WeightsError, match=r"^notes.pth is a text file, not a PyTorch weights file$"):
+        model_zoo.load("resnet18", f)
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(WeightsError, match="empty.pth is empty"):
+        model_zoo.load("resnet18", empty)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_state_dict_with_non_finite_values_is_refused(tmp_path, bad):
+    sd = torchvision.models.resnet18().state_dict()
+    sd["layer2.0.conv1.weight"][0, 0, 0, 0] = bad
+    f = tmp_path / "broken.pth"
+    torch.save(sd, f)
+    with pytest.raises(WeightsError, match=r"broken.pth holds NaN or infinite values in layer2.0.conv1.weight"):
+        model_zoo.load("resnet18", f)

@@ -1,4 +1,5 @@
 """The study statistics on hand-computable answers."""
+import itertools
 import math
 
 import numpy as np
@@ -25,17 +26,54 @@ def test_sign_flip_is_exact_for_small_samples():
     assert stats.sign_flip_test([1.0, -1.0]) == pytest.approx(1.0)
 
 
+def _exact_binomial_half(k: int, n: int) -> float:
+    """Two-sided p at p = 1/2 in exact integer arithmetic: the outcomes at most as likely as k."""
+    cut = math.comb(n, k)
+    return float(sum(c for c in (math.comb(n, i) for i in range(n + 1)) if c <= cut) / 2 ** n)
+
+
+@pytest.mark.parametrize("k, n", [(600, 1100), (2400, 5000), (2570, 5000), (2500, 5000), (3000, 5000), (0, 5000)])
+def test_binomial_two_sided_at_large_n_matches_exact_arithmetic(k, n):
+    """binomial_two_sided(600, 1100) raised OverflowError (a float comb(n, i) p^i); a study of
+    5000 answers must get the exact value."""
+    assert stats.binomial_two_sided(k, n) == pytest.approx(_exact_binomial_half(k, n), rel=1e-9, abs=1e-300)
+
+
+def _exact_bootstrap_quantile(groups, q):
+    """The q-quantile of the exact bootstrap distribution (every resample of the participants)."""
+    sums = [sum(g) for g in groups]
+    counts = [len(g) for g in groups]
+    values = [sum(sums[i] for i in pick) / sum(counts[i] for i in pick)
+              for pick in itertools.product(range(len(groups)), repeat=len(groups))]
+    atoms, mass = np.unique(np.round(values, 12), return_counts=True)
+    cdf = np.cumsum(mass) / len(values)
+    i = int(np.searchsorted(cdf, q))
+    return atoms[i], cdf[i - 1] if i else 0.0, cdf[i]
+
+
 def test_bootstrap_interval_resamples_participants():
-    groups = [np.array([2, 2, 2]), np.array([0, 0, 0]), np.array([1, 1, 1])]
-    lo, hi = stats.bootstrap_mean_ci(groups, n_boot=4000, seed=1)
-    assert 0.0 <= lo < 1.0 < hi <= 2.0
-    assert stats.bootstrap_mean_ci([np.array([1, 1, 1, 1])]) == (1.0, 1.0)  # no spread, no width
-    assert stats.bootstrap_mean_ci(groups, seed=3) == stats.bootstrap_mean_ci(groups, seed=3)
+    """The interval is the 2.5% and 97.5% points of the mean over resampled participants (each
+    with all their answers): compared with the exact bootstrap distribution, all 4^4 resamples."""
+    groups = [[2, 2], [0], [1, 1, 1], [-1, 0]]
+    lo, hi = stats.bootstrap_mean_ci([np.array(g) for g in groups], n_boot=40000, seed=1)
+    for got, q in ((lo, 0.025), (hi, 0.975)):
+        want, below, at = _exact_bootstrap_quantile(groups, q)
+        assert below < q - 0.004 and at > q + 0.004  # q lies well inside one atom of the distribution
+        assert got == pytest.approx(want, abs=1e-9)
+    # one participant: their answers are resampled; no spread, no width
+    assert stats.bootstrap_mean_ci([np.array([1, 1, 1, 1])]) == (1.0, 1.0)
+    # resampling answers instead of participants would give another interval: [1.0, 1.25] here
+    assert (lo, hi) != stats.bootstrap_mean_ci([np.array([v]) for g in groups for v in g], n_boot=40000, seed=1)
 
 
 def test_wilson_interval():
     lo, hi = stats.wilson(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    # the closed form (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n) at n = 5000
+    k, n, z = 2600, 5000, 1.959963984540054
+    p = k / n
+    centre, half = (p + z * z / (2 * n)), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert stats.wilson(k, n) == pytest.approx(((centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)))
 
 
 def test_reliability_summary_per_method():
