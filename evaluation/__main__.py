@@ -68,6 +68,13 @@ def main(argv=None) -> int:
     args.out.with_suffix(".csv").write_text(run.to_csv(report))
     print(f"{report['model']} on {args.data}: {report['images']} images, top-1 accuracy "
           f"{report['top1_accuracy']:.1%}, {report['images'] / report['seconds']:.2f} images/s")
+    if report["skipped_files"]:
+        print(f"skipped {len(report['skipped_files'])} file(s): " + "; ".join(
+            f"{f['file']} ({f['reason']})" for f in report["skipped_files"][:10])
+            + (" ..." if len(report["skipped_files"]) > 10 else ""))
+    for m, k in report["maps_not_finite"].items():
+        if k:
+            print(f"{m}: {k} image(s) gave a map with NaN or infinite values, left out of its figures")
     print(table(report))
     for k, v in report["scores"].items():
         print(f"  {k}: {v}")

@@ -8,13 +8,11 @@ from typing import Iterator
 
 import numpy as np
 
-from explainers.images import ImageError, open_image
+from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
 from model_zoo.shapes import world
 from model_zoo.shapes.voc import read_voc
 
-__all__ = ["Sample", "Object", "shapes", "voc_folder", "from_spec"]
-
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+__all__ = ["Sample", "Object", "shapes", "voc_folder", "VocFolder", "from_spec"]
 
 
 @dataclass(frozen=True)
@@ -47,31 +45,50 @@ def shapes(n: int, seed: int = 20000, kind: str = "single") -> Iterator[Sample]:
                      tuple(Object(o.name, tuple(o.box), o.mask) for o in s.objects))
 
 
-def voc_folder(path, n: int | None = None) -> Iterator[Sample]:
+class VocFolder:
     """Images under ``path`` (or ``path/images``) with ``<stem>.xml`` beside them or in
-    ``path/annotations``; images without an annotation or unreadable are skipped."""
-    root = Path(path)
-    if not root.is_dir():
-        raise ValueError(f"data folder {str(root)!r} does not exist")
-    images = root / "images" if (root / "images").is_dir() else root
-    notes = root / "annotations" if (root / "annotations").is_dir() else images
-    count = 0
-    for p in sorted(images.iterdir()):
-        if p.suffix.lower() not in SUFFIXES or (n is not None and count >= n):
-            continue
-        xml = notes / f"{p.stem}.xml"
-        if not xml.exists():
-            continue
-        try:
-            img = np.asarray(open_image(p))
-            ann = read_voc(xml)
-        except (ImageError, ValueError):
-            continue
-        count += 1
-        yield Sample(p.name, img, tuple(Object(o.name, tuple(o.box)) for o in ann.objects))
+    ``path/annotations``, read one at a time. Nothing is dropped silently: after (or during) the
+    iteration ``skipped`` lists (file name, reason) for every image left out: no annotation, an
+    unreadable image, an unreadable annotation."""
+
+    def __init__(self, path, n: int | None = None):
+        self.root = Path(path)
+        if not self.root.is_dir():
+            raise ValueError(f"data folder {str(self.root)!r} does not exist")
+        self.n = n
+        self.skipped: list[tuple[str, str]] = []
+
+    def __iter__(self) -> Iterator[Sample]:
+        root = self.root
+        images = root / "images" if (root / "images").is_dir() else root
+        notes = root / "annotations" if (root / "annotations").is_dir() else images
+        count = 0
+        self.skipped = []
+        for p in sorted(images.iterdir()):
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if self.n is not None and count >= self.n:
+                break
+            xml = notes / f"{p.stem}.xml"
+            if not xml.exists():
+                self.skipped.append((p.name, f"no annotation {xml.name}"))
+                continue
+            try:
+                img = np.asarray(open_image(p))
+                ann = read_voc(xml)
+            except (ImageError, ValueError) as err:
+                self.skipped.append((p.name, str(err).split(": ", 1)[-1][:200]))
+                continue
+            count += 1
+            yield Sample(p.name, img, tuple(Object(o.name, tuple(o.box)) for o in ann.objects))
 
 
-def from_spec(spec: str, n: int, seed: int = 20000) -> Iterator[Sample]:
+def voc_folder(path, n: int | None = None) -> VocFolder:
+    """A :class:`VocFolder` of at most ``n`` images."""
+    return VocFolder(path, n)
+
+
+def from_spec(spec: str, n: int, seed: int = 20000):
     """``shapes`` / ``shapes:single`` / ``shapes:pair``, or a folder path."""
     if spec.startswith("shapes"):
         kind = spec.split(":", 1)[1] if ":" in spec else "single"

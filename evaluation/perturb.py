@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import explainers
 from explainers.masking import blur
 
 __all__ = ["occlusion_map", "deletion_insertion", "average_drop_increase", "randomised_copies"]
@@ -81,13 +82,22 @@ def average_drop_increase(model: nn.Module, x: torch.Tensor, m01: np.ndarray, cl
 def randomised_copies(model: nn.Module, seed: int = 0):
     """Cascading randomisation from the top layer down: yields (module name, copy) with that
     module and every one above it re-initialised (``reset_parameters``), the original model
-    untouched. Modules without parameters are skipped."""
-    work = copy.deepcopy(model).eval()
+    untouched: copied under its lock (so no other thread's hooks are copied with it), the
+    re-initialisation drawn from its own generator state inside ``torch.random.fork_rng`` (the
+    caller's global random state is left as it was). Modules without parameters are skipped."""
+    with explainers.model_lock(model):
+        work = copy.deepcopy(model).eval()
     names = [n for n, mod in work.named_modules()
              if hasattr(mod, "reset_parameters") and any(True for _ in mod.parameters(recurse=False))]
     modules = dict(work.named_modules())
-    torch.manual_seed(seed)
+    state = None
     for name in reversed(names):
-        with torch.no_grad():
-            modules[name].reset_parameters()
+        with torch.random.fork_rng():
+            if state is None:
+                torch.manual_seed(seed)
+            else:
+                torch.set_rng_state(state)
+            with torch.no_grad():
+                modules[name].reset_parameters()
+            state = torch.get_rng_state()
         yield name, work

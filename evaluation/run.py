@@ -71,7 +71,9 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
              stride: int = 4, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
     """Every metric for every method on the samples. ``loaded``: a model_zoo LoadedModel (its
     categories name the samples' objects). Returns the report: per method each metric by name,
-    the mean deletion/insertion curves, what score each metric uses, and the settings."""
+    the mean deletion/insertion curves, what score each metric uses, and the settings. Nothing is
+    dropped silently: files a folder skipped are listed (``skipped_files``), and maps with NaN or
+    infinite values are counted per method (``maps_not_finite``) and left out of its means."""
     bad = [m for m in methods if m not in ALL_METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {', '.join(bad)}; choose among {', '.join(ALL_METHODS)}")
@@ -82,6 +84,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
     curves = {m: {"deletion": np.zeros(steps + 1), "insertion": np.zeros(steps + 1)} for m in methods}
     n_images = correct = 0
     skipped_objects = 0
+    nan_maps = {m: 0 for m in methods}
     started = time.perf_counter()
     for sample in samples:
         image = Image.fromarray(sample.image)
@@ -110,6 +113,9 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         for m in methods:
             maps = dict(zip(classes, method_map(capture, m, classes, size, rng)))
             s = sums[m]
+            if not all(np.isfinite(v).all() for v in maps.values()):
+                nan_maps[m] += 1  # counted in the report; this image's metrics for m are left out
+                continue
             boxes = {c: metrics.box_from_map(maps[c], threshold) for c in top5}
             s.add("localisation_error_top1", 1 - metrics.localisation([(names[top5[0]], boxes[top5[0]])], truth))
             s.add("localisation_error_top5", 1 - metrics.localisation([(names[c], boxes[c]) for c in top5], truth))
@@ -136,17 +142,24 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         n_images += 1
         if progress:
             progress(n_images)
+    skipped_files = [{"file": name, "reason": why} for name, why in getattr(samples, "skipped", [])]
     if n_images == 0:
-        raise ValueError("no images to evaluate (an empty folder, or no image with a VOC annotation)")
+        detail = f"; {len(skipped_files)} skipped, e.g. {skipped_files[0]['file']}: " \
+                 f"{skipped_files[0]['reason']}" if skipped_files else ""
+        raise ValueError("no images to evaluate (an empty folder, or no image with a VOC annotation)" + detail)
     return {
         "model": loaded.id, "weights_sha256": loaded.sha256, "layer": loaded.default_layer,
         "images": n_images, "top1_accuracy": correct / n_images, "objects_not_in_model_classes": skipped_objects,
+        "skipped_files": skipped_files,
+        "maps_not_finite": {m: k for m, k in nan_maps.items()},
+        "images_per_method": {m: n_images - nan_maps[m] for m in methods},
         "seconds": round(time.perf_counter() - started, 2),
         "settings": {"threshold": threshold, "tolerance_px": tolerance, "reject": reject, "steps": steps,
                      "occlusion_patch": patch, "occlusion_stride": stride, "seed": seed},
         "scores": SCORES,
         "methods": {m: {k: sums[m].mean(k) for k in SCORES} for m in methods},
-        "curves": {m: {k: (v / n_images).tolist() for k, v in c.items()} for m, c in curves.items()},
+        "curves": {m: {k: (v / max(n_images - nan_maps[m], 1)).tolist() for k, v in c.items()}
+                   for m, c in curves.items()},
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats as _scipy_stats
 
 __all__ = ["rankdata", "rank_correlation", "top_region", "iou", "top_region_iou"]
 
@@ -22,18 +23,9 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rankdata(values) -> np.ndarray:
-    """Ranks 1..n of the flattened values, ties given their average rank."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    order = np.argsort(v, kind="mergesort")
-    sorted_v = v[order]
-    starts = np.r_[True, sorted_v[1:] != sorted_v[:-1]]
-    group = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    counts = np.diff(np.r_[first, v.size])
-    avg = first + (counts + 1) / 2.0  # average of positions first+1 .. first+count
-    ranks = np.empty_like(v)
-    ranks[order] = avg[group]
-    return ranks
+    """Ranks 1..n of the flattened values, ties given their average rank
+    (``scipy.stats.rankdata``, method "average")."""
+    return _scipy_stats.rankdata(np.asarray(values, dtype=np.float64).ravel(), method="average")
 
 
 def rank_correlation(a, b) -> float:

@@ -105,7 +105,7 @@ def list_layers(model: nn.Module, x: torch.Tensor | None = None) -> list[LayerIn
     records = _trace(model, _example_input(model, x))
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     return [
-        LayerInfo(name, type(module).__name__, tuple(out.shape[1:]))
+        LayerInfo(name, type(module).__name__.lstrip("_"), tuple(out.shape[1:]))
         for name, (module, out) in sorted(records.items(), key=lambda kv: order[kv[0]])
     ]
 

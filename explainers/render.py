@@ -3,12 +3,13 @@ Backprop image. Normalisation is a rendering decision, named in the UI, so that 
 compared on one scale ("joint") or each on its own ("per_map")."""
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["NORMALISATIONS", "COLORMAPS", "normalize", "colorize", "overlay", "pixel_image", "resize_map"]
+__all__ = ["NORMALISATIONS", "COLORMAPS", "normalize", "colorize", "overlay", "pixel_image", "resize_map", "png_bytes", "faint_maps"]
 
 NORMALISATIONS = ("per_map", "joint", "none")
 
@@ -113,3 +114,29 @@ def pixel_image(attribution: np.ndarray, scale: float | None = None) -> Image.Im
         scale = 3.0 * float(a.std())
     img = 0.5 + 0.5 * a / scale if scale > 0 else np.full_like(a, 0.5)
     return Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0))
+
+
+def png_bytes(picture) -> bytes:
+    """A PIL image or an H x W (x 3) uint8 array encoded as PNG (the one PNG encoder of the
+    project: downloads, study stimuli)."""
+    buf = io.BytesIO()
+    (picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def faint_maps(maps: dict, relative: float = 0.01, absolute: float = 1e-6) -> dict[str, str]:
+    """Maps that per-map normalisation would stretch from almost nothing to full colour: all
+    zero, a maximum below ``absolute``, or a maximum below ``relative`` x the largest maximum of
+    the maps shown beside it. {title: why}, for a notice beside the pictures."""
+    tops = {title: float(np.max(m)) if np.size(m) else 0.0 for title, m in maps.items()}
+    largest = max(tops.values(), default=0.0)
+    out = {}
+    for title, top in tops.items():
+        if top <= 0:
+            out[title] = "is all zero: there is nothing to show"
+        elif top < absolute:
+            out[title] = f"peaks at {top:.1e}: per-map normalisation stretches almost nothing to full colour"
+        elif largest > 0 and top < relative * largest:
+            out[title] = (f"peaks at {top:.2g}, {top / largest:.1%} of the largest map beside it: per-map "
+                          "normalisation stretches it to full colour, so read it as nearly empty")
+    return out

@@ -17,14 +17,15 @@ c1, c2, c3 = st.columns([2, 2, 1])
 mode = c1.radio("Grid over", ["Methods", "Layers", "Classes", "Models"], horizontal=True, key="compare_mode")
 with c2:
     norm = views.normalisation_picker("compare_norm", default="joint")
-alpha = c3.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha")
+alpha = views.opacity_slider("compare_alpha", c3, "Opacity")
 
 probs = cache.probabilities(model_id, digest, loaded.default_layer, shown)
 top = [int(i) for i in np.argsort(-probs)]
 
 
 def class_picker(key: str, label: str = "Class") -> int:
-    return views.class_picker(names, probs, f"{key}_{model_id}_{digest}", label)
+    return views.class_picker(names, probs, f"{key}_{model_id}_{digest}", label,
+                              pref=views.image_class_pref(model_id, digest))
 
 
 def layer_picker(key: str) -> str:
@@ -86,6 +87,7 @@ if not cells:
 cams = [i for i, c in enumerate(cells) if c[3] == "cam"]
 pix = [i for i, c in enumerate(cells) if c[3] == "pixels"]
 scaled = dict(zip(cams, render.normalize([cells[i][2] for i in cams], norm)))
+views.faint_notice({cells[i][0]: cells[i][2] for i in cams}, norm)
 pix_scale = None
 if norm == "joint" and pix:
     pix_scale = max(3.0 * float(np.std(cells[i][2])) for i in pix) or None
@@ -105,8 +107,8 @@ for col, title, picture in zip(st.columns(len(pictures)), [c[0] for c in cells],
 grid_settings = views.settings_of(sel, loaded, grid=mode.lower(), items=[c[0] for c in cells],
                                   subject=subject, normalisation=norm, alpha=alpha)
 arrays = {f"{i}_{title.split(' (')[0]}": cell for i, (title, _, cell, _) in enumerate(cells)}
-views.downloads("compare_dl", f"compare_{mode.lower()}", views.strip(pictures), arrays, grid_settings, what="Grid",
-                array_what="Maps, unnormalised")
+views.downloads("compare_dl", f"compare_{mode.lower()}", [(c[0], p) for c, p in zip(cells, pictures)], arrays,
+                grid_settings, what=f"Grid over {mode.lower()}", array_what="Maps", image=shown)
 
 # ----------------------------------------------------------------------------- two models
 st.subheader("Two models, one image, one class")
@@ -160,6 +162,7 @@ st.caption("Both maps on one scale (joint normalisation). Rank correlation compa
 pair_settings = views.settings_of(sel, loaded, second_model=other, class_index=pair_cls,
                                   class_name=names[pair_cls], normalisation="joint",
                                   rank_correlation=rho, top_region_fraction=fraction, top_region_iou=overlap)
-views.downloads("compare_pair_dl", "compare_two_models", views.strip(pair_pictures),
+views.downloads("compare_pair_dl", "compare_two_models",
+                [(f"{m} ({names[pair_cls]})", p) for m, p in zip((model_id, other), pair_pictures)],
                 np.stack([first, second if second.shape == first.shape else render.resize_map(second, first.shape)]),
-                pair_settings, what="Pair")
+                pair_settings, what="Two models' maps", image=shown)

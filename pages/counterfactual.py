@@ -20,12 +20,13 @@ layer = views.layer_picker(model_id, "cf_layer", a)
 probs = cache.probabilities(model_id, digest, layer, shown)
 logits = cache.logits(model_id, digest, layer, shown)
 top = [int(i) for i in np.argsort(-probs)]
-cls = views.class_picker(names, probs, f"cf_class_{model_id}_{digest}", where=b)
+cls = views.class_picker(names, probs, f"cf_class_{model_id}_{digest}", where=b,
+                         pref=views.image_class_pref(model_id, digest))
 a, b, c = st.columns(3)
 fraction = a.slider("Region to mask (% of pixels)", 5, 50, 15, 5, key="cf_fraction") / 100
 baseline = b.radio("Masked pixels become", ["mean", "blur"], horizontal=True, key="cf_baseline",
                    format_func={"mean": "the mean colour", "blur": "a blurred copy"}.get)
-alpha = c.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="cf_alpha")
+alpha = views.opacity_slider("cf_alpha", c, "Opacity")
 
 gradcam = cache.explanation(model_id, digest, layer, "gradcam", cls, shown)["attribution"]
 counter = cache.explanation(model_id, digest, layer, "counterfactual", cls, shown)["attribution"]
@@ -48,6 +49,7 @@ def masked_view(mask):
 
 
 (gc01,), (cf01,) = render.normalize([gradcam], "per_map"), render.normalize([counter], "per_map")
+views.faint_notice({"Grad-CAM": gradcam, "The counterfactual map": counter})
 cols = st.columns(4)
 cols[0].image(render.overlay(shown, gc01, alpha), caption="Grad-CAM: evidence for", width="stretch")
 cols[1].image(masked_view(regions["Grad-CAM"]), caption="Grad-CAM region masked", width="stretch")
@@ -74,12 +76,16 @@ for name, (claim, held) in claims.items():
 st.markdown("\n".join(lines))
 
 pair = np.stack([gradcam, counter])
-views.downloads("cf_dl", "counterfactual", render.overlay(shown, cf01, alpha), pair,
+views.downloads("cf_dl", "counterfactual",
+                [(f"Grad-CAM: evidence for {names[cls]}", render.overlay(shown, gc01, alpha)),
+                 ("Grad-CAM region masked", masked_view(regions["Grad-CAM"])),
+                 (f"Counterfactual: evidence against {names[cls]}", render.overlay(shown, cf01, alpha)),
+                 ("Counterfactual region masked", masked_view(regions["Counterfactual"]))], pair,
                 views.settings_of(sel, loaded, layer=layer, class_index=cls, class_name=names[cls],
                                   normalisation="per_map", region_fraction=fraction, baseline=baseline,
                                   logit=y, logit_gradcam_region_masked=y + moves["Grad-CAM"],
                                   logit_counterfactual_region_masked=y + moves["Counterfactual"]),
-                what="Counterfactual overlay")
+                what="Grad-CAM and counterfactual", array_what="Grad-CAM and counterfactual maps", image=shown)
 
 # ----------------------------------------------------------------------------- contrastive
 st.subheader("Why A rather than B?")
@@ -100,7 +106,10 @@ cols[2].image(render.overlay(shown, ba01, alpha), caption=f"{names[class_b]} rat
               width="stretch")
 st.caption(f"Grad-CAM of y^A − y^B: the regions that raise {names[class_a]}'s logit more than "
            f"{names[class_b]}'s (margin {ab['score']:+.3f}). Both maps on one scale (joint normalisation).")
-views.downloads("cf_ab_dl", "contrast", render.overlay(shown, ab01, alpha), np.stack([ab["attribution"], ba["attribution"]]),
+views.downloads("cf_ab_dl", "contrast",
+                [(f"{names[class_a]} rather than {names[class_b]}", render.overlay(shown, ab01, alpha)),
+                 (f"{names[class_b]} rather than {names[class_a]}", render.overlay(shown, ba01, alpha))],
+                np.stack([ab["attribution"], ba["attribution"]]),
                 views.settings_of(sel, loaded, layer=layer, class_a=names[class_a], class_b=names[class_b],
                                   target="logit A - logit B", margin=ab["score"], normalisation="joint"),
-                what="Contrast overlay")
+                what="Contrast maps", image=shown)

@@ -8,7 +8,7 @@ import streamlit as st
 
 import evaluation
 from ui import evaluation as runner
-from ui import selection
+from ui import prefs, selection
 
 st.title("Evaluate")
 sel = selection.current()
@@ -19,28 +19,41 @@ if not model_id.startswith("shapes-"):
             f"`python -m evaluation --model {model_id} --data DIR`.")
     st.stop()
 
+# the settings outlive a visit to another page (bound to preferences), and so does the result
 a, b, c = st.columns(3)
-split = a.radio("Scenes", ["shapes:single", "shapes:pair"], horizontal=True, key="eval_split",
+split = a.radio("Scenes", ["shapes:single", "shapes:pair"], horizontal=True,
+                key=prefs.bind("eval_split", "eval:split", "shapes:single", ["shapes:single", "shapes:pair"]),
                 format_func={"shapes:single": "one object", "shapes:pair": "two objects"}.get)
-n = int(b.number_input("Images", 1, 2000, 20, key="eval_n"))
-seed = int(c.number_input("World seed (20000: held out from training)", 0, 10**6, 20000, key="eval_seed"))
-methods = st.multiselect("Methods", list(evaluation.ALL_METHODS), default=list(evaluation.ALL_METHODS),
-                         key="eval_methods")
+n = int(b.number_input("Images", 1, 2000, key=prefs.bind("eval_n", "eval:n", 20)))
+seed = int(c.number_input("World seed (20000: held out from training)", 0, 10**6,
+                          key=prefs.bind("eval_seed", "eval:seed", 20000)))
+methods = st.multiselect("Methods", list(evaluation.ALL_METHODS),
+                         key=prefs.bind("eval_methods", "eval:methods", list(evaluation.ALL_METHODS)))
 a, b, c = st.columns(3)
-tolerance = a.slider("Pointing tolerance (px)", 0, 15, 4, key="eval_tolerance",
+tolerance = a.slider("Pointing tolerance (px)", 0, 15, key=prefs.bind("eval_tolerance", "eval:tolerance", 4),
                      help="The paper uses 15 px on 224-px images; 4 px is the same share of a 64-px scene.")
-threshold = b.slider("Box threshold (x max)", 0.05, 0.5, 0.15, 0.05, key="eval_threshold")
-steps = int(c.select_slider("Deletion / insertion steps", [8, 16, 32, 64], 32, key="eval_steps"))
+threshold = b.slider("Box threshold (x max)", 0.05, 0.5, step=0.05,
+                     key=prefs.bind("eval_threshold", "eval:threshold", 0.15))
+steps = int(c.select_slider("Deletion / insertion steps", [8, 16, 32, 64],
+                            key=prefs.bind("eval_steps", "eval:steps", 32, [8, 16, 32, 64])))
 if not methods:
     st.info("Choose at least one method.")
     st.stop()
-if not st.button("Run the evaluation", type="primary", key="eval_run") and \
-        ("evaluation", model_id, split, tuple(methods), n, seed, float(tolerance), threshold, steps) not in st.session_state:
-    st.caption("About 1 s per image for the shapes models on a 2-core CPU (all methods).")
-    st.stop()
-report = runner.run(model_id, split, tuple(methods), n, seed, float(tolerance), threshold, steps)
+settings = (model_id, split, tuple(methods), n, seed, float(tolerance), threshold, steps)
+clicked = st.button("Run the evaluation", type="primary", key="eval_run")
+kept = runner.last(model_id)
+if not clicked and ("evaluation", *settings) not in st.session_state:
+    per_image, how = runner.seconds_per_image(model_id, split, tuple(methods), seed, float(tolerance),
+                                              threshold, steps)
+    st.caption(f"Estimated {per_image * n:.0f} s for {n} images: {per_image:.1f} s per image ({how}).")
+    if kept is None:
+        st.stop()
+    st.info("Showing your last result, made with other settings: press the button to run these.")
+    report = kept[1]
+else:
+    report = runner.run(*settings)
 
-st.caption(f"{report['model']} on {report['images']} scenes ({split}, seed {seed}); top-1 accuracy "
+st.caption(f"{report['model']} on {report['images']} scenes ({report['data']}); top-1 accuracy "
            f"{report['top1_accuracy']:.1%}; {report['seconds']} s. Maps of pixel methods: |attribution| "
            "summed over colours. Each metric's score is named in the table below.")
 rows = [{"method": m, **{k: round(v, 3) for k, v in vals.items()}} for m, vals in report["methods"].items()]

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import render
-from ui import cache, selection, views
+from ui import cache, prefs, selection, views
 
 TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "guided_backprop": "Guided Backprop",
           "guided_gradcam": "Guided Grad-CAM"}
@@ -31,11 +31,11 @@ with col_pred:
     st.plotly_chart(fig, key="explore_predictions")
 with col_ctrl:
     class_index = views.class_picker(loaded.categories, probs, f"explore_class_{model_id}_{digest}",
-                                     "Class to explain")
-    alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_alpha")
-    cmap = st.selectbox("Colour map", render.COLORMAPS, key="explore_cmap")
+                                     "Class to explain", pref=views.image_class_pref(model_id, digest))
+    alpha = views.opacity_slider("explore_alpha")
+    cmap = views.colormap_picker("explore_cmap")
     method = st.selectbox("Method in detail (heatmap and downloads)", list(TITLES), format_func=TITLES.get,
-                          key="explore_method")
+                          key=prefs.bind("explore_method", "method", "gradcam", list(TITLES)))
 
 gradcam = cache.explanation(model_id, digest, layer, "gradcam", class_index, shown)
 st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {gradcam['score']:.3f}) "
@@ -53,6 +53,7 @@ for col, m in zip(columns[1:], TITLES):
         pictures[m] = render.pixel_image(maps[m]["attribution"])
     col.image(pictures[m], caption=TITLES[m], width="stretch")
 
+views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
 chosen = maps[method]
 if chosen["layer_map"] is not None and method != "guided_gradcam":
     z, what = chosen["layer_map"], "at layer resolution"
@@ -64,4 +65,6 @@ st.plotly_chart(views.heatmap(z, f"{TITLES[method]} {what} ({z.shape[0]}x{z.shap
 settings = views.settings_of(sel, loaded, layer=layer, method=method, class_index=class_index,
                              class_name=loaded.categories[class_index], score=chosen["score"],
                              normalisation="per_map", alpha=alpha, cmap=cmap)
-views.downloads("dl", method, pictures[method], chosen["attribution"], settings, what=TITLES[method])
+views.downloads("dl", method, pictures[method], chosen["attribution"], settings,
+                what=f"{TITLES[method]} of {loaded.categories[class_index]}", image=shown,
+                layer_map=chosen["layer_map"] if method in ("gradcam", "counterfactual") else None, cmap=cmap)

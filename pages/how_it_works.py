@@ -16,7 +16,8 @@ names = loaded.categories
 a, b, c = st.columns(3)
 layer = views.layer_picker(model_id, "how_layer", a)
 probs = cache.probabilities(model_id, digest, layer, shown)
-cls = views.class_picker(names, probs, f"how_class_{model_id}_{digest}", where=b)
+cls = views.class_picker(names, probs, f"how_class_{model_id}_{digest}", where=b,
+                         pref=views.image_class_pref(model_id, digest))
 shown_k = c.slider("Channels to show", 4, 24, 8, 4, key="how_channels")
 
 e = cache.explanation(model_id, digest, layer, "gradcam", cls, shown)
@@ -58,9 +59,14 @@ left.plotly_chart(views.heatmap(weighted, f"sum of alpha_k A^k ({h}x{w})", color
 right.plotly_chart(views.heatmap(cam, f"ReLU of the sum: L^c ({h}x{w}, unnormalised)"), key="how_cam")
 difference = float(np.abs(cam - e["layer_map"]).max())
 top_share = float(share[lead].sum() / share.sum()) if share.sum() != 0 else float("nan")
+positive, negative = float(share[share > 0].sum()), float(share[share < 0].sum())
 st.markdown(f"This page's sum matches the library's map to a largest difference of **{difference:.2e}**. "
             f"The {shown_k} channels shown carry **{top_share:.0%}** of the summed evidence "
             f"(sum over the map of alpha_k A^k: {share.sum():+.3f}).")
+if top_share > 1:
+    st.caption(f"Why more than 100%: channels weigh in both ways. Those for the class add "
+               f"{positive:+.3f}, those against it (negative alpha_k A^k) take {negative:+.3f} away, so the "
+               f"net sum ({share.sum():+.3f}) is smaller than what the leading channels alone bring.")
 (cam01,) = render.normalize([e["attribution"]], "per_map")
 overlay = render.overlay(shown, cam01, 0.5)
 st.image(overlay, caption="Upsampled to the image (bilinear) and normalised to its maximum (per map)",
@@ -69,4 +75,5 @@ views.downloads("how_dl", "gradcam_weights", overlay, alpha,
                 views.settings_of(sel, loaded, layer=layer, class_index=cls, class_name=names[cls],
                                   normalisation="per_map", channels=channels,
                                   top_channels={int(k): float(alpha[k]) for k in order}),
-                what="Grad-CAM overlay", array_what="Channel weights alpha_k")
+                what=f"Grad-CAM of {names[cls]}", array_what="Channel weights alpha_k", image=shown,
+                layer_map=e["layer_map"])

@@ -22,6 +22,7 @@ for model_id in model_zoo.list_models():
         "weights": "present" if present else "missing",
         "about": spec.description,
     })
+st.markdown("\n".join(f"- **{r['id']}**: {r['about'] or r['model']}" for r in rows))
 st.dataframe(rows, hide_index=True, width="stretch", key="zoo_table")
 
 missing = [r["id"] for r in rows if r["weights"] == "missing"]

@@ -11,6 +11,7 @@ st.title("Design a study")
 studies.require_admin()
 store = studies.store()
 
+DEFAULT_TITLES = {"trust": "Which robot do you trust?", "discrimination": "Which shape does the robot see?"}
 DEFAULT_INSTRUCTIONS = {
     "trust": "Two robots were trained to recognise shapes. For each picture both robots give the "
              "same answer. You will see what each robot looked at to decide. Tell us which robot "
@@ -25,8 +26,8 @@ ready, _ = cache.available_models()
 kind = st.radio("Kind of study", ["trust", "discrimination"], horizontal=True, key="design_kind",
                 format_func={"trust": "Which robot is more reliable (two models)",
                              "discrimination": "Which class does the map show (one model)"}.get)
-title = st.text_input("Title (participants see it: do not name the models)", "Which robot do you trust?",
-                      key="design_title")
+title = st.text_input("Title (participants see it: do not name the models)", DEFAULT_TITLES[kind],
+                      key=f"design_title_{kind}")
 if kind == "trust":
     a, b, c = st.columns(3)
     first = a.selectbox("Model 1", ready, index=0, key="design_model_a")
@@ -51,14 +52,17 @@ if source_kind == "shapes":
         st.caption("Two-object scenes are used: each trial shows the map of one of the two shapes.")
 else:
     path = st.text_input("Folder path (optional labels.csv inside: file,label)", key="design_folder")
-    source = {"source": "folder", "path": path}
+    source = {"source": "folder", "path": path.strip()}
+    if not path.strip():
+        st.info("Enter the path of a folder of images on this server.")
 a, b, c = st.columns(3)
 n_images = int(a.number_input("Images (trials = images x visualisations)", 1, 500, 20, key="design_n"))
 require_correct = b.checkbox("Only images the models get right", value=kind == "trust", key="design_correct")
 seed = int(c.number_input("Seed", 0, 10**6, 0, key="design_seed"))
 instructions = st.text_area("Instructions", DEFAULT_INSTRUCTIONS[kind], key=f"design_instructions_{kind}")
 
-if st.button("Create study", type="primary", key="design_create"):
+missing_folder = source["source"] == "folder" and not source["path"]
+if st.button("Create study", type="primary", key="design_create", disabled=missing_folder):
     design = studies_lib.StudyDesign(kind=kind, title=title, models=models, methods=tuple(methods),
                                      stronger=stronger, source=source, n_images=n_images,
                                      require_correct=require_correct, instructions=instructions, seed=seed)
@@ -76,11 +80,22 @@ if st.button("Create study", type="primary", key="design_create"):
     st.session_state["design_last_code"] = code
     st.success(f"Study saved: code **{code}**, {len(trials)} trials from {config['images_kept']} images "
                f"({config['candidates_seen']} candidates looked at).")
+    if config["images_kept"] < n_images:
+        st.warning(f"You asked for {n_images} images; only {config['images_kept']} of the "
+                   f"{config['candidates_seen']} candidates passed the filter, so the study has "
+                   f"{len(trials)} trials. Add candidates or loosen the filter for more.")
+    unreadable = config.get("unreadable_files") or []
+    if unreadable:
+        st.warning(f"{len(unreadable)} file(s) in the folder could not be read and were left out: "
+                   + "; ".join(studies.plain(f"{name} ({why})") for name, why in unreadable[:10])
+                   + (" ..." if len(unreadable) > 10 else ""))
 
 last = st.session_state.get("design_last_code")
 if last:
-    st.markdown(f"Participants open the app's address with `?study={last}` at the end (for example "
-                f"`http://localhost:8501/?study={last}`): they see that study and nothing else.")
+    link = studies.participant_link(last)
+    st.markdown(f"Participants open this link (copy it with the button at its right): they see that "
+                f"study and nothing else.")
+    st.code(link, language=None)
 
 st.subheader("Studies")
 rows = []

@@ -25,14 +25,22 @@ trials = studies.guarded(store.trials, code)
 rows = studies.guarded(store.responses, code)
 participants, answers = studies.guarded(store.counts, code)
 cfg = study.config
+
+
+def count(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+sizes = f"{count(study.n_trials, 'trial')}; {count(participants, 'participant')}, {count(answers, 'answer')}"
 if study.kind == "trust":
     st.markdown(f"Models: **{cfg['stronger']}** (believed stronger) vs "
                 f"**{next(m for m in cfg['models'] if m != cfg['stronger'])}**; methods: {', '.join(cfg['methods'])}; "
-                f"{study.n_trials} trials; {participants} participants, {answers} answers.")
+                f"{sizes}.")
 else:
-    st.markdown(f"Model: **{cfg['models'][0]}**; methods: {', '.join(cfg['methods'])}; {study.n_trials} trials; "
-                f"{participants} participants, {answers} answers.")
-if not study.closed and st.button("Close the study (no more participants or answers)", key="results_close"):
+    st.markdown(f"Model: **{cfg['models'][0]}**; methods: {', '.join(cfg['methods'])}; {sizes}.")
+if study.closed:
+    st.info("This study is closed: it takes no more participants or answers.")
+elif st.button("Close the study (no more participants or answers)", key="results_close"):
     studies.guarded(store.close_study, code)
     st.rerun()
 if not rows:
@@ -49,8 +57,10 @@ if study.kind == "trust":
                    "sign test p": f"{r['sign_test_p']:.3g}", "permutation p": f"{r['permutation_p']:.3g}"}
                   for r in summary], hide_index=True, width="stretch", key="results_summary")
     st.caption("Relative reliability: the mean answer in favour of the stronger model (+2 clearly "
-               "stronger ... -2 clearly weaker), as in the paper. 95% CI: bootstrap over participants. "
-               "Sign test: exact, over non-zero answers. Permutation: sign flips of participants' means.")
+               "stronger ... -2 clearly weaker), as in the paper. 95% CI: percentile bootstrap, 10,000 "
+               "resamples of the participants (drawn with replacement, each with all of their answers, "
+               "since one person's answers are not independent). Sign test: exact, over non-zero answers. "
+               "Permutation: sign flips of participants' means.")
     fig = go.Figure(go.Bar(x=[r["method"] for r in summary], y=[r["relative_reliability"] for r in summary],
                            error_y=dict(type="data", symmetric=False,
                                         array=[r["ci_high"] - r["relative_reliability"] for r in summary],

@@ -7,7 +7,6 @@ reliable on a 5-point scale. Class-discrimination study (section 5.1): one model
 the two classes of a two-object scene, the raw image not shown; which class does it show?"""
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,21 +18,13 @@ from PIL import Image
 import explainers
 import model_zoo
 from explainers import render
-from explainers.images import ImageError, open_image
+from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
 from model_zoo.shapes import world
+
+from .participation import KINDS, TRUST_SCALE, schedule  # noqa: F401 (re-exported)
 
 __all__ = ["StudyDesign", "DesignError", "build_study", "schedule", "TRUST_SCALE", "KINDS"]
 
-KINDS = ("trust", "discrimination")
-# the paper's 5-point scale, as shown (answer = preference for Robot A)
-TRUST_SCALE = (
-    ("Robot A is clearly more reliable", 2),
-    ("Robot A is slightly more reliable", 1),
-    ("Both are equally reliable", 0),
-    ("Robot B is slightly more reliable", -1),
-    ("Robot B is clearly more reliable", -2),
-)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 class DesignError(ValueError):
@@ -87,7 +78,9 @@ class _Image:
     boxes: dict  # class name -> [x0, y0, x1, y1] (half-open), shapes world only
 
 
-def _candidates(design: StudyDesign):
+def _candidates(design: StudyDesign, unreadable: list):
+    """The candidate images, one at a time; files that cannot be read are appended to
+    ``unreadable`` as (name, reason)."""
     src = design.source
     if src.get("source") == "shapes":
         kind = "pair" if design.kind == "discrimination" else src.get("scene", "single")
@@ -96,7 +89,9 @@ def _candidates(design: StudyDesign):
             yield _Image({"source": "shapes", "seed": s.seed, "index": i, "kind": kind}, s.image,
                          tuple(o.name for o in s.objects), {o.name: list(o.box) for o in s.objects})
     elif src.get("source") == "folder":
-        folder = Path(src.get("path", ""))
+        if not str(src.get("path", "")).strip():
+            raise DesignError("give the path of a folder of images on this server")
+        folder = Path(src["path"])
         if not folder.is_dir():
             raise DesignError(f"image folder {str(folder)!r} does not exist")
         labels = {}
@@ -110,26 +105,21 @@ def _candidates(design: StudyDesign):
         for p in files:
             try:
                 img = np.asarray(open_image(p))
-            except ImageError:
-                continue  # unreadable files are skipped; the count of kept images says so
+            except ImageError as err:  # left out, and named in the study's config
+                unreadable.append((p.name, str(err).split(": ", 1)[-1]))
+                continue
             yield _Image({"source": "folder", "file": p.name}, img,
                          (labels[p.name],) if p.name in labels else (), {})
     else:
         raise DesignError("image source must be the shapes world or a folder of images")
 
 
-def _png(picture) -> bytes:
-    buf = io.BytesIO()
-    (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _stimulus(loaded, view: np.ndarray, capture, method: str, cls: int, with_image: bool) -> bytes:
     e = capture.explain(method, cls)
     if method in ("guided_backprop", "guided_gradcam"):
-        return _png(render.pixel_image(e.attribution))
+        return render.png_bytes(render.pixel_image(e.attribution))
     (m01,) = render.normalize([e.attribution], "per_map")
-    return _png(render.overlay(view, m01, 0.5) if with_image else render.colorize(m01))
+    return render.png_bytes(render.overlay(view, m01, 0.5) if with_image else render.colorize(m01))
 
 
 def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None = None,
@@ -145,7 +135,8 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
             raise DesignError(f"{a} and {b} do not share their classes, so their labels cannot agree")
     names = list(models[design.models[0]].categories)
     kept, seen, agreed = [], 0, 0
-    for cand in _candidates(design):
+    unreadable: list[tuple[str, str]] = []
+    for cand in _candidates(design, unreadable):
         if len(kept) >= design.n_images:
             break
         seen += 1
@@ -176,8 +167,10 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
     if not kept:
         what = ("both models predicted the same label" if design.kind == "trust" else "scenes had two objects")
         extra = " and the label was correct" if design.require_correct else ""
+        skipped = f" ({len(unreadable)} unreadable file(s) left out: {', '.join(n for n, _ in unreadable[:5])})" \
+            if unreadable else ""
         raise DesignError(f"no image left: of {seen} candidate images, {agreed} passed the first filter "
-                          f"({what}){extra}, none passed them all; loosen the filter or add images")
+                          f"({what}){extra}, none passed them all; loosen the filter or add images{skipped}")
 
     trials, stimuli = [], {}
     for cand, views, caps, preds in kept:
@@ -203,17 +196,5 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
               "map_settings": {"normalisation": "per_map", "overlay_alpha": 0.5, "cmap": "jet",
                                "pixel_maps": "3 standard deviations to the ends, zero at mid-grey",
                                "target": "logit of the label"},
-              "candidates_seen": seen, "images_kept": len(kept)}
+              "candidates_seen": seen, "images_kept": len(kept), "unreadable_files": unreadable}
     return config, trials, stimuli
-
-
-def schedule(n_trials: int, seed: int) -> list[tuple[int, bool]]:
-    """A participant's order of trials and, per trial, whether the stronger model is Robot A:
-    a random permutation, and A/B balanced (exactly half, rounding at random, stronger-as-A)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n_trials)
-    n_a = n_trials // 2 + (int(rng.integers(0, 2)) if n_trials % 2 else 0)
-    flags = np.zeros(n_trials, bool)
-    flags[:n_a] = True
-    rng.shuffle(flags)
-    return [(int(t), bool(f)) for t, f in zip(order, flags)]

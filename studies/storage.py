@@ -305,8 +305,9 @@ class Store:
                          literal(shown, type_=responses_t.c.shown.type),
                          literal(_now(), type_=responses_t.c.created_at.type)).where(open_now)
             with self.engine.begin() as conn:
-                written = conn.execute(responses_t.insert().from_select(columns, row)).rowcount
-            if written == 0:
+                written = conn.execute(responses_t.insert().from_select(columns, row)
+                                       .returning(responses_t.c.id)).first()
+            if written is None:
                 raise StudyClosed(f"the study {code!r} is closed and takes no more answers; thank you")
             return True
         try:

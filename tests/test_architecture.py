@@ -1,22 +1,78 @@
-"""The dependency arrows of ../shared/DESIGN.md, checked from the imports."""
+"""The dependency arrows of ../shared/DESIGN.md, checked from the imports, transitively: a
+module's imports are followed through the project's own modules (relative imports resolved), so
+a rule cannot be broken through a package in between."""
 import ast
+import subprocess
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ["explainers", "model_zoo", "studies", "evaluation"]
+PROJECT = {*PURE, "ui", "pages", "bench"}
+FRONT_ENDS = ("cli.py", "__main__.py")  # command lines: above the packages they drive
 
 
-def _imports(path: Path) -> set[str]:
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _path_of(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=None)
+def _direct(path: Path) -> frozenset[str]:
+    """Fully qualified names this file imports at module level or inside functions."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            names.add(module)
+            names |= {f"{module}.{a.name}" for a in node.names}  # `from pkg import submodule`
+    return frozenset(n for n in names if n)
+
+
+def _reach(path: Path) -> set[str]:
+    """Every module reachable from ``path`` through the project's own files (third-party
+    modules are leaves). Importing a.b.c runs a/__init__ and a/b/__init__ too."""
+    seen, stack, out = set(), [path], set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        for name in _direct(p):
+            out.add(name)
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                target = _path_of(".".join(parts[:i]))
+                if target is not None and parts[0] in PROJECT:
+                    stack.append(target)
+    return out
+
+
+def _top(names) -> set[str]:
+    return {n.split(".")[0] for n in names}
 
 
 def _files(package: str):
@@ -24,27 +80,55 @@ def _files(package: str):
 
 
 @pytest.mark.parametrize("package", PURE)
-def test_pure_packages_never_import_streamlit(package):
+def test_pure_packages_never_reach_streamlit(package):
     for f in _files(package):
-        assert not _imports(f) & {"streamlit", "ui", "pages"}, f
+        assert not _top(_reach(f)) & {"streamlit", "ui", "pages"}, f
 
 
-def test_pages_never_import_torch():
+def test_pages_never_import_torch_themselves():
     for f in _files("pages") + [ROOT / "dashboard.py"]:
-        assert not _imports(f) & {"torch", "torchvision"}, f
+        assert not _top(_direct(f)) & {"torch", "torchvision"}, f
 
 
-def test_explainers_library_does_not_depend_on_the_zoo():
+def test_participant_page_never_reaches_torch():
+    """A participant's page needs storage and scoring, not the model stack."""
+    reached = _top(_reach(ROOT / "pages" / "participate.py"))
+    assert not reached & {"torch", "torchvision", "explainers", "model_zoo", "evaluation"}, reached
+
+
+def test_participant_page_imports_no_torch_at_run_time():
+    code = ("import sys; import studies.participation, ui.studies; import studies; studies.Store; "
+            "studies.score_answer; bad = [m for m in ('torch', 'torchvision', 'explainers', 'model_zoo') "
+            "if m in sys.modules]; assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_explainers_library_does_not_reach_the_zoo():
     """Only the CLI (a front end) reads the registry."""
     for f in _files("explainers"):
-        if f.name not in ("cli.py", "__main__.py"):
-            assert "model_zoo" not in _imports(f), f
+        if f.name not in FRONT_ENDS:
+            assert "model_zoo" not in _top(_reach(f)), f
+
+
+def test_model_zoo_does_not_reach_explainers_or_evaluation():
+    """The zoo is below both; its command line (training, whose cards carry ground-truth
+    figures) is a front end and may use evaluation."""
+    for f in _files("model_zoo"):
+        if f.name not in FRONT_ENDS:
+            assert not _top(_reach(f)) & {"explainers", "evaluation", "studies"}, f
+
+
+def test_the_checker_follows_imports_through_packages(tmp_path):
+    """The transitive rule is not vacuous: studies.design reaches torch through explainers."""
+    assert "torch" in _top(_reach(ROOT / "studies" / "design.py"))
+    assert "model_zoo" in _top(_reach(ROOT / "evaluation" / "run.py"))
 
 
 def test_library_never_prints():
     for package in PURE:
         for f in _files(package):
-            if f.name in ("cli.py", "__main__.py"):
+            if f.name in FRONT_ENDS:
                 continue
             calls = [n for n in ast.walk(ast.parse(f.read_text()))
                      if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print"]

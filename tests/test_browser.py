@@ -3,7 +3,9 @@ image, change the class, see the map change; the screenshots stay in the test's 
 
 Needs Debian's chromium (/usr/bin/chromium) and the playwright package (dev requirements).
 Without chromium the test is skipped, except where STUDIO_REQUIRE_BROWSER=1 (.ci/run sets it)."""
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,11 +25,18 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
+REQUIRED = os.environ.get("STUDIO_REQUIRE_BROWSER") == "1"  # .ci/run: these tests must run, not skip
 if not Path(CHROMIUM).exists():
-    if os.environ.get("STUDIO_REQUIRE_BROWSER") == "1":
+    if REQUIRED:
         raise RuntimeError("STUDIO_REQUIRE_BROWSER=1 but chromium is missing (apt-get install -y chromium)")
     pytest.skip("chromium not installed (apt-get install -y chromium)", allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    if REQUIRED:
+        raise RuntimeError("STUDIO_REQUIRE_BROWSER=1 but the playwright package is missing "
+                           "(it is in requirements-dev.txt)") from None
+    pytest.skip("playwright not installed (requirements-dev.txt)", allow_module_level=True)
 
 
 def _free_port() -> int:
@@ -159,7 +168,7 @@ def test_two_sessions_at_once_get_their_own_maps(server, tmp_path):
             assert page.locator('[data-testid="stException"]').count() == 0
             assert f"at layer {layer}" in page.locator("body").inner_text()
             with page.expect_download() as download:
-                page.get_by_role("button", name="Grad-CAM (.npy)").click()
+                page.get_by_role("button", name=re.compile(r"^Grad-CAM of .*: values, unnormalised \(\.npy")).click()
             path = tmp_path / f"{layer}.npy"
             download.value.save_as(path)
             maps.append(np.load(path))
@@ -170,3 +179,52 @@ def test_two_sessions_at_once_get_their_own_maps(server, tmp_path):
         x = loaded.preprocess(scenes[scene].pil()).unsqueeze(0)
         expected = explainers.explain(loaded.model, x, layer=layer).attribution
         np.testing.assert_allclose(shown, expected, rtol=1e-4, atol=1e-6)
+
+
+def _widget_text(page, testid: str, label: str) -> str:
+    """What the widget shows: its text and the values of its inputs."""
+    box = page.locator(f'[data-testid="{testid}"]').filter(has_text=label)
+    inputs = box.locator("input")
+    values = [inputs.nth(i).input_value() for i in range(inputs.count())]
+    return " ".join([box.inner_text(), *values])
+
+
+def test_widgets_agree_with_the_maps_after_an_upload(server, tmp_path):
+    """After an upload the widgets showed jet / Grad-CAM while the maps and the downloads used
+    viridis / Guided Backprop: change settings, upload, then read the widgets and the settings
+    JSON, which must agree; and the choices carry to another page and back."""
+    scene = dict(gallery())["pair: ellipse + square"]
+    upload = tmp_path / "scene.png"
+    scene.pil().save(upload)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1800}).new_page()
+        page.goto(server)
+        _settle(page)
+        _choose(page, "Colour map", "viridis")
+        _choose(page, "Method in detail", "Guided Backprop")
+        page.locator('[data-testid="stRadio"] label').filter(has_text="Upload").click()
+        _settle(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+        _settle(page)
+        page.wait_for_selector('[data-testid="stImage"] img', timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert "viridis" in _widget_text(page, "stSelectbox", "Colour map")
+        assert "Guided Backprop" in _widget_text(page, "stSelectbox", "Method in detail")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Settings to make it again (JSON)").click()
+        path = tmp_path / "settings.json"
+        download.value.save_as(path)
+        settings = json.loads(path.read_text())
+        assert settings["cmap"] == "viridis" and settings["method"] == "guided_backprop"
+        assert settings["image"] == "scene.png"
+        page.screenshot(path=str(tmp_path / "after_upload.png"), full_page=True)
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Counterfactual").click()
+        page.wait_for_selector("text=claims that masking its region", timeout=90_000)
+        _settle(page)
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Explore").click()
+        page.wait_for_selector("text=Method in detail", timeout=90_000)
+        _settle(page)
+        assert "viridis" in _widget_text(page, "stSelectbox", "Colour map")
+        assert "Guided Backprop" in _widget_text(page, "stSelectbox", "Method in detail")
+        browser.close()

@@ -41,7 +41,31 @@ def test_default_view_explains_the_predicted_class(app):
     assert any(f"Explaining **{first_scene.objects[0].name}**" in c.value for c in app.caption)
     spec = _layer_map_spec(app)
     assert '"type":"heatmap"' in spec and "(16x16, unnormalised)" in spec  # layer3 of shapes-resnet
-    assert len(app.get("download_button")) == 3
+    labels = [b.label for b in app.get("download_button")]
+    assert labels == ["Grad-CAM of circle with the image (PNG, 512 px)",
+                      "Grad-CAM of circle: values, unnormalised (.npy, 64x64)",
+                      "Settings to make it again (JSON)",
+                      "Layer map, 16x16 cells (PNG, 512 px, nearest)"]
+    app.select_slider(key="dl_size").set_value(1024).run()
+    assert app.get("download_button")[0].label == "Grad-CAM of circle with the image (PNG, 1024 px)"
+
+
+def test_slide_figures_for_downloads():
+    """PNGs for slides: each panel scaled to the chosen size; a layer map by nearest neighbour,
+    so each of its cells is a square block of one colour."""
+    from ui import views
+    layer = np.arange(16 * 16, dtype=float).reshape(16, 16)
+    pic = views.layer_map_picture(layer)
+    assert pic.size == (16, 16)
+    fig = np.asarray(views.slide([("layer map", pic, "nearest")], 512))
+    pad = 512 // 40
+    block = fig[pad:pad + 512, pad:pad + 512]
+    assert block.shape == (512, 512, 3)
+    cells = block.reshape(16, 32, 16, 32, 3)
+    assert (cells == cells[:, :1, :, :1]).all()  # 32 x 32 px of one colour per cell
+    np.testing.assert_array_equal(cells[:, 0, :, 0], np.asarray(pic))
+    two = views.slide([("image", Image.new("RGB", (64, 64), "red"), "smooth"), ("map", pic, "nearest")], 256)
+    assert two.width == 2 * 256 + 3 * (256 // 40) and two.height > 256  # side by side, labels below
 
 
 def test_switching_class_changes_the_map_without_a_new_forward(app):
@@ -82,7 +106,8 @@ def test_uploads(app):
     assert any("Choose a sample scene or upload an image in the sidebar" in i.value for i in app.info)
     app.file_uploader(key="upload").set_value(("notes.png", b"not an image", "image/png")).run()
     assert not app.exception
-    assert any("notes.png: not an image file" in e.value for e in app.error)
+    # shown as written: Markdown characters of the file name are escaped
+    assert any("notes.png: not an image file" in e.value.replace("\\", "") for e in app.error)
     scene = gallery()[2][1]
     grey = np.asarray(scene.pil().convert("L"))
     app.file_uploader(key="upload").set_value(("grey.png", _png(grey), "image/png")).run()
@@ -103,6 +128,10 @@ def test_method_in_detail_sets_the_heatmap_and_downloads(app):
     spec = _layer_map_spec(app)
     assert "Guided Backprop |attribution| summed over channels (64x64" in spec
     labels = [b.label for b in app.get("download_button")]
-    assert labels[:2] == ["Guided Backprop (PNG)", "Guided Backprop (.npy)"]
+    cls = _by_label(app, "Class to explain")
+    name = cache.load_model("shapes-resnet").categories[cls.value]
+    assert labels == [f"Guided Backprop of {name} with the image (PNG, 512 px)",
+                      f"Guided Backprop of {name}: values, unnormalised (.npy, 3x64x64)",
+                      "Settings to make it again (JSON)"]
     app.selectbox(key="explore_method").set_value("counterfactual").run()
     assert "Counterfactual at layer resolution (16x16" in _layer_map_spec(app)

@@ -111,7 +111,7 @@ def _claims(at) -> str:
 
 @pytest.mark.parametrize("baseline", ["mean", "blur"])
 def test_counterfactual_masking_moves_the_score_the_claimed_way(baseline):
-    scene = "triangle, matching corner mark"
+    scene = "pair: triangle + ellipse"  # the other object is the evidence against the top class
     at = _open("pages/counterfactual.py", scene=scene)
     at.radio(key="cf_baseline").set_value(baseline).run()
     assert not at.exception
@@ -191,7 +191,7 @@ def test_how_it_works_shows_the_live_weights_and_the_sum():
     at.slider(key="how_channels").set_value(16).run()
     assert not at.exception
     assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"]) == 16
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 4  # the figure, alpha_k, the settings, the layer map
 
 
 def test_every_explaining_page_offers_downloads_and_names_its_normalisation():
@@ -213,7 +213,10 @@ def test_pages_without_an_image_ask_for_one():
 
 def test_evaluate_page_runs_with_a_progress_bar_and_offers_the_report():
     at = _open("pages/evaluate.py")
-    assert any("About 1 s per image" in c.value for c in at.caption)  # nothing runs before the button
+    # nothing but one timed image runs before the button; the estimate is that measurement
+    (estimate,) = [c.value for c in at.caption if c.value.startswith("Estimated")]
+    assert "s per image (one image timed on this machine just now)" in estimate
+    assert not at.dataframe
     at.number_input(key="eval_n").set_value(3).run()
     at.multiselect(key="eval_methods").set_value(["gradcam", "counterfactual", "random"]).run()
     at.select_slider(key="eval_steps").set_value(8).run()
@@ -235,3 +238,108 @@ def test_evaluate_page_runs_with_a_progress_bar_and_offers_the_report():
     at.selectbox(key="eval_metric").set_value("pointing").run()  # no second run: the report is kept
     assert not at.exception and at.dataframe[0].value.equals(table)
 
+
+
+def test_evaluate_keeps_its_settings_and_result_when_you_come_back():
+    at = _open("pages/evaluate.py")
+    at.number_input(key="eval_n").set_value(2).run()
+    at.multiselect(key="eval_methods").set_value(["gradcam", "centre"]).run()
+    at.select_slider(key="eval_steps").set_value(8).run()
+    at.button(key="eval_run").click().run()
+    table = at.dataframe[0].value
+    per_image = 0.0
+    at.switch_page("pages/explore.py").run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    assert at.number_input(key="eval_n").value == 2 and at.multiselect(key="eval_methods").value == ["gradcam", "centre"]
+    assert at.dataframe and at.dataframe[0].value.equals(table)  # the result, without a second run
+    at.number_input(key="eval_n").set_value(5).run()  # new settings: the estimate comes from that run
+    (estimate,) = [c.value for c in at.caption if c.value.startswith("Estimated")]
+    assert "the last run of these settings here" in estimate and "for 2 images" in estimate
+    assert any("Showing your last result" in i.value for i in at.info)
+
+
+def test_choices_carry_across_pages():
+    at = _open("pages/explore.py", scene="pair: ellipse + square")
+    names = model_zoo.load("shapes-resnet").categories
+    at.selectbox(key="explore_layer_shapes-resnet").set_value("layer2").run()
+    other = names.index("square")
+    (cls,) = [w for w in at.selectbox if w.key.startswith("explore_class_")]
+    cls.set_value(other).run()
+    at.selectbox(key="explore_cmap").set_value("viridis").run()
+    at.slider(key="explore_alpha").set_value(0.8).run()
+    for page, layer_key, class_prefix in (("pages/counterfactual.py", "cf_layer_shapes-resnet", "cf_class_"),
+                                          ("pages/how_it_works.py", "how_layer_shapes-resnet", "how_class_")):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert at.selectbox(key=layer_key).value == "layer2", page
+        (cls,) = [w for w in at.selectbox if w.key.startswith(class_prefix) and w.label != "B" and w.label != "A"]
+        assert cls.value == other, page
+    assert at.slider(key="how_channels")  # the page drew
+    at.switch_page("pages/counterfactual.py").run()
+    assert at.slider(key="cf_alpha").value == 0.8
+    at.switch_page("pages/explore.py").run()
+    assert at.selectbox(key="explore_cmap").value == "viridis" and at.slider(key="explore_alpha").value == 0.8
+    assert "at layer `layer2`" in " ".join(c.value for c in at.caption)
+
+
+def test_faint_map_is_flagged_under_per_map_normalisation():
+    """On the confident semicircle the counterfactual map peaks at under 1% of Grad-CAM's:
+    per-map normalisation would paint it in full colour, so the page says so."""
+    at = _open("pages/explore.py", scene="semicircle")
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Counterfactual peaks at") and "of the largest map beside it" in warning
+    loaded, x, cap = _capture("shapes-resnet", "semicircle")
+    c = int(cap.output.argmax())
+    ratio = cap.explain("counterfactual", c).layer_map.max() / cap.explain("gradcam", c).layer_map.max()
+    assert f"{ratio:.1%} of the largest" in warning
+    at = _open("pages/explore.py", scene="circle")
+    assert not at.warning  # a map with evidence is not flagged
+
+
+def test_how_it_works_explains_a_share_above_100_percent():
+    at = _open("pages/how_it_works.py", scene="triangle")
+    at.selectbox(key="how_layer_shapes-resnet").set_value("layer1").run()
+    at.slider(key="how_channels").set_value(16).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    share = int(text.split("The 16 channels shown carry **")[1].split("%")[0])
+    assert share > 100
+    (why,) = [c.value for c in at.caption if c.value.startswith("Why more than 100%")]
+    loaded, x, cap = _capture("shapes-resnet", "triangle", layer="layer1")
+    e = cap.explain("gradcam", int(cap.output.argmax()))
+    contrib = (e.weights[:, None, None] * cap.activation[0].numpy()).sum((1, 2))
+    assert f"take {contrib[contrib < 0].sum():+.3f} away" in why
+
+
+def test_layer_names_show_no_private_class_names():
+    at = _open("pages/explore.py")
+    options = at.selectbox(key="explore_layer_shapes-resnet").options
+    assert options and not [o for o in options if "(_" in o], options
+    assert any("ResidualBlock" in o for o in options)
+
+
+def test_sidebar_says_what_the_model_is_and_what_it_sees():
+    at = _open("pages/explore.py")
+    captions = [c.value for c in at.sidebar.caption]
+    assert any(c.startswith("Shapes ResNet (GAP): residual CNN with global average pooling") for c in captions)
+    assert "What shapes-resnet sees: 64 x 64, used as is." in captions
+    at.radio(key="image_source").set_value("Upload").run()
+    assert any("knows eight synthetic shapes" in c.value for c in at.sidebar.caption)
+    big = Image.fromarray(_scene("circle").image).resize((128, 96))
+    import io
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    at.file_uploader(key="upload").set_value(("wide [x](http://evil.example).png", buf.getvalue(), "image/png")).run()
+    assert not at.exception
+    captions = [c.value for c in at.sidebar.caption]
+    assert "What shapes-resnet sees: 128 x 96 -> resized to 85 x 64 (shorter side 64 px) -> centre-cropped " \
+           "to 64 x 64 (cuts 21 px of the width)." in captions
+    rendered = [e.value for kind in ("caption", "markdown", "info", "error", "warning") for e in getattr(at, kind)]
+    assert not [v for v in rendered if "](http://evil.example)" in v]  # a file name is never a live link
+
+
+def test_serving_config_watches_no_files():
+    import tomllib
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["fileWatcherType"] == "none" and config["server"]["runOnSave"] is False

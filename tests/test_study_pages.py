@@ -2,6 +2,7 @@
 models, two participants answer every trial blinded, the results page shows the score their
 answers imply; and every refusal (no secret, wrong secret, unknown or closed code, database
 down, a filter that leaves nothing) is a message, not a crash."""
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from studies import design
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle():
+    """The wrong-secret throttle is per process: each test starts with no failures."""
+    from ui import studies as ui_studies
+    ui_studies.admin_throttle().succeeded()
+    yield
+    ui_studies.admin_throttle().succeeded()
 
 
 @pytest.fixture
@@ -42,7 +52,7 @@ def _design(kind="trust", n=3, methods=("guided_backprop", "guided_gradcam")) ->
     at.button(key="design_create").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     code = at.session_state["design_last_code"]
-    assert any(f"?study={code}" in m.value for m in at.markdown)
+    assert any(f"?study={code}" in c.value for c in at.code)
     return code
 
 
@@ -180,7 +190,7 @@ def test_admin_pages_need_the_secret(tmp_path, monkeypatch):
 def test_unknown_and_closed_codes(env):
     at = _participant("zzzz9999")
     assert not at.exception
-    assert any("no study has the code 'zzzz9999'" in e.value for e in at.error)
+    assert any("No study has this code" in e.value for e in at.error)
     code = _design(n=1, methods=("guided_gradcam",))
     at = _admin("pages/study_results.py")
     at.selectbox(key="results_study").set_value(code).run()
@@ -196,7 +206,9 @@ def test_database_down(monkeypatch):
     at = _participant("abcd1234")
     assert not at.exception
     (err,) = at.error
-    assert "cannot be used" in err.value and "Nothing was lost" in err.value and ":pw@" not in err.value
+    # a participant never sees the database's address or the driver's error
+    assert "earlier answers are safe" in err.value
+    assert "postgres" not in err.value and "127.0.0.1" not in err.value and "cannot be used" not in err.value
 
 
 def test_a_filter_that_leaves_nothing_is_named_at_design_time(env):
@@ -210,3 +222,189 @@ def test_a_filter_that_leaves_nothing_is_named_at_design_time(env):
     at.button(key="design_create").click().run()
     assert not at.exception
     assert any("The study cannot be made: no image left" in e.value for e in at.error)
+
+
+def test_crafted_study_code_is_never_rendered(env):
+    """A ?study= value with a Markdown link and image used to render live (the browser fetched
+    the image)."""
+    crafted = "x](http://evil.example/a) ![t](http://evil.example/pixel.png) [y"
+    at = _participant(crafted)
+    assert not at.exception
+    shown = [e.value for kind in ("title", "markdown", "caption", "info", "error", "warning", "success")
+             for e in getattr(at, kind)]
+    assert shown and not any("evil.example" in v or "](" in v for v in shown), shown
+
+
+def test_a_failed_save_keeps_the_answer_and_retries(env, monkeypatch):
+    code = _design(n=1, methods=("guided_gradcam",))
+    at = _participant(code)
+    at.button(key="participate_start").click().run()
+    import studies as studies_lib
+    from studies import storage
+    real = storage.Store.record
+    calls = []
+
+    def down(self, *args, **kwargs):
+        calls.append(args)
+        raise studies_lib.StorageError("the study database (postgresql://admin:pw@db.internal/x) cannot be "
+                                       "used: connection refused")
+    monkeypatch.setattr(storage.Store, "record", down)
+    monkeypatch.setattr("ui.studies.time.sleep", lambda s: None)
+    choice = design.TRUST_SCALE[1][0]
+    at.radio[0].set_value(choice)
+    at.button[0].click().run()
+    assert not at.exception and len(calls) == 3  # retried before giving up
+    text = _page_text(at)
+    assert "Saving failed; your answer is kept" in text
+    assert "db.internal" not in text and "connection refused" not in text and "cannot be used" not in text
+    assert at.radio[0].value == choice  # the chosen answer is kept, not discarded
+    monkeypatch.setattr(storage.Store, "record", real)
+    at.button(key="participate_retry").click().run()
+    assert not at.exception
+    assert "1 of 1 answered" in at.get("progress")[0].proto.text
+    token = at.query_params["p"]
+    store = studies_lib.Store(os.environ["STUDIO_DB_URL"])
+    (row,) = store.responses(code)
+    store.dispose()
+    assert row["participant"] == token and row["answer"] == 1
+
+
+def test_wrong_admin_secrets_are_slowed(env, monkeypatch):
+    from ui import studies as ui_studies
+    clock = [1000.0]
+    throttle = ui_studies.admin_throttle()
+    monkeypatch.setattr(throttle, "clock", lambda: clock[0])
+    for guess in ("a", "b", "c"):
+        at = _app().run()
+        at.switch_page("pages/study_designer.py").run()
+        at.text_input(key="admin_secret_input").set_value(guess).run()
+        assert any("not the admin secret" in e.value for e in at.error)
+    at = _app().run()  # a new session does not start afresh: the count is the server's
+    at.switch_page("pages/study_designer.py").run()
+    at.text_input(key="admin_secret_input").set_value(SECRET).run()
+    assert any("Too many wrong admin secrets: try again in 2 s" in e.value for e in at.error)
+    assert not at.button
+    clock[0] += 2.5
+    at.text_input(key="admin_secret_input").set_value(SECRET + " ").run()  # a fourth wrong one: 4 s
+    assert any("not the admin secret" in e.value for e in at.error)
+    assert throttle.wait_s() == pytest.approx(4.0)
+    clock[0] += 4.5
+    at = _admin("pages/study_designer.py")  # the right secret, once the wait is over
+    assert throttle.failures == 0
+
+
+def test_close_shows_at_once_and_counts_read_well(env):
+    code = _design(n=1, methods=("guided_gradcam",))
+    at = _participant(code)
+    _answer_all(at, lambda options: options[0])
+    at = _admin("pages/study_results.py")
+    at.selectbox(key="results_study").set_value(code).run()
+    assert "1 trial; 1 participant, 1 answer." in _page_text(at) and "(s)" not in _page_text(at)
+    assert "resamples of the participants" in _page_text(at)
+    at.button(key="results_close").click().run()
+    assert not at.exception
+    assert any("This study is closed" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "results_close"]
+    assert "closed)" in at.selectbox(key="results_study").format_func(code)
+
+
+def _bulk_answers(code, n_participants, per_participant, score_of):
+    from sqlalchemy import insert
+    from datetime import datetime, timezone
+    store = studies_lib_store()
+    now = datetime.now(timezone.utc)
+    from studies import storage
+    with store.engine.begin() as conn:
+        conn.execute(insert(storage.participants_t), [
+            {"token": f"tok{p:05d}", "study_code": code, "seed": p, "created_at": now} for p in range(n_participants)])
+        conn.execute(insert(storage.responses_t), [
+            {"study_code": code, "participant": f"tok{p:05d}", "trial_idx": t, "position": t, "shown": {},
+             "answer": score_of(p, t), "score": score_of(p, t), "created_at": now}
+            for p in range(n_participants) for t in range(per_participant)])
+    rows = store.responses(code)
+    store.dispose()
+    return rows
+
+
+def studies_lib_store():
+    import studies as studies_lib
+    return studies_lib.Store(os.environ["STUDIO_DB_URL"])
+
+
+@pytest.mark.parametrize("kind", ["trust", "discrimination"])
+def test_results_page_with_5000_answers(env, kind):
+    """binomial_two_sided overflowed past about 1,030 answers: the page would crash. 250
+    participants x 20 trials, on both kinds of study."""
+    import studies as studies_lib
+    methods = ("gradcam",)
+    code = _design(kind=kind, n=20, methods=methods)
+    if kind == "trust":
+        rows = _bulk_answers(code, 250, 20, lambda p, t: (p * 7 + t * 3) % 5 - 1)
+    else:
+        rows = _bulk_answers(code, 250, 20, lambda p, t: int((p * 7 + t * 3) % 5 < 3))
+    assert len(rows) == 5000
+    at = _admin("pages/study_results.py")
+    at.selectbox(key="results_study").set_value(code).run()
+    assert not at.exception, at.exception
+    row = at.dataframe[0].value.iloc[0]
+    assert row["answers"] == 5000 and row["participants"] == 250
+    method_of = {i: "gradcam" for i in range(20)}
+    if kind == "trust":
+        (want,) = studies_lib.reliability_summary(rows, method_of, seed=0)
+        assert row["relative reliability"] == round(want["relative_reliability"], 3)
+        assert row["sign test p"] == f"{want['sign_test_p']:.3g}"
+    else:
+        (want,) = studies_lib.discrimination_summary(rows, method_of)
+        k = sum(r["score"] for r in rows)
+        assert row["accuracy"] == f"{k / 5000:.1%}"
+        assert row["binomial p (vs 50%)"] == f"{want['binomial_p']:.3g}"
+        assert want["binomial_p"] < 1e-40  # 60% of 5000: far from guessing, and computed
+
+
+def test_design_page_says_what_it_made(env):
+    folder = env / "mine"
+    folder.mkdir()
+    from model_zoo.shapes import world
+    for i in range(4):  # scenes both models name alike (shapes-weak is right on most)
+        Image.fromarray(world.make_scene(2024, i, "single", label=0).image).save(folder / f"circle{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.jpg").write_text("hello")
+    at = _admin("pages/study_designer.py")
+    assert at.text_input(key="design_title_trust").value == "Which robot do you trust?"
+    at.radio(key="design_kind").set_value("discrimination").run()
+    assert at.text_input(key="design_title_discrimination").value == "Which shape does the robot see?"
+    at.radio(key="design_kind").set_value("trust").run()
+    at.radio(key="design_source").set_value("folder").run()
+    assert any("Enter the path of a folder" in i.value for i in at.info)
+    assert at.button(key="design_create").disabled
+    at.text_input(key="design_folder").set_value(str(folder)).run()
+    at.checkbox(key="design_correct").set_value(False).run()
+    at.number_input(key="design_n").set_value(50).run()
+    at.multiselect(key="design_methods").set_value(["gradcam"]).run()
+    at.button(key="design_create").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    warnings = " ".join(w.value for w in at.warning)
+    config_kept = at.session_state["design_last_code"]
+    assert "You asked for 50 images; only" in warnings
+    assert "2 file(s) in the folder could not be read" in warnings
+    from ui.studies import plain  # shown as written: the names are escaped for Markdown
+    assert plain("broken.png") in warnings and plain("notes.jpg") in warnings
+    (code_block,) = at.code
+    assert code_block.value.startswith("?study=" + config_kept) or f"/?study={config_kept}" in code_block.value
+
+
+def test_participant_link_follows_the_admins_address(monkeypatch):
+    import streamlit
+    from ui import studies as ui_studies
+
+    class Context:
+        url = "https://studies.example.org/gradcam/study_designer"
+        headers = {}
+    monkeypatch.setattr(streamlit, "context", Context)
+    assert ui_studies.participant_link("ab12cd34") == "https://studies.example.org/gradcam/?study=ab12cd34"
+
+    class Behind:
+        url = None
+        headers = {"Host": "10.1.2.3:8600", "X-Forwarded-Proto": "https"}
+    monkeypatch.setattr(streamlit, "context", Behind)
+    assert ui_studies.participant_link("ab12cd34") == "https://10.1.2.3:8600/?study=ab12cd34"

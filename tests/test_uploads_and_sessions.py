@@ -60,7 +60,7 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_serving():
     for name, (data, error) in UPLOADS.items():
         at.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()
         assert not at.exception, name
-        errors = [e.value for e in at.error]
+        errors = [e.value.replace("\\", "") for e in at.error]  # Markdown escapes removed
         if error is None:
             assert not errors, (name, errors)
             assert len(at.get("plotly_chart")) == 2, name  # predictions and the layer map

@@ -31,6 +31,17 @@ def load_model(model_id: str) -> model_zoo.LoadedModel:
     return model_zoo.load(model_id)
 
 
+def family(model_id: str) -> str:
+    return model_zoo.get_spec(model_id).family
+
+
+def describe_model(model_id: str) -> str:
+    """What the model is, in one line (its registry description)."""
+    spec = model_zoo.get_spec(model_id)
+    text = spec.description or spec.title
+    return f"{spec.title}: {text}" if spec.description else text
+
+
 def available_models() -> tuple[list[str], list[str]]:
     """(ids whose weights are here, ids whose weights are missing)."""
     ready, missing = [], []

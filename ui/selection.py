@@ -13,6 +13,7 @@ from PIL import Image
 
 from explainers import images
 from ui import cache
+from ui.text import plain
 
 KEY = "studio_selection"
 
@@ -27,8 +28,14 @@ class Selection:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _decode(data: bytes, name: str) -> np.ndarray:
-    return np.asarray(images.open_image(data, name=name))
+def _decode(data: bytes, name: str):
+    """(RGB array, name, the original size when it was decoded reduced, else None)."""
+    im = images.open_image(data, name=name)
+    return np.asarray(im), name, im.info.get("reduced_from")
+
+
+def model_zoo_family(model_id: str) -> str:
+    return cache.family(model_id)
 
 
 def sidebar() -> Selection | None:
@@ -38,6 +45,7 @@ def sidebar() -> Selection | None:
     with st.sidebar:
         model_id = st.selectbox("Model", ready, key="model",
                                 help="Shapes-world models ship with the studio and work offline.")
+        st.caption(cache.describe_model(model_id))
         if missing:
             st.caption(f"{len(missing)} ImageNet models need their weights first (see the Model "
                        "zoo page).")
@@ -51,15 +59,31 @@ def sidebar() -> Selection | None:
             original = scene.image
         else:
             upload = st.file_uploader("An image (PNG, JPEG, ...)", key="upload")
+            if model_zoo_family(model_id) == "shapes":
+                st.caption(f"{model_id} knows eight synthetic shapes ({', '.join(cache.load_model(model_id).categories)}) "
+                           "on noisy backgrounds: any upload is read as one of them. An ImageNet model "
+                           "(see the Model zoo page) knows photos.")
             if upload is not None:
                 try:
-                    original, name = _decode(upload.getvalue(), upload.name), upload.name
+                    original, name, reduced_from = _decode(upload.getvalue(), upload.name)
                 except images.ImageError as err:
-                    st.error(str(err))
+                    st.error(plain(str(err)))
     if original is None:
         return None
     loaded = cache.load_model(model_id)
+    size = (original.shape[1], original.shape[0])
+    try:
+        loaded.preprocess.check(size)
+    except ValueError as err:
+        with st.sidebar:
+            st.error(str(err))
+        return None
     view = np.asarray(loaded.preprocess.display(Image.fromarray(original)))
+    with st.sidebar:
+        how = loaded.preprocess.describe(size)
+        if source != "Gallery" and reduced_from:
+            how = f"{reduced_from[0]} x {reduced_from[1]} decoded reduced to {how}"
+        st.caption(f"What {model_id} sees: {how}.")
     selection = Selection(model_id, original, view, cache.digest(view), name)
     st.session_state[KEY] = selection
     return selection

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
+import time
 
 import streamlit as st
 
 import studies
+from ui.text import plain
+
+PARTICIPANT_TROUBLE = ("Something went wrong on our side; your earlier answers are safe. "
+                       "Please try again in a moment.")
 
 
 def _secret(name: str) -> str | None:
@@ -28,25 +34,97 @@ def _store(url: str) -> studies.Store:
     return studies.Store(url)
 
 
-def store() -> studies.Store:
-    """The study database, or a clear message (and the page stops) when it cannot be reached."""
+def store(participant: bool = False) -> studies.Store:
+    """The study database, or a clear message (and the page stops) when it cannot be reached.
+    A participant is never shown the database's address or its error."""
     try:
         return _store(db_url())
     except studies.StorageError as err:
-        st.error(f"{err}. Nothing was lost; try again in a moment, or tell the researcher.")
+        st.error(PARTICIPANT_TROUBLE if participant else f"{err}. Nothing was lost; try again in a moment.")
         st.stop()
 
 
-def guarded(fn, *args):
-    """Run a storage call; show a readable message instead of a stack trace when it fails."""
+def guarded(fn, *args, participant: bool = False):
+    """Run a storage call; show a readable message instead of a stack trace when it fails. For a
+    participant the message names neither the study code they typed nor the database."""
     try:
         return fn(*args)
-    except (studies.StudyNotFound, studies.StudyClosed) as err:
-        st.error(str(err).strip("'\""))
+    except studies.StudyNotFound as err:
+        st.error("No study has this code, or this link is not known: check the link you were given."
+                 if participant else plain(str(err)))
+        st.stop()
+    except studies.StudyClosed as err:
+        st.error("This study is closed and takes no more answers. Thank you!" if participant else plain(str(err)))
         st.stop()
     except studies.StorageError as err:
-        st.error(f"{err}. Answers already saved are safe; try again in a moment.")
+        st.error(PARTICIPANT_TROUBLE if participant else f"{plain(str(err))}. Answers already saved are safe; "
+                 "try again in a moment.")
         st.stop()
+
+
+def save_answer(store_: studies.Store, token: str, trial_idx: int, position: int, shown: dict, answer: int,
+                score: int, attempts: int = 3, wait_s: float = 0.5) -> bool:
+    """Commit one answer, retrying a failing database a few times; False when it still fails
+    (the page keeps the answer and offers to retry). A closed study stops the page."""
+    for attempt in range(attempts):
+        try:
+            store_.record(token, trial_idx, position, shown, answer, score)
+            return True
+        except studies.StudyClosed:
+            st.error("This study has been closed; your earlier answers are saved. Thank you!")
+            st.stop()
+        except studies.StorageError:
+            if attempt < attempts - 1:
+                time.sleep(wait_s * (attempt + 1))
+    return False
+
+
+def participant_link(code: str) -> str:
+    """The link participants open: the address this admin is using (``st.context.url``, without
+    the page's path), else the Host header the browser sent, with ``?study=CODE``."""
+    url = st.context.url
+    if url:
+        base = url.split("?", 1)[0].rstrip("/")
+        for suffix in ("/study_designer",):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        return f"{base}/?study={code}"
+    host = st.context.headers.get("Host") if st.context.headers else None
+    if host:
+        scheme = st.context.headers.get("X-Forwarded-Proto", "http")
+        return f"{scheme}://{host}/?study={code}"
+    return f"?study={code} (after this app's address)"
+
+
+class _Throttle:
+    """Wrong admin secrets, counted per process (every browser session of this server): after
+    ``free`` failures each further guess must wait ``base_s`` x 2^(failures - free) seconds,
+    capped at ``cap_s``; a right secret resets the count."""
+
+    def __init__(self, free: int = 3, base_s: float = 2.0, cap_s: float = 300.0, clock=time.monotonic):
+        self.free, self.base_s, self.cap_s, self.clock = free, base_s, cap_s, clock
+        self.failures, self.next_try = 0, 0.0
+        self._lock = threading.Lock()
+
+    def wait_s(self) -> float:
+        with self._lock:
+            return max(0.0, self.next_try - self.clock())
+
+    def failed(self) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.failures >= self.free:
+                delay = min(self.cap_s, self.base_s * 2 ** (self.failures - self.free))
+                self.next_try = self.clock() + delay
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self.failures, self.next_try = 0, 0.0
+
+
+@st.cache_resource(show_spinner=False)
+def admin_throttle() -> _Throttle:
+    return _Throttle()
 
 
 def require_admin() -> None:
@@ -59,10 +137,18 @@ def require_admin() -> None:
     if st.session_state.get("studio_admin") == hmac.new(secret.encode(), b"ok", "sha256").hexdigest():
         return
     given = st.text_input("Admin secret", type="password", key="admin_secret_input")
-    if given and hmac.compare_digest(given.encode(), secret.encode()):
+    if not given:
+        st.stop()
+    throttle = admin_throttle()
+    wait = throttle.wait_s()
+    if wait > 0:
+        st.error(f"Too many wrong admin secrets: try again in {wait:.0f} s.")
+        st.stop()
+    if hmac.compare_digest(given.encode(), secret.encode()):
+        throttle.succeeded()
         st.session_state["studio_admin"] = hmac.new(secret.encode(), b"ok", "sha256").hexdigest()
         return
-    if given:
-        st.error("That is not the admin secret.")
+    throttle.failed()
+    st.error("That is not the admin secret.")
     st.stop()
 

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-from ui import cache
+from explainers import render
+from ui import cache, prefs
 
 NORMALISATION_LABELS = {"per_map": "per map", "joint": "joint"}
 NORMALISATION_TEXT = {
@@ -19,6 +20,14 @@ NORMALISATION_TEXT = {
 }
 
 
+def faint_notice(maps: dict, policy: str = "per_map", where=st) -> None:
+    """Under per-map normalisation, a warning for each map with a tiny dynamic range."""
+    if policy != "per_map":
+        return
+    for title, why in render.faint_maps(maps).items():
+        where.warning(f"{title} {why}.")
+
+
 def normalisation_picker(key: str, default: str = "per_map") -> str:
     options = list(NORMALISATION_LABELS)
     return st.radio("Normalisation", options, index=options.index(default), horizontal=True,
@@ -26,10 +35,7 @@ def normalisation_picker(key: str, default: str = "per_map") -> str:
                     help="How maps are scaled to colours. Joint puts every map on one scale.")
 
 
-def png_bytes(picture) -> bytes:
-    buf = io.BytesIO()
-    (picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))).save(buf, format="PNG")
-    return buf.getvalue()
+DOWNLOAD_SIZES = [256, 512, 1024, 2048]
 
 
 def strip(pictures) -> Image.Image:
@@ -40,6 +46,46 @@ def strip(pictures) -> Image.Image:
         out.paste(p, (x, 0))
         x += p.width
     return out
+
+
+def _as_image(picture) -> Image.Image:
+    return picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
+
+
+def slide(panels, size: int = 512) -> Image.Image:
+    """A figure for slides: each (label, picture, resample) panel scaled so its longer side is
+    ``size`` px ("nearest" keeps a layer map's cells square and sharp; "smooth" is bicubic, for
+    photos and overlays), side by side on white with its label underneath."""
+    font = ImageFont.load_default(size=max(12, size // 22))
+    pad = max(6, size // 40)
+    scaled = []
+    for label, picture, resample in panels:
+        im = _as_image(picture).convert("RGB")
+        k = size / max(im.size)
+        im = im.resize((max(1, round(im.width * k)), max(1, round(im.height * k))),
+                       Image.NEAREST if resample == "nearest" else Image.BICUBIC)
+        scaled.append((label, im))
+    text_h = font.getbbox("Ag")[3] + 2 * pad
+    width = sum(im.width for _, im in scaled) + pad * (len(scaled) + 1)
+    height = max(im.height for _, im in scaled) + 2 * pad + text_h
+    out = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(out)
+    x = pad
+    for label, im in scaled:
+        out.paste(im, (x, pad))
+        text = label
+        while draw.textlength(text, font=font) > im.width and len(text) > 4:
+            text = text[:-2].rstrip() + "…"
+        draw.text((x + (im.width - draw.textlength(text, font=font)) / 2, pad + im.height + pad), text,
+                  fill="black", font=font)
+        x += im.width + pad
+    return out
+
+
+def layer_map_picture(layer_map: np.ndarray, cmap: str = "jet") -> Image.Image:
+    """A layer map (h x w, at layer resolution) colour-mapped on its own maximum, one pixel per cell."""
+    (m01,) = render.normalize([np.maximum(layer_map, 0)], "per_map")
+    return Image.fromarray(render.colorize(m01, cmap))
 
 
 def npy_bytes(array) -> bytes:
@@ -53,14 +99,35 @@ def npy_bytes(array) -> bytes:
 
 
 def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "map",
-              array_what: str | None = None) -> None:
-    """Three download buttons: the picture (PNG), the array (.npy), the settings (JSON)."""
-    c1, c2, c3 = st.columns(3)
-    c1.download_button(f"{what} (PNG)", png_bytes(picture), f"{stem}.png", "image/png", key=f"{key}_png")
+              array_what: str | None = None, image=None, layer_map=None, cmap: str = "jet") -> None:
+    """Download buttons whose labels say what they hold: a figure for slides (PNG at the chosen
+    size, the model's view of the image beside the map(s) when ``image`` is given, each panel
+    labelled; ``picture`` is one image or a list of (label, image) panels), the unnormalised
+    array(s) (.npy, or .npz when a dict), the settings (JSON), and, with ``layer_map``, the map
+    at layer resolution scaled up by nearest neighbour (square cells)."""
+    size = st.select_slider("Download size (px, longer side of each panel)", DOWNLOAD_SIZES,
+                            key=prefs.bind(f"{key}_size", "download_size", 512, DOWNLOAD_SIZES))
+    panels = [("Image (as the model sees it)", image, "smooth")] if image is not None else []
+    if isinstance(picture, list):
+        panels += [(label, pic, "smooth") for label, pic in picture]
+    else:
+        panels.append((what, picture, "smooth"))
+    columns = st.columns(4 if layer_map is not None else 3)
+    beside = " with the image" if image is not None else ""
+    columns[0].download_button(f"{what}{beside} (PNG, {size} px)", render.png_bytes(slide(panels, size)),
+                               f"{stem}.png", "image/png", key=f"{key}_png")
     ext = "npz" if isinstance(array, dict) else "npy"
-    c2.download_button(f"{array_what or what} (.{ext})", npy_bytes(array), f"{stem}.{ext}", key=f"{key}_npy")
-    c3.download_button("Settings (JSON)", json.dumps(settings, indent=2, default=float),
-                       f"{stem}.json", "application/json", key=f"{key}_json")
+    shape = "" if isinstance(array, dict) else f", {'x'.join(map(str, np.shape(array)))}"
+    columns[1].download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})", npy_bytes(array),
+                               f"{stem}.{ext}", key=f"{key}_npy")
+    columns[2].download_button("Settings to make it again (JSON)", json.dumps(settings, indent=2, default=float),
+                               f"{stem}.json", "application/json", key=f"{key}_json")
+    if layer_map is not None:
+        h, w = layer_map.shape
+        columns[3].download_button(f"Layer map, {h}x{w} cells (PNG, {size} px, nearest)",
+                                   render.png_bytes(slide([(f"{what}: layer map {h}x{w}", layer_map_picture(layer_map, cmap),
+                                                            "nearest")], size)),
+                                   f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png")
 
 
 def heatmap(z: np.ndarray, title: str, *, colorscale: str = "Jet", height: int = 360,
@@ -81,19 +148,35 @@ def settings_of(selection, loaded, **extra) -> dict:
 
 
 def layer_picker(model_id: str, key: str, where=st) -> str:
-    """The model's spatial layers with their shapes, starting at its default layer; the key
-    names the model, so a new model starts at its own default."""
+    """The model's spatial layers with their shapes, starting at its default layer; the choice
+    is the model's (``layer:<model>``), shared by every page, so a new model starts at its own
+    default and a page switch keeps the layer."""
     options = cache.layers(model_id)
     names = [n for n, _ in options]
     default = cache.load_model(model_id).default_layer
-    return where.selectbox("Layer", names, index=names.index(default), format_func=dict(options).get,
-                           key=f"{key}_{model_id}")
+    bound = prefs.bind(f"{key}_{model_id}", f"layer:{model_id}", default, names)
+    return where.selectbox("Layer", names, format_func=dict(options).get, key=bound)
 
 
 def class_picker(categories, probs, key: str, label: str = "Class", index: int | None = None,
-                 where=st) -> int:
+                 where=st, pref: str | None = None) -> int:
     """Any class by name (searchable), with its probability; starts at ``index`` (default: the
-    top-1). Key it by model and image so a new image starts at its own top-1."""
-    return where.selectbox(label, list(range(len(categories))),
-                           index=int(np.argmax(probs)) if index is None else index,
-                           format_func=lambda i: f"{categories[i]} ({probs[i]:.1%})", key=key)
+    top-1). Key it by model and image so a new image starts at its own top-1; ``pref`` (default:
+    the key) names the choice, so pages that pass the same one share it."""
+    options = list(range(len(categories)))
+    default = int(np.argmax(probs)) if index is None else index
+    bound = prefs.bind(key, pref or key, default, options)
+    return where.selectbox(label, options, format_func=lambda i: f"{categories[i]} ({probs[i]:.1%})", key=bound)
+
+
+def image_class_pref(model_id: str, digest: str) -> str:
+    """The preference of 'the class explained' for one model and image, shared by the pages."""
+    return f"class:{model_id}:{digest}"
+
+
+def opacity_slider(key: str, where=st, label: str = "Overlay opacity") -> float:
+    return where.slider(label, 0.0, 1.0, step=0.05, key=prefs.bind(key, "alpha", 0.5))
+
+
+def colormap_picker(key: str, where=st) -> str:
+    return where.selectbox("Colour map", render.COLORMAPS, key=prefs.bind(key, "cmap", "jet", render.COLORMAPS))

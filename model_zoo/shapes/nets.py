@@ -18,7 +18,9 @@ def _conv_bn_relu(cin, cout):
 
 
 
-class _Block(nn.Module):
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and a shortcut (a 1x1 projection when the shape changes)."""
+
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -45,7 +47,7 @@ class ShapesResNet(nn.Module):
         self.stem = nn.Sequential(*_conv_bn_relu(3, w))
         chans = [w] + [w * 2 ** i for i in range(1, len(strides) + 1)]
         for i, stride in enumerate(strides):
-            setattr(self, f"layer{i + 1}", _Block(chans[i], chans[i + 1], stride))
+            setattr(self, f"layer{i + 1}", ResidualBlock(chans[i], chans[i + 1], stride))
         self.stages = len(strides)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(chans[-1], num_classes)

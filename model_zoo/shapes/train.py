@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
@@ -52,7 +53,7 @@ class Recipe:
 
 
 RECIPES = {r.id: r for r in (
-    Recipe("shapes-resnet", "Shapes ResNet (GAP)", "resnet", 16, 6000, 2000, 8,
+    Recipe("shapes-resnet", "Shapes ResNet (GAP)", "resnet", 16, 6000, 8000, 8,
            description="residual CNN with global average pooling: the strong model; Grad-CAM equals CAM here"),
     Recipe("shapes-fc", "Shapes CNN, fully connected head", "fc", 16, 6000, 2000, 16,
            description="the strong trunk with a VGG-style fully connected head: CAM does not apply, Grad-CAM does"),
@@ -100,15 +101,28 @@ def _normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
     return (batch_uint8.float() / 255.0 - mean) / std
 
 
+@contextmanager
+def evaluating(model: nn.Module):
+    """``model`` in eval mode for the block; every module's own training flag restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.train(flag)
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, n: int, seed: int, cue: str = "none", batch: int = 250) -> float:
-    """Top-1 accuracy on single-object scenes ``0..n-1`` of the world ``seed``."""
-    model.eval()
+    """Top-1 accuracy on single-object scenes ``0..n-1`` of the world ``seed`` (in eval mode; the
+    caller's model comes back in the mode it was in)."""
     correct = 0
-    for start in range(0, n, batch):
-        scenes = [make_scene(seed, i, "single", cue) for i in range(start, min(n, start + batch))]
-        pred = model(scenes_to_tensor(scenes)).argmax(1)
-        correct += int((pred == torch.tensor([s.label for s in scenes])).sum())
+    with evaluating(model):
+        for start in range(0, n, batch):
+            scenes = [make_scene(seed, i, "single", cue) for i in range(start, min(n, start + batch))]
+            pred = model(scenes_to_tensor(scenes)).argmax(1)
+            correct += int((pred == torch.tensor([s.label for s in scenes])).sum())
     return correct / n
 
 
@@ -120,8 +134,14 @@ def cue_ablation(model: nn.Module, n: int, seed: int) -> dict:
 
 
 def train(recipe: Recipe, out_dir: Path, heldout: int = 1000, show_progress: bool = True) -> dict:
-    """Train ``recipe`` and write ``<id>.pt`` and ``<id>.json`` into ``out_dir``; return the card."""
-    torch.manual_seed(recipe.seed)
+    """Train ``recipe`` and write ``<id>.pt`` and ``<id>.json`` into ``out_dir``; return the card.
+    Seeded within ``torch.random.fork_rng``: the caller's global random state is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(recipe.seed)
+        return _train(recipe, out_dir, heldout, show_progress)
+
+
+def _train(recipe: Recipe, out_dir: Path, heldout: int, show_progress: bool) -> dict:
     started = time.perf_counter()
     total = recipe.n_single + recipe.n_pair
     steps_per_epoch = math.ceil(total / recipe.batch)

@@ -24,8 +24,8 @@ class VocObject:
 @dataclass(frozen=True)
 class VocAnnotation:
     filename: str
-    width: int
-    height: int
+    width: int | None  # None when the file has no <size> (some exporters leave it out)
+    height: int | None
     objects: tuple[VocObject, ...]
 
 
@@ -70,19 +70,22 @@ def scene_to_xml(scene: Scene, filename: str) -> str:
 
 
 def read_voc(path) -> VocAnnotation:
-    """Parse a VOC XML file (ours or ImageNet val's) into 0-based half-open boxes."""
+    """Parse a VOC XML file (ours or ImageNet val's) into 0-based half-open boxes. ``<size>`` is
+    optional (width and height are then None: the image itself has them)."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
         raise ValueError(f"{path}: not a readable VOC XML file ({err})") from None
     size = root.find("size")
+    width = height = None
+    if size is not None and size.findtext("width") and size.findtext("height"):
+        width, height = int(float(size.findtext("width"))), int(float(size.findtext("height")))
     objects = []
     for o in root.findall("object"):
         b = o.find("bndbox")
         xmin, ymin, xmax, ymax = (int(float(b.findtext(t))) for t in ("xmin", "ymin", "xmax", "ymax"))
         objects.append(VocObject(o.findtext("name"), (xmin - 1, ymin - 1, xmax, ymax)))
-    return VocAnnotation(root.findtext("filename") or "", int(size.findtext("width")),
-                         int(size.findtext("height")), tuple(objects))
+    return VocAnnotation(root.findtext("filename") or "", width, height, tuple(objects))
 
 
 def export_scene(scene: Scene, out: Path, stem: str) -> None:

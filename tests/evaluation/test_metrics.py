@@ -13,6 +13,13 @@ def test_largest_component_is_8_connected():
     out = metrics.largest_component(m)
     assert out.sum() == 4 and out[4:6, 4:6].all()
     assert not metrics.largest_component(np.zeros((3, 3), bool)).any()
+    tie = np.zeros((5, 5), bool)
+    tie[0, 3:5] = tie[4, 0:2] = True  # two segments of 2: the first in raster order wins
+    np.testing.assert_array_equal(metrics.largest_component(tie), np.pad(np.ones((1, 2), bool), ((0, 4), (3, 0))))
+    ring = np.ones((7, 7), bool)
+    ring[1:6, 1:6] = False
+    ring[3, 3] = True  # a ring of 24 around an island of 1 (4- and 8-connectivity agree here)
+    assert metrics.largest_component(ring).sum() == 24
 
 
 def test_box_from_map_keeps_the_largest_segment_above_15_percent():
@@ -68,9 +75,28 @@ def test_auc_by_hand():
     assert metrics.auc(np.array([0, 2]), np.array([0, 4])) == pytest.approx(4.0)
 
 
-def test_ssim():
+def test_ssim_by_hand():
+    """Two constant maps: variances and covariance vanish, so SSIM = (2 a b + C1) / (a^2 + b^2
+    + C1) with C1 = (0.01 L)^2, at every window."""
+    a, b = np.full((16, 16), 0.2), np.full((16, 16), 0.6)
+    c1 = (0.01 * 1.0) ** 2
+    assert metrics.ssim(a, b, data_range=1.0) == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.04 + 0.36 + c1), rel=1e-12)
     rng = np.random.default_rng(0)
-    a = rng.random((16, 16))
-    assert metrics.ssim(a, a) == pytest.approx(1.0)
-    assert metrics.ssim(a, 1 - a) < 0
-    assert metrics.ssim(a, a + rng.normal(0, 0.05, a.shape)) > metrics.ssim(a, rng.random((16, 16)))
+    x = rng.random((16, 16))
+    assert metrics.ssim(x, x) == pytest.approx(1.0)
+
+
+def test_ssim_on_one_window_follows_wang_et_al():
+    """A 7 x 7 map with a 7 x 7 window: one window, scikit-image's sample (n - 1) statistics;
+    the formula written out here (Wang et al. 2004, eq. 13)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.random((7, 7)), rng.random((7, 7))
+    n, L = x.size, 1.0
+    mx, my = x.mean(), y.mean()
+    vx, vy = x.var(ddof=1), y.var(ddof=1)
+    cxy = ((x - mx) * (y - my)).sum() / (n - 1)
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    want = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    assert metrics.ssim(x, y, data_range=L) == pytest.approx(want, rel=1e-9)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.ssim(x, y[:6])

@@ -120,3 +120,93 @@ def test_boxes_follow_the_models_resize_and_crop():
     got = pre.view_box((300, 100, 400, 200), (512, 384))
     assert all(abs(a - b) <= 1 for a, b in zip(got, expected)), (got, expected)
     assert pre.view_box((0, 0, 10, 10), (512, 384)) is None  # cut away by the crop
+
+
+def test_voc_folder_counts_and_names_what_it_skips(tmp_path):
+    from model_zoo.shapes import voc, world
+    for i in range(3):
+        voc.export_scene(world.make_scene(5, i, "single"), tmp_path, f"scene{i}")
+    (tmp_path / "annotations" / "scene1.xml").unlink()  # an image without its annotation
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "annotations" / "broken.xml").write_text((tmp_path / "annotations" / "scene0.xml").read_text())
+    folder = data.voc_folder(tmp_path)
+    assert [s.name for s in folder] == ["scene0.png", "scene2.png"]
+    assert dict(folder.skipped) == {"broken.png": "not an image file (format not recognised)",
+                                    "scene1.png": "no annotation scene1.xml"}
+    loaded = model_zoo.load("shapes-resnet")
+    r = run.evaluate(loaded, data.voc_folder(tmp_path), ["gradcam"], tolerance=4, steps=4, stride=16)
+    assert r["images"] == 2 and {f["file"] for f in r["skipped_files"]} == {"broken.png", "scene1.png"}
+
+
+def test_voc_file_without_size_is_read(tmp_path):
+    from model_zoo.shapes import voc
+    xml = tmp_path / "a.xml"
+    xml.write_text("<annotation><filename>a.jpg</filename><object><name>circle</name><bndbox>"
+                   "<xmin>3</xmin><ymin>4</ymin><xmax>10</xmax><ymax>12</ymax></bndbox></object></annotation>")
+    ann = voc.read_voc(xml)
+    assert (ann.width, ann.height) == (None, None)
+    assert ann.objects[0].box == (2, 3, 10, 12)
+
+
+def test_maps_with_nan_are_counted_not_dropped(monkeypatch):
+    loaded = model_zoo.load("shapes-resnet")
+    real = run.method_map
+    calls = {"n": 0}
+
+    def sometimes_nan(capture, method, classes, size, rng):
+        maps = real(capture, method, classes, size, rng)
+        if method == "gradcam":
+            calls["n"] += 1
+            if calls["n"] % 2:
+                maps[0] = maps[0].copy()
+                maps[0][0, 0] = np.nan
+        return maps
+    monkeypatch.setattr(run, "method_map", sometimes_nan)
+    r = run.evaluate(loaded, data.shapes(4, seed=20000), ["gradcam", "centre"], tolerance=4, steps=4, stride=16)
+    assert r["maps_not_finite"] == {"gradcam": 2, "centre": 0}
+    assert r["images_per_method"] == {"gradcam": 2, "centre": 4}
+    assert np.isfinite(r["methods"]["gradcam"]["pointing"])
+
+
+def test_library_leaves_the_global_random_state_and_the_model_alone():
+    """randomised_copies and training used to call torch.manual_seed; accuracy() set the
+    caller's model to eval mode."""
+    from model_zoo.shapes.train import RECIPES, accuracy, train, with_overrides
+    loaded = model_zoo.load("shapes-weak")
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    for _ in perturb.randomised_copies(loaded.model, seed=0):
+        pass
+    assert torch.equal(torch.get_rng_state(), before)
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        train(with_overrides(RECIPES["shapes-weak"], n_single=16, n_pair=0, epochs=1), Path(d), heldout=8,
+              show_progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    model = loaded.model
+    model.train()
+    model.layer1.eval()  # a mixed state comes back exactly
+    accuracy(model, 8, 10000)
+    assert model.training and not model.layer1.training and model.layer2.training
+    model.eval()
+
+
+def test_randomised_copies_copy_the_model_under_its_lock():
+    import threading
+    import explainers
+    loaded = model_zoo.load("shapes-weak")
+    started, copied = threading.Event(), threading.Event()
+
+    def copy_it():
+        started.set()
+        next(perturb.randomised_copies(loaded.model))
+        copied.set()
+
+    with explainers.model_lock(loaded.model):  # another thread's hooked forward holds the lock
+        t = threading.Thread(target=copy_it)
+        t.start()
+        started.wait(5)
+        assert not copied.wait(0.3)  # the copy waits for the lock
+    t.join(10)
+    assert copied.is_set()

@@ -69,12 +69,29 @@ def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam(model_name, r
     assert non_zero >= 2
 
 
-def test_guided_backprop_differs_from_plain_gradient(tiny_vgg):
+def _guided_by_module_hooks(model, x, cls):
+    """Guided Backprop written another way (Springenberg et al.): an out-of-place copy whose
+    every nn.ReLU clamps its input gradient at zero (the ReLU's own mask already applied), by a
+    full backward hook; an independent reference for the TorchFunctionMode implementation."""
+    twin = _out_of_place(model)
+    handles = [m.register_full_backward_hook(lambda mod, gin, gout: (gin[0].clamp(min=0),))
+               for m in twin.modules() if isinstance(m, nn.ReLU)]
+    try:
+        xi = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(twin(xi)[0, cls], xi)
+    finally:
+        for h in handles:
+            h.remove()
+    return g[0].numpy()
+
+
+def test_guided_backprop_equals_the_module_hook_reference(tiny_vgg):
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     gb = explainers.explain(tiny_vgg, x, method="guided_backprop", target=1).attribution
+    assert_maps_close(gb, _guided_by_module_hooks(tiny_vgg, x, 1))
     xi = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(tiny_vgg(xi)[0, 1], xi)
-    assert not np.allclose(gb, g[0].numpy())
+    assert not np.allclose(gb, g[0].numpy())  # and it is not the plain gradient
 
 
 def _out_of_place(model):

@@ -64,3 +64,15 @@ def test_pixel_image():
     assert tuple(img[0, 0]) == (255, 255, 255) and tuple(img[0, 1]) == (0, 0, 0)
     with pytest.raises(ValueError, match="3 x H x W"):
         render.pixel_image(np.zeros((2, 2)))
+
+
+def test_faint_maps_are_named():
+    from explainers import render
+    strong = np.ones((4, 4))
+    notes = render.faint_maps({"A": strong, "B": strong * 0.004, "C": np.zeros((4, 4)), "D": strong * 0.5,
+                               "E": np.full((4, 4), 1e-9)})
+    assert set(notes) == {"B", "C", "E"}
+    assert notes["B"].startswith("peaks at 0.004, 0.4% of the largest map beside it")
+    assert notes["C"] == "is all zero: there is nothing to show"
+    assert notes["E"].startswith("peaks at 1.0e-09")
+    assert render.faint_maps({"alone": strong * 1e-3}) == {}

@@ -120,3 +120,82 @@ def test_database_down_is_a_clear_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(studies.StorageError, match="cannot be used"):
         studies.Store(f"sqlite:///{blocker}/inside/studies.sqlite")
+
+
+def test_close_study_in_another_letter_case_closes_it(saved_trust):
+    """close_study('ABCD1234') inserted the raw code; the foreign-key error that followed was
+    swallowed as 'already closed', and the study stayed open."""
+    store, code, _ = saved_trust
+    token = store.join(code)
+    store.close_study(f"  {code.upper()} ")
+    assert store.study(code).closed
+    with pytest.raises(studies.StudyClosed):
+        store.record(token, 0, 0, {"robot_a": "stronger"}, 1, 1)
+    with pytest.raises(studies.StudyNotFound):
+        store.close_study("nosuchcd")
+
+
+def test_only_the_unique_constraint_is_a_duplicate_answer(saved_trust, db_url):
+    """Any other constraint violation is a storage error, never 'already answered'."""
+    store, code, _ = saved_trust
+    token = store.join(code)
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON responses "
+                              "BEGIN SELECT RAISE(ABORT, 'check failed: refused by trigger'); END"))
+        else:
+            conn.execute(text("ALTER TABLE responses ADD CONSTRAINT refuse CHECK (answer < 100)"))
+    answer = 1 if store.engine.dialect.name == "sqlite" else 500
+    with pytest.raises(studies.StorageError, match="cannot be used"):
+        store.record(token, 0, 0, {"robot_a": "stronger"}, answer, 1)
+    assert store.answered(token) == set()
+
+
+def test_no_answer_lands_after_the_study_closes(saved_trust):
+    """The closed check is part of the insert: once close_study has returned, every answer
+    sent is refused, also from participants in the middle of their trials."""
+    import threading
+    store, code, trials = saved_trust
+    tokens = [store.join(code) for _ in range(4)]
+    closed = threading.Event()
+    landed, refused, late = [], [], []
+
+    def answer(token):
+        for t in range(len(trials)):
+            after_close = closed.is_set()
+            try:
+                store.record(token, t, t, {"robot_a": "stronger"}, 1, 1)
+                landed.append(t)
+                if after_close:
+                    late.append(t)
+            except studies.StudyClosed:
+                refused.append(t)
+
+    threads = [threading.Thread(target=answer, args=(tok,)) for tok in tokens]
+    for th in threads:
+        th.start()
+    store.close_study(code)
+    closed.set()
+    for th in threads:
+        th.join()
+    assert late == []
+    assert len(landed) + len(refused) == len(tokens) * len(trials)
+    assert len(store.responses(code)) == len(landed)
+    with pytest.raises(studies.StudyClosed):
+        store.record(tokens[0], 0, 0, {}, 1, 1)
+
+
+def _open_store(url):
+    studies.Store(url).dispose()
+    return True
+
+
+def test_schema_creation_is_race_free(tmp_path):
+    """15 processes opening one fresh SQLite file at once: one used to fail with 'table studies
+    already exists'."""
+    import multiprocessing
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    with multiprocessing.get_context("spawn").Pool(15) as pool:
+        assert pool.map(_open_store, [url] * 15) == [True] * 15
+    store = studies.Store(url)
+    assert store.studies() == []
