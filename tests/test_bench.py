@@ -17,9 +17,11 @@ def test_bench_smoke(tmp_path, capsys):
     assert set(ours) == {"gradcam_top1", "gradcam_top5", "guided_backprop", "guided_gradcam",
                          "gradcam_class_switch", "dashboard_first_maps", "dashboard_all_four_maps",
                          "dashboard_forward_plus_rendering"}
+    fwd = res["forward_ms"]
     for r in res["rows"]:  # each ratio is that row's time over the forward pass of the same run
         assert r["ms"] > 0
-        assert r["ratio"] == pytest.approx(r["ms"] / res["forward_ms"], rel=0.02, abs=0.002), r
+        # ms and forward_ms are rounded to 0.1 ms, the ratio to 0.001
+        assert abs(r["ratio"] * fwd - r["ms"]) <= 0.05 + 0.05 * r["ratio"] + 0.0005 * fwd + 1e-9, (r, fwd)
     # ours keeps nothing alive after a call (the kept forward of the dashboard rows is measured apart)
     assert all(r["retained_bytes"] is not None and r["retained_bytes"] >= 0 for r in ours.values())
     assert ours["gradcam_top1"]["retained_bytes"] == 0

@@ -19,6 +19,7 @@ import pytest
 from model_zoo.shapes import gallery
 from tests.test_uploads_and_sessions import _bomb_png
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

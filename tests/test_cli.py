@@ -127,6 +127,7 @@ def test_inputs_with_the_same_stem_keep_their_own_outputs(tmp_path, checkpoint):
     assert not np.allclose(arrays["ok.png"], arrays["ok.jpg"])  # two different images, two maps
 
 
+@pytest.mark.slow
 def test_strip_image_is_refused_with_little_memory(tmp_path):
     """A 60000 x 1 PNG of a few hundred bytes resized for ImageNet would be 15 million x 256 px
     (about 3 GB): refused by its aspect ratio before any resize; peak memory measured by

@@ -331,6 +331,7 @@ def studies_lib_store():
     return studies_lib.Store(os.environ["STUDIO_DB_URL"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["trust", "discrimination"])
 def test_results_page_with_5000_answers(env, kind):
     """binomial_two_sided overflowed past about 1,030 answers: the page would crash. 250

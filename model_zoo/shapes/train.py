@@ -55,7 +55,7 @@ class Recipe:
 RECIPES = {r.id: r for r in (
     Recipe("shapes-resnet", "Shapes ResNet (GAP)", "resnet", 16, 6000, 8000, 8,
            description="residual CNN with global average pooling: the strong model; Grad-CAM equals CAM here"),
-    Recipe("shapes-fc", "Shapes CNN, fully connected head", "fc", 16, 6000, 2000, 16,
+    Recipe("shapes-fc", "Shapes CNN, fully connected head", "fc", 16, 6000, 8000, 16,
            description="the strong trunk with a VGG-style fully connected head: CAM does not apply, Grad-CAM does"),
     Recipe("shapes-weak", "Shapes weak net", "resnet", 4, 6000, 0, 10,
            description="a quarter of the strong model's width, no two-object scenes: the weaker model of the trust pair"),

@@ -13,6 +13,8 @@ import model_zoo
 from evaluation import data, perturb, run, sanity
 from evaluation.__main__ import main
 
+pytestmark = pytest.mark.slow  # full evaluation runs on the shipped models
+
 
 @pytest.fixture(scope="module")
 def report():

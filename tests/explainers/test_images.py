@@ -123,6 +123,7 @@ def _jpeg(w, h, quality=60):
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_48_megapixel_phone_photo_is_decoded_reduced():
     data = _jpeg(8000, 6000)
     im = images.open_image(data, name="phone.jpg")

@@ -190,6 +190,7 @@ def _open_store(url):
     return True
 
 
+@pytest.mark.slow
 def test_schema_creation_is_race_free(tmp_path):
     """15 processes opening one fresh SQLite file at once: one used to fail with 'table studies
     already exists'."""
