@@ -75,7 +75,6 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
     submitted = st.form_submit_button("Save answer and continue", type="primary")
 
 
-
 def save(choice_: str) -> None:
     """Score and commit; on a database failure keep the answer (pending) and show the retry."""
     answer, score = participation.score_answer(study.kind, trial, flag, choice_)

@@ -219,6 +219,14 @@ def test_widgets_agree_with_the_maps_after_an_upload(server, tmp_path):
         settings = json.loads(path.read_text())
         assert settings["cmap"] == "viridis" and settings["method"] == "guided_backprop"
         assert settings["image"] == "scene.png"
+        _settle(page)  # a download button's click reruns the page: wait for it
+        with page.expect_download() as figure:  # drawn on the click: the image beside the map, 512 px each
+            page.get_by_role("button", name=re.compile(r"^Guided Backprop of .* with the image \(PNG, 512 px\)")).click()
+        figure_path = tmp_path / "figure.png"
+        figure.value.save_as(figure_path)
+        from PIL import Image
+        with Image.open(figure_path) as im:
+            assert im.format == "PNG" and im.width == 2 * 512 + 3 * (512 // 40) and im.height > 512
         page.screenshot(path=str(tmp_path / "after_upload.png"), full_page=True)
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Counterfactual").click()
         page.wait_for_selector("text=claims that masking its region", timeout=90_000)

@@ -104,7 +104,8 @@ def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "
     size, the model's view of the image beside the map(s) when ``image`` is given, each panel
     labelled; ``picture`` is one image or a list of (label, image) panels), the unnormalised
     array(s) (.npy, or .npz when a dict), the settings (JSON), and, with ``layer_map``, the map
-    at layer resolution scaled up by nearest neighbour (square cells)."""
+    at layer resolution scaled up by nearest neighbour (square cells). A download does not rerun
+    the page (``on_click="ignore"``)."""
     size = st.select_slider("Download size (px, longer side of each panel)", DOWNLOAD_SIZES,
                             key=prefs.bind(f"{key}_size", "download_size", 512, DOWNLOAD_SIZES))
     panels = [("Image (as the model sees it)", image, "smooth")] if image is not None else []
@@ -114,20 +115,22 @@ def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "
         panels.append((what, picture, "smooth"))
     columns = st.columns(4 if layer_map is not None else 3)
     beside = " with the image" if image is not None else ""
-    columns[0].download_button(f"{what}{beside} (PNG, {size} px)", render.png_bytes(slide(panels, size)),
-                               f"{stem}.png", "image/png", key=f"{key}_png")
+    # figures are drawn and encoded only when their button is pressed (a callable; Streamlit runs
+    # it on another thread), so a rerun never pays for a 2048-px PNG nobody asked for
+    columns[0].download_button(f"{what}{beside} (PNG, {size} px)", lambda: render.png_bytes(slide(panels, size)),
+                               f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     ext = "npz" if isinstance(array, dict) else "npy"
     shape = "" if isinstance(array, dict) else f", {'x'.join(map(str, np.shape(array)))}"
     columns[1].download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})", npy_bytes(array),
-                               f"{stem}.{ext}", key=f"{key}_npy")
+                               f"{stem}.{ext}", key=f"{key}_npy", on_click="ignore")
     columns[2].download_button("Settings to make it again (JSON)", json.dumps(settings, indent=2, default=float),
-                               f"{stem}.json", "application/json", key=f"{key}_json")
+                               f"{stem}.json", "application/json", key=f"{key}_json", on_click="ignore")
     if layer_map is not None:
         h, w = layer_map.shape
+        cells = [(f"{what}: layer map {h}x{w}", layer_map_picture(layer_map, cmap), "nearest")]
         columns[3].download_button(f"Layer map, {h}x{w} cells (PNG, {size} px, nearest)",
-                                   render.png_bytes(slide([(f"{what}: layer map {h}x{w}", layer_map_picture(layer_map, cmap),
-                                                            "nearest")], size)),
-                                   f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png")
+                                   lambda: render.png_bytes(slide(cells, size)),
+                                   f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png", on_click="ignore")
 
 
 def heatmap(z: np.ndarray, title: str, *, colorscale: str = "Jet", height: int = 360,
