@@ -14,7 +14,7 @@ from tqdm import tqdm
 from . import render
 from .core import METHODS, TopK, explain
 from .images import IMAGE_SUFFIXES, ImageError, open_image
-from .layers import list_layers, resolve_layer
+from .layers import default_layer, list_layers, resolve_layer
 from .targets import ClassLogit
 
 __all__ = ["main"]
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder")
     p.add_argument("--cmap", default="jet", choices=render.COLORMAPS)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
+    p.add_argument("--download", action="store_true",
+                   help="download the model's weights when they are missing (with a progress bar)")
     p.add_argument("--list-models", action="store_true", help="list registered models and exit")
     p.add_argument("--list-layers", action="store_true", help="list the model's layers and exit")
     return p
@@ -120,10 +122,13 @@ def _safe(text: str, limit: int = 40) -> str:
 def _run(args) -> int:
     import model_zoo  # the CLI is the one part of explainers that needs the zoo
 
+    for plugin, why in model_zoo.plugin_errors().items():
+        tqdm.write(f"warning: plugin {plugin} could not be loaded ({why})", file=sys.stderr)
     if args.list_models:
         for mid in model_zoo.list_models():
             spec = model_zoo.get_spec(mid)
-            state = "weights present" if model_zoo.weights_available(mid) else "weights missing"
+            state = ("untrained (declared by its plugin)" if spec.untrained else
+                     "weights present" if model_zoo.weights_available(mid) else "weights missing")
             print(f"{mid:22s} {spec.title:20s} {state}")
         return 0
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
@@ -135,13 +140,25 @@ def _run(args) -> int:
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
 
-    loaded = model_zoo.load(args.model, args.weights)
+    if args.weights is None and not model_zoo.weights_available(args.model):
+        if not args.download:
+            spec = model_zoo.get_spec(args.model)
+            size = f" ({spec.weights_mb:.0f} MB)" if spec.weights_mb else ""
+            raise CliError(f"weights for {args.model!r} are not on this machine: add --download to fetch them{size}"
+                           f" into {spec.weights_file()}, or pass --weights PATH")
+        with tqdm(desc=f"downloading {args.model}", unit="B", unit_scale=True, file=sys.stderr) as bar:
+            def progress(done, total):
+                if total and bar.total != total:
+                    bar.total = total
+                bar.update(done - bar.n)
+            model_zoo.fetch_weights(args.model, progress=progress)
+    loaded = model_zoo.load(args.model, args.weights, download=False)
     model = loaded.model
-    layer = args.layer or loaded.default_layer
+    crop = loaded.preprocess.crop
+    layer = args.layer or loaded.default_layer or default_layer(model, torch.zeros(1, 3, crop, crop))
     if args.list_layers:
-        crop = loaded.preprocess.crop
         for info in list_layers(model, torch.zeros(1, 3, crop, crop)):
-            mark = "  (default)" if info.name == loaded.default_layer else ""
+            mark = "  (default)" if info.name == layer else ""
             print(f"{info}{mark}")
         return 0
     resolve_layer(model, layer)
@@ -188,6 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except (CliError, ImageError, ValueError, TypeError) as err:
+    except (CliError, ImageError, ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,10 +1,13 @@
 """Grad-CAM Studio's model zoo: one registry of models with their categories, preprocessing,
 default layer and weights."""
+from .fetch import fetch_weights
 from .preprocess import Preprocess
-from .registry import (UNTRAINED, LoadedModel, ModelSpec, get_spec, list_models, load, register,
-                       weights_available)
+from .registry import (ENTRY_POINT_GROUP, UNTRAINED, LoadedModel, ModelSpec, get_spec, list_models, load,
+                       load_plugins, plugin_errors, refresh, register, register_model, weights_available)
+from .uploads import save_upload
 from .weights import WeightsError, WeightsUnavailable, ZooError, read_state_dict
 
 __all__ = ["Preprocess", "UNTRAINED", "LoadedModel", "ModelSpec", "get_spec", "list_models", "load",
-           "register", "weights_available", "WeightsError", "WeightsUnavailable", "ZooError",
+           "register", "register_model", "weights_available", "fetch_weights", "save_upload", "load_plugins",
+           "plugin_errors", "refresh", "ENTRY_POINT_GROUP", "WeightsError", "WeightsUnavailable", "ZooError",
            "read_state_dict"]

@@ -62,6 +62,7 @@ def _register(arch: str, title: str, layer: str) -> None:
         weights_file=partial(_checkpoint_path, weights.url),
         weights_url=weights.url,
         prepare=_drop_googlenet_aux if arch == "googlenet" else None,
+        weights_mb=weights.meta.get("_file_size"),
         description=f"{title}, torchvision {weights}: ImageNet top-1 "
                     f"{weights.meta['_metrics']['ImageNet-1K']['acc@1']:.1f}%",
     ))

@@ -6,19 +6,25 @@ missing weights are an error that says how to get them, never a silently random 
 """
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from .fetch import download, download_url
 from .preprocess import Preprocess
 from .weights import WeightsError, WeightsUnavailable, ZooError, load_state_dict_checked, read_state_dict
 
-__all__ = ["ModelSpec", "LoadedModel", "register", "list_models", "get_spec", "load",
-           "weights_available", "UNTRAINED"]
+__all__ = ["ModelSpec", "LoadedModel", "register", "register_model", "list_models", "get_spec", "load",
+           "weights_available", "load_plugins", "plugin_errors", "refresh", "UNTRAINED", "ENTRY_POINT_GROUP"]
 
 UNTRAINED = "untrained"
 
@@ -38,11 +44,13 @@ class ModelSpec:
     build: Callable[[int], nn.Module]
     categories: tuple[str, ...]
     preprocess: Preprocess
-    default_layer: str
+    default_layer: str | None  # None: found from the model when first explained
     weights_file: Callable[[], Path]
     weights_url: str | None = None
     prepare: Callable[[nn.Module, dict], None] | None = None
     description: str = ""
+    weights_mb: float | None = None  # the download's size, when known (torchvision's metadata)
+    untrained: bool = False  # a plugin that declares its model has no trained weights (named so)
 
     @property
     def num_classes(self) -> int:
@@ -57,27 +65,168 @@ class LoadedModel:
     model: nn.Module
     preprocess: Preprocess
     categories: tuple[str, ...]
-    default_layer: str
+    default_layer: str | None  # None: found from the model (explainers.default_layer)
     weights: str  # where the weights came from, in words
     sha256: str | None = None
     spec: ModelSpec | None = field(default=None, repr=False)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_PLUGINS_LOADED: set[str] = set()
+_PLUGIN_ERRORS: dict[str, str] = {}
+ENTRY_POINT_GROUP = "gradcam_studio.models"
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    if spec.id in _REGISTRY:
-        raise ValueError(f"model id {spec.id!r} is already registered")
+def _callable_key(fn):
+    """What a builder is, comparable across re-imports of its module (a new function object or
+    partial each time): module, qualified name, and a partial's arguments."""
+    if isinstance(fn, partial):
+        return ("partial", _callable_key(fn.func), tuple(_callable_key(a) if callable(a) else a for a in fn.args),
+                tuple(sorted((k, _callable_key(v) if callable(v) else v) for k, v in fn.keywords.items())))
+    if callable(fn):
+        return (getattr(fn, "__module__", None), getattr(fn, "__qualname__", repr(fn)))
+    return fn
+
+
+def _fingerprint(spec: "ModelSpec") -> tuple:
+    return tuple(_callable_key(v) if callable(v) else v for v in
+                 (spec.id, spec.title, spec.family, spec.build, spec.categories, spec.preprocess,
+                  spec.default_layer, spec.weights_file, spec.weights_url, spec.prepare, spec.description))
+
+
+def register(spec: "ModelSpec") -> "ModelSpec":
+    """Add an entry. Registering the same entry again (a module imported twice) is a no-op that
+    returns the entry already there; a different entry under a taken id is an error."""
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"register() takes a ModelSpec, not {type(spec).__name__}")
+    known = _REGISTRY.get(spec.id)
+    if known is not None:
+        if _fingerprint(known) == _fingerprint(spec):
+            return known
+        raise ValueError(f"model id {spec.id!r} is already registered (by {_callable_key(known.build)[0]}) "
+                         "with other settings; choose another id")
     _REGISTRY[spec.id] = spec
     return spec
 
 
+def _fixed_path(path: Path) -> Path:
+    return path
+
+
+def register_model(id: str, build=None, *, categories, preprocess: "Preprocess | None" = None,
+                   default_layer: str | None = None, weights=None, weights_url: str | None = None,
+                   title: str | None = None, family: str = "plugin", description: str = ""):
+    """Register a model of your own (the plugin API). ``build(num_classes)`` returns the network;
+    ``categories`` names its classes; ``preprocess`` defaults to ImageNet's (resize 256, crop
+    224); ``default_layer`` None: the last spatial feature map, found when first explained;
+    ``weights``: the path of its state dict (None: no weights file of its own; ``load(id,
+    weights=PATH)`` gives one; ``"untrained"``: a random initialisation, named as such wherever
+    the model is shown). Call it directly, or use it as a decorator on the builder:
+    ``@register_model("my-net", categories=[...], weights="my-net.pt")``."""
+    def do(fn):
+        untrained = isinstance(weights, str) and weights == UNTRAINED
+        path = Path(weights).expanduser().resolve() if weights is not None and not untrained \
+            else Path(f"<no weights file for {id}>")
+        register(ModelSpec(
+            id=id, title=title or id, family=family, build=fn, categories=tuple(categories),
+            preprocess=preprocess or Preprocess(resize=256, crop=224), default_layer=default_layer,
+            weights_file=partial(_fixed_path, path), weights_url=weights_url, description=description,
+            untrained=untrained))
+        return fn
+    return do if build is None else do(build)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+
+
+def _import_plugin(name: str) -> None:
+    """Import a plugin by file path or dotted module name (once)."""
+    if name in _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED.add(name)
+    try:
+        if name.endswith(".py") or "/" in name or os.sep in name:
+            path = Path(name).expanduser().resolve()
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file {path}")
+            module_name = f"gradcam_studio_plugin_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(module_name, None)
+                raise
+        else:
+            importlib.import_module(name)
+    except Exception as err:  # a broken plugin is a message, never a crash of the app or the CLI
+        _PLUGIN_ERRORS[name] = _first_line(err)
+
+
+def load_plugins() -> None:
+    """Import the plugins named in ``STUDIO_MODELS`` (file paths or dotted module names,
+    separated by commas) and the entry points of installed packages in the group
+    ``gradcam_studio.models`` (a module, or a callable that registers). Import errors are kept
+    (:func:`plugin_errors`), not raised."""
+    for name in _configured():
+        _import_plugin(name)
+    try:
+        points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # a broken installed distribution's metadata
+        points = []
+    for point in points:
+        key = f"entry point {point.name} ({point.value})"
+        if key in _PLUGINS_LOADED:
+            continue
+        _PLUGINS_LOADED.add(key)
+        try:
+            target = point.load()
+            if callable(target) and not isinstance(target, type(sys)):
+                target()
+        except Exception as err:
+            _PLUGIN_ERRORS[key] = _first_line(err)
+
+
+def _configured() -> list[str]:
+    return [n.strip() for n in os.environ.get("STUDIO_MODELS", "").split(",") if n.strip()]
+
+
+def plugin_errors() -> dict[str, str]:
+    """Plugin -> why it could not be imported, for the plugins configured now (``STUDIO_MODELS``
+    and entry points); empty when every one loaded."""
+    _populate()
+    load_plugins()
+    named = set(_configured())
+    return {k: v for k, v in _PLUGIN_ERRORS.items() if k in named or k.startswith("entry point ")}
+
+
+_REFRESH = {"done": False, "busy": False}
+
+
+def refresh() -> None:
+    """Register the checkpoints saved from the app and import the plugins of ``STUDIO_MODELS``
+    and the entry points (each once; call again after either changes). Listing order: the
+    shapes world (the offline default) first, then ImageNet, uploads, plugins."""
+    if _REFRESH["busy"]:  # an upload's or a plugin's own registry calls while refreshing
+        return
+    _REFRESH["busy"] = True
+    try:
+        from . import uploads
+        uploads.register_saved()
+        load_plugins()
+        _REFRESH["done"] = True
+    finally:
+        _REFRESH["busy"] = False
+
+
 def _populate() -> None:
-    """Import the entry modules (each registers its entries once, on first import). Listing
-    follows import order: the shapes world, the offline default, first."""
-    from . import shapes  # noqa: F401
+    from . import shapes  # noqa: F401  (each entry module registers its entries on first import)
     from . import imagenet  # noqa: F401
+    if not _REFRESH["done"]:
+        refresh()
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -95,27 +244,18 @@ def get_spec(model_id: str) -> ModelSpec:
 
 
 def weights_available(model_id: str) -> bool:
-    """True when the entry's own weights are on this machine (no download attempted)."""
-    return get_spec(model_id).weights_file().is_file()
+    """True when the entry's own weights are on this machine (no download attempted), or the
+    entry declares itself untrained."""
+    spec = get_spec(model_id)
+    return spec.untrained or spec.weights_file().is_file()
 
 
 def _fetch(spec: ModelSpec, path: Path) -> None:
-    """Download ``spec.weights_url`` to ``path`` through torch.hub's downloader (the path
-    torchvision itself uses), checking the hash prefix in the file name."""
+    """Download ``spec.weights_url`` to ``path`` (model_zoo.fetch: temporary file, hash prefix
+    checked, renamed only when complete)."""
     if spec.weights_url is None:
         raise WeightsUnavailable(f"weights for {spec.id!r} are missing: expected {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem = Path(spec.weights_url).stem
-    prefix = stem.rsplit("-", 1)[-1] if "-" in stem else None
-    try:
-        torch.hub.download_url_to_file(spec.weights_url, str(path), hash_prefix=prefix, progress=False)
-    except Exception as err:
-        raise WeightsUnavailable(
-            f"ImageNet weights for {spec.id!r} are not on this machine and could not be "
-            f"downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}). "
-            f"Download {spec.weights_url} and save it as {path} "
-            f"(or set TORCH_HOME), or pass weights=PATH to a local copy"
-        ) from None
+    download(download_url(spec.weights_url), path)
 
 
 def _num_classes_in(spec: ModelSpec, state: dict) -> int | None:
@@ -139,7 +279,7 @@ def load(model_id: str, weights: str | os.PathLike | None = None, *,
     spec = get_spec(model_id)
     cats = tuple(categories) if categories is not None else spec.categories
     sha = None
-    if isinstance(weights, str) and weights == UNTRAINED:
+    if (isinstance(weights, str) and weights == UNTRAINED) or (weights is None and spec.untrained):
         model = spec.build(len(cats))
         if spec.prepare is not None:
             spec.prepare(model, {})

@@ -101,17 +101,19 @@ def _looks_like_text(path: Path) -> bool:
     return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
 
 
-def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
+def read_state_dict(path, label: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict, sha256) from a checkpoint file. Accepts a plain state dict or a dict that
     holds one under ``state_dict`` or ``model``; strips a ``module.`` (DataParallel) prefix.
     Never unpickles anything but tensors and plain containers (``weights_only=True``). A file
     that would import other Python objects is named as such (its globals read with
-    :mod:`pickletools`, nothing executed); a state dict with NaN or infinite values is refused."""
+    :mod:`pickletools`, nothing executed); a state dict with NaN or infinite values is refused.
+    ``label`` names the file in messages (default: its name; an upload's own name, say)."""
     path = Path(path)
+    name = label or path.name
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
     if path.stat().st_size == 0:
-        raise WeightsError(f"{path.name} is empty: not a PyTorch weights file")
+        raise WeightsError(f"{name} is empty: not a PyTorch weights file")
     digest = sha256_of(path)
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
@@ -121,13 +123,13 @@ def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
         unsafe = _unsafe_globals(path)
         if unsafe:
             raise WeightsError(
-                f"refused to load {path.name}: it would import {_listing(unsafe, 3)} when unpickled, "
+                f"refused to load {name}: it would import {_listing(unsafe, 3)} when unpickled, "
                 "which could execute code; only plain state dicts of tensors are accepted "
                 "(save with torch.save(model.state_dict(), path))"
             ) from None
         if _looks_like_text(path):
-            raise WeightsError(f"{path.name} is a text file, not a PyTorch weights file") from None
-        raise WeightsError(f"{path.name} is not a readable PyTorch weights file (corrupt or "
+            raise WeightsError(f"{name} is a text file, not a PyTorch weights file") from None
+        raise WeightsError(f"{name} is not a readable PyTorch weights file (corrupt or "
                            "truncated, or not saved with torch.save)") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
@@ -136,13 +138,13 @@ def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
                 break
     if not isinstance(obj, dict) or not obj or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise WeightsError(f"{path.name} does not hold a state dict (a mapping of parameter "
+        raise WeightsError(f"{name} does not hold a state dict (a mapping of parameter "
                            f"names to tensors); found {type(obj).__name__}")
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     broken = [k for k, v in obj.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:
-        raise WeightsError(f"{path.name} holds NaN or infinite values in {_listing(broken)}: a model "
+        raise WeightsError(f"{name} holds NaN or infinite values in {_listing(broken)}: a model "
                            "with such weights gives meaningless outputs and maps")
     return obj, digest
 

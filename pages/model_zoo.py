@@ -2,6 +2,7 @@
 import streamlit as st
 
 import model_zoo
+from ui import zoo
 
 st.title("Model zoo")
 st.caption("Every model the studio can explain. The shapes-world models ship with the project "
@@ -17,18 +18,26 @@ for model_id in model_zoo.list_models():
         "model": spec.title,
         "family": spec.family,
         "classes": spec.num_classes,
-        "default layer": spec.default_layer,
+        "default layer": spec.default_layer or "found automatically",
         "input": f"{spec.preprocess.crop}x{spec.preprocess.crop}",
-        "weights": "present" if present else "missing",
+        "weights": "untrained (declared)" if spec.untrained else "present" if present else "missing",
         "about": spec.description,
     })
 st.markdown("\n".join(f"- **{r['id']}**: {r['about'] or r['model']}" for r in rows))
 st.dataframe(rows, hide_index=True, width="stretch", key="zoo_table")
 
+zoo.plugin_notices()
 missing = [r["id"] for r in rows if r["weights"] == "missing"]
 if missing:
-    with st.expander(f"How to get the missing weights ({len(missing)})"):
-        for model_id in missing:
-            spec = model_zoo.get_spec(model_id)
-            st.markdown(f"- **{model_id}**: download `{spec.weights_url}` and save it as "
-                        f"`{spec.weights_file()}` (or run the app once with internet access).")
+    st.subheader(f"Weights not here yet ({len(missing)})")
+    for model_id in missing:
+        left, right = st.columns([1, 2])
+        left.markdown(f"**{model_id}**")
+        zoo.weights_button(model_id, f"zoo_download_{model_id}", right)
+
+st.subheader("Your own model")
+st.caption("Three routes (README: Explain your own model): upload a checkpoint of a registered "
+           "architecture here; register an architecture of your own from code (a plugin named in "
+           "STUDIO_MODELS, or a package's gradcam_studio.models entry point); or, with timm installed, "
+           "any timm:<name>. Uploaded checkpoints are kept under STUDIO_MODELS_DIR (default data/models/).")
+zoo.upload_form()

@@ -1,4 +1,5 @@
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,3 +142,33 @@ def _dashboard_runs_as_streamlit_run_does():
 
 
 _dashboard_runs_as_streamlit_run_does()
+
+
+@pytest.fixture(scope="session")
+def weights_server(tmp_path_factory):
+    """A real HTTP server on 127.0.0.1 serving hash-prefixed state dicts (tests/weights_server.py)."""
+    from tests.weights_server import WeightsServer
+    with WeightsServer(tmp_path_factory.mktemp("served")) as s:
+        yield s
+
+
+@pytest.fixture
+def download_entry(weights_server, tmp_path, monkeypatch):
+    """The test plugin's 'test-download' entry (tests/fixtures/download_plugin.py) with its cache
+    file under this test's tmp folder, downloading from the local server through
+    STUDIO_WEIGHTS_BASE_URL; the example plugin is loaded too. Yields the cache path."""
+    import model_zoo
+    from model_zoo import registry
+    root = Path(__file__).resolve().parents[1]
+    plugin = str(root / "tests" / "fixtures" / "download_plugin.py")
+    cache = tmp_path / "cache" / weights_server.good_name
+    monkeypatch.setenv("STUDIO_TEST_WEIGHTS_FILE", str(cache))
+    monkeypatch.setenv("STUDIO_TEST_WEIGHTS_URL", f"https://download.example.org/models/{weights_server.good_name}")
+    monkeypatch.setenv("STUDIO_WEIGHTS_BASE_URL", weights_server.url)
+    monkeypatch.setenv("STUDIO_MODELS", f"{plugin},{root / 'examples' / 'cifar_plugin.py'}")
+    registry._REGISTRY.pop("test-download", None)  # its paths are this test's
+    registry._PLUGINS_LOADED.discard(plugin)
+    model_zoo.load_plugins()
+    assert model_zoo.plugin_errors() == {}
+    yield cache
+    registry._REGISTRY.pop("test-download", None)

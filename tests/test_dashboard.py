@@ -19,5 +19,6 @@ def test_model_zoo_page_lists_every_model():
     assert row["default layer"] == "features.29" and row["classes"] == 1000
     shapes = table[table["id"] == "shapes-resnet"].iloc[0]
     assert shapes["weights"] == "present" and shapes["classes"] == 8 and shapes["input"] == "64x64"
-    expected = ["present" if model_zoo.weights_available(m) else "missing" for m in model_zoo.list_models()]
+    expected = ["untrained (declared)" if model_zoo.get_spec(m).untrained else
+                "present" if model_zoo.weights_available(m) else "missing" for m in model_zoo.list_models()]
     assert list(table["weights"]) == expected

@@ -4,6 +4,7 @@ image is cached per (model, image digest, layer) as an ``explainers.Capture``, s
 class, method, opacity or colour map never repeats it."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -28,7 +29,19 @@ def gallery() -> list:
 
 @st.cache_resource(show_spinner="Loading model...")
 def load_model(model_id: str) -> model_zoo.LoadedModel:
-    return model_zoo.load(model_id)
+    """The model, its default layer found from the network when its entry names none."""
+    loaded = model_zoo.load(model_id, download=False)
+    if loaded.default_layer is None:
+        crop = loaded.preprocess.crop
+        layer = explainers.default_layer(loaded.model, torch.zeros(1, 3, crop, crop))
+        loaded = dataclasses.replace(loaded, default_layer=layer)
+    return loaded
+
+
+def fetch_weights(model_id: str, progress) -> None:
+    """Download a model's weights (``progress(done, total)``), then forget any cached failure."""
+    model_zoo.fetch_weights(model_id, progress=progress)
+    load_model.clear()
 
 
 def family(model_id: str) -> str:

@@ -12,7 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers import images
-from ui import cache
+from ui import cache, zoo
 from ui.text import plain
 
 KEY = "studio_selection"
@@ -43,12 +43,16 @@ def sidebar() -> Selection | None:
     st.session_state[KEY] = None
     ready, missing = cache.available_models()
     with st.sidebar:
-        model_id = st.selectbox("Model", ready, key="model",
-                                help="Shapes-world models ship with the studio and work offline.")
+        model_id = st.selectbox("Model", ready + missing, key="model",
+                                format_func=lambda m: m if m in ready else f"{m} (weights not here yet)",
+                                help="Shapes-world models ship with the studio and work offline; the others "
+                                     "download their weights once.")
         st.caption(cache.describe_model(model_id))
-        if missing:
-            st.caption(f"{len(missing)} ImageNet models need their weights first (see the Model "
-                       "zoo page).")
+        zoo.plugin_notices()
+        if model_id in missing:
+            zoo.weights_button(model_id, f"sidebar_download_{model_id}")
+            st.session_state[KEY] = ("needs weights", model_id)
+            return None
         source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key="image_source")
         original, name = None, None
         if source == "Gallery":
@@ -92,6 +96,10 @@ def sidebar() -> Selection | None:
 def current() -> Selection:
     """The sidebar's choice, or a prompt to make one (and the page stops there)."""
     selection = st.session_state.get(KEY)
+    if isinstance(selection, tuple):  # the model's weights are missing
+        st.info(f"The weights of {selection[1]} are not on this machine yet: download them with the button "
+                "in the sidebar (or on the Model zoo page).")
+        st.stop()
     if selection is None:
         st.info("Choose a sample scene or upload an image in the sidebar.")
         st.stop()

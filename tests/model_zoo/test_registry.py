@@ -80,12 +80,19 @@ def test_missing_weights_say_where_to_put_them(torch_home, monkeypatch):
     with pytest.raises(WeightsUnavailable, match=r"not on this machine; expected .*checkpoints/resnet50-"):
         model_zoo.load("resnet50", download=False)
 
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
+    import urllib.error
+    import urllib.request
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(WeightsUnavailable, match=r"could not be downloaded.*save it as .*resnet50-"):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError(OSError("network is unreachable"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(WeightsUnavailable, match=r"^cannot download https://download.pytorch.org/models/resnet50-"
+                                                 r"11ad3fa6.pth \(network is unreachable\): offline\? Download .* and "
+                                                 r"save it as .*resnet50-11ad3fa6.pth$"):
         model_zoo.load("resnet50")
+    checkpoints = torch_home / "hub" / "checkpoints"
+    assert not checkpoints.exists() or not any(checkpoints.iterdir())  # nothing half-written
 
 
 def test_user_checkpoint_with_its_own_classes(tmp_path):

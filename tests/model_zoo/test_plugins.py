@@ -1,0 +1,111 @@
+"""Models from code: the example plugin (a path in STUDIO_MODELS), a dotted module, an installed
+package's entry point; broken plugins are messages; re-registering is idempotent."""
+import sys
+import textwrap
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+import explainers
+import model_zoo
+from model_zoo import registry
+from tests.explainers.test_hygiene import _assert_same, _prepare
+from tests.conftest import model_state
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = str(ROOT / "examples" / "cifar_plugin.py")
+
+
+@pytest.fixture
+def example(monkeypatch):
+    monkeypatch.setenv("STUDIO_MODELS", EXAMPLE)
+    model_zoo.load_plugins()
+    assert "example-cifar" in model_zoo.list_models()
+    return model_zoo.load("example-cifar")
+
+
+def test_example_plugin_is_a_model_like_the_others(example):
+    spec = model_zoo.get_spec("example-cifar")
+    assert spec.family == "plugin" and spec.categories[0] == "airplane" and spec.untrained
+    assert example.weights == "untrained (random initialisation)"  # named as such, never hidden
+    x = torch.randn(2, 3, 32, 32)
+    e = explainers.explain(example.model, x, target=3)
+    assert e.layer == "16" and e.attribution.shape == (2, 32, 32)  # default layer found: the last 8x8 ReLU
+
+
+@pytest.mark.parametrize("method", explainers.METHODS)
+def test_example_plugin_model_comes_back_unchanged(example, method):
+    model = _prepare(example.model)
+    before = model_state(model)
+    explainers.explain(model, torch.randn(1, 3, 32, 32), method=method, target=[1, 2])
+    _assert_same(before, model_state(model))
+
+
+def test_example_plugin_in_the_cli(monkeypatch, capsys, tmp_path):
+    from explainers.cli import main
+    from PIL import Image
+    monkeypatch.setenv("STUDIO_MODELS", EXAMPLE)
+    assert main(["--list-models"]) == 0
+    assert "example-cifar" in capsys.readouterr().out
+    Image.new("RGB", (40, 32), (200, 30, 30)).save(tmp_path / "x.png")
+    assert main([str(tmp_path / "x.png"), "--model", "example-cifar", "--out", str(tmp_path / "o")]) == 0
+    assert list((tmp_path / "o").glob("x_gradcam_*.npy"))
+
+
+def test_broken_plugins_are_messages(monkeypatch, tmp_path):
+    bad = tmp_path / "bad_plugin.py"
+    bad.write_text("import nonexistent_package_xyz\n")
+    monkeypatch.setenv("STUDIO_MODELS", f"{bad},no.such.module, {tmp_path / 'missing.py'}")
+    model_zoo.load_plugins()
+    errors = model_zoo.plugin_errors()
+    assert errors[str(bad)] == "ModuleNotFoundError: No module named 'nonexistent_package_xyz'"
+    assert errors["no.such.module"].startswith("ModuleNotFoundError")
+    assert errors[str(tmp_path / "missing.py")].startswith("FileNotFoundError: no such file")
+    assert "shapes-resnet" in model_zoo.list_models()  # the rest of the zoo is unharmed
+
+
+def test_dotted_module_and_entry_point(monkeypatch, tmp_path):
+    (tmp_path / "dotted_plugin_mod.py").write_text(textwrap.dedent('''
+        import model_zoo
+        from torch import nn
+        model_zoo.register_model("dotted-net", lambda n: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, n)),
+                                 categories=["a", "b"], weights="untrained")
+    '''))
+    (tmp_path / "ep_plugin_mod.py").write_text(textwrap.dedent('''
+        import model_zoo
+        from torch import nn
+        def register():
+            model_zoo.register_model("entry-point-net", lambda n: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(),
+                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, n)),
+                                     categories=["x", "y", "z"], weights="untrained")
+    '''))
+    dist = tmp_path / "ep_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{model_zoo.ENTRY_POINT_GROUP}]\nnets = ep_plugin_mod:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("STUDIO_MODELS", "dotted_plugin_mod")
+    model_zoo.load_plugins()
+    models = model_zoo.list_models()
+    assert "dotted-net" in models and "entry-point-net" in models
+    assert model_zoo.load("entry-point-net").categories == ("x", "y", "z")
+    for mid in ("dotted-net", "entry-point-net"):
+        registry._REGISTRY.pop(mid)
+
+
+def test_registering_is_idempotent_and_a_taken_id_is_an_error():
+    import importlib
+    import model_zoo.shapes
+    before = model_zoo.list_models()
+    importlib.reload(model_zoo.shapes)  # a re-import registers the same entries again: no-op
+    assert model_zoo.list_models() == before
+    spec = model_zoo.get_spec("shapes-weak")
+    from dataclasses import replace
+    assert model_zoo.register(replace(spec)) is spec
+    with pytest.raises(ValueError, match=r"model id 'shapes-weak' is already registered .* choose another id"):
+        model_zoo.register(replace(spec, default_layer="layer2"))
+    with pytest.raises(ValueError, match="already registered"):
+        model_zoo.register_model("shapes-weak", partial(torch.nn.Linear, 3), categories=["a"])
