@@ -4,6 +4,7 @@ from .fetch import fetch_weights
 from .preprocess import Preprocess
 from .registry import (ENTRY_POINT_GROUP, UNTRAINED, LoadedModel, ModelSpec, get_spec, list_models, load,
                        load_plugins, plugin_errors, refresh, register, register_model, weights_available)
+from . import timm_models, uploads
 from .uploads import save_upload
 from .weights import WeightsError, WeightsUnavailable, ZooError, read_state_dict
 

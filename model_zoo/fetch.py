@@ -107,6 +107,15 @@ def fetch_weights(model_id: str, progress: Callable[[int, int | None], None] | N
     path = spec.weights_file()
     if path.is_file():
         return path
+    if spec.pretrained is not None:  # timm downloads into its own cache (its own progress, not ours)
+        from .registry import load
+        if progress:
+            progress(0, None)
+        load(model_id)
+        path = spec.weights_file()
+        if progress:
+            progress(1, 1)
+        return path
     if spec.weights_url is None:
         raise WeightsUnavailable(f"weights for {model_id!r} are missing and have no download address: "
                                  f"expected {path}")

@@ -21,7 +21,8 @@ from torch import nn
 
 from .fetch import download, download_url
 from .preprocess import Preprocess
-from .weights import WeightsError, WeightsUnavailable, ZooError, load_state_dict_checked, read_state_dict
+from .weights import (WeightsError, WeightsUnavailable, ZooError, load_state_dict_checked, read_state_dict,
+                      sha256_of)
 
 __all__ = ["ModelSpec", "LoadedModel", "register", "register_model", "list_models", "get_spec", "load",
            "weights_available", "load_plugins", "plugin_errors", "refresh", "UNTRAINED", "ENTRY_POINT_GROUP"]
@@ -51,6 +52,7 @@ class ModelSpec:
     description: str = ""
     weights_mb: float | None = None  # the download's size, when known (torchvision's metadata)
     untrained: bool = False  # a plugin that declares its model has no trained weights (named so)
+    pretrained: Callable[[], nn.Module] | None = None  # builds the model with its own weights (timm)
 
     @property
     def num_classes(self) -> int:
@@ -236,7 +238,12 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def get_spec(model_id: str) -> ModelSpec:
+    """The entry of ``model_id``; a ``timm:<name>`` id is registered on first use (timm is an
+    optional package)."""
     _populate()
+    if model_id not in _REGISTRY and isinstance(model_id, str) and model_id.startswith("timm:"):
+        from . import timm_models
+        return register(timm_models.spec_for(model_id))
     try:
         return _REGISTRY[model_id]
     except KeyError:
@@ -244,8 +251,8 @@ def get_spec(model_id: str) -> ModelSpec:
 
 
 def weights_available(model_id: str) -> bool:
-    """True when the entry's own weights are on this machine (no download attempted), or the
-    entry declares itself untrained."""
+    """True when the entry's own weights are on this machine (no download attempted; for timm,
+    in timm's cache), or the entry declares itself untrained."""
     spec = get_spec(model_id)
     return spec.untrained or spec.weights_file().is_file()
 
@@ -284,6 +291,20 @@ def load(model_id: str, weights: str | os.PathLike | None = None, *,
         if spec.prepare is not None:
             spec.prepare(model, {})
         source = "untrained (random initialisation)"
+    elif weights is None and spec.pretrained is not None:  # timm: its own download and cache
+        cached = spec.weights_file()
+        if not cached.is_file() and not download:
+            raise WeightsUnavailable(f"the pretrained weights of {model_id!r} are not in timm's cache yet; "
+                                     "download them (the app's button, the CLI's --download) or pass weights=PATH")
+        try:
+            model = spec.pretrained()
+        except Exception as err:
+            raise WeightsUnavailable(f"timm could not provide the pretrained weights of {model_id!r} "
+                                     f"({type(err).__name__}: {str(err).splitlines()[0][:150] if str(err) else ''}); "
+                                     "offline? pass weights=PATH to a local state dict") from None
+        cached = spec.weights_file()
+        sha = sha256_of(cached) if cached.is_file() else None
+        source = f"{spec.family} pretrained weights ({cached.name})"
     else:
         if weights is None:
             path = spec.weights_file()

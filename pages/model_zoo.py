@@ -41,3 +41,4 @@ st.caption("Three routes (README: Explain your own model): upload a checkpoint o
            "STUDIO_MODELS, or a package's gradcam_studio.models entry point); or, with timm installed, "
            "any timm:<name>. Uploaded checkpoints are kept under STUDIO_MODELS_DIR (default data/models/).")
 zoo.upload_form()
+zoo.timm_form()

@@ -47,12 +47,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def download_cache(tmp_path_factory, weights_server):
+    """Where the app's 'test-download' model (tests/fixtures/download_plugin.py) puts the weights
+    it downloads from the tests' local HTTP server."""
+    return tmp_path_factory.mktemp("browser_cache") / weights_server.good_name
+
+
+@pytest.fixture(scope="module")
+def server(weights_server, download_cache):
     port = _free_port()
+    env = {**os.environ, "STUDIO_MODELS": str(ROOT / "tests" / "fixtures" / "download_plugin.py"),
+           "STUDIO_TEST_WEIGHTS_FILE": str(download_cache),
+           "STUDIO_TEST_WEIGHTS_URL": f"https://download.example.org/models/{weights_server.good_name}",
+           "STUDIO_WEIGHTS_BASE_URL": weights_server.url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -166,8 +177,11 @@ def test_two_sessions_at_once_get_their_own_maps(server, tmp_path):
         maps = []
         for page, (scene, layer) in zip(pages, jobs):
             _settle(page)
+            # the rerun may start after the first settle: wait for this session's own layer
+            page.wait_for_function("text => document.body.innerText.includes(text)", arg=f"at layer {layer}",
+                                   timeout=60_000)
+            _settle(page)
             assert page.locator('[data-testid="stException"]').count() == 0
-            assert f"at layer {layer}" in page.locator("body").inner_text()
             with page.expect_download() as download:
                 page.get_by_role("button", name=re.compile(r"^Grad-CAM of .*: values, unnormalised \(\.npy")).click()
             path = tmp_path / f"{layer}.npy"
@@ -237,3 +251,25 @@ def test_widgets_agree_with_the_maps_after_an_upload(server, tmp_path):
         assert "viridis" in _widget_text(page, "stSelectbox", "Colour map")
         assert "Guided Backprop" in _widget_text(page, "stSelectbox", "Method in detail")
         browser.close()
+
+
+def test_download_weights_in_the_app(server, download_cache, weights_server, tmp_path):
+    """A model whose weights are missing: the sidebar's button downloads them from the local
+    server (through STUDIO_WEIGHTS_BASE_URL), with a progress bar, and the model then explains."""
+    assert not download_cache.exists()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(server)
+        _settle(page)
+        _choose(page, "Model", "test-download")
+        assert "are not on this machine yet" in page.locator("body").inner_text()
+        page.get_by_role("button", name="Download weights").click()
+        page.wait_for_selector("text=Explaining", timeout=90_000)
+        _settle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stImage"] img').count() >= 5
+        page.screenshot(path=str(tmp_path / "downloaded.png"), full_page=True)
+        browser.close()
+    assert download_cache.is_file() and download_cache.stat().st_size == weights_server.size
+    assert [p.name for p in download_cache.parent.iterdir()] == [download_cache.name]  # no partial file left

@@ -15,12 +15,13 @@ def weights_button(model_id: str, key: str, where=st) -> None:
     place the file at; success reruns the page with the model ready."""
     spec = model_zoo.get_spec(model_id)
     size = f" ({spec.weights_mb:.0f} MB)" if spec.weights_mb else ""
-    if spec.weights_url is None:
+    if spec.weights_url is None and spec.pretrained is None:
         where.warning(f"{model_id} has no weights on this machine and no download address: put its "
                       f"state dict at `{spec.weights_file()}`.")
         return
     if not where.button(f"Download weights{size}", key=key, type="primary"):
-        where.caption(f"From {spec.weights_url} into `{spec.weights_file()}`.")
+        where.caption(f"From {spec.weights_url} into `{spec.weights_file()}`." if spec.weights_url else
+                      "Through timm's own download and cache.")
         return
     bar = where.progress(0.0, text=f"Downloading {model_id}...")
     shown = {"step": -1}
@@ -78,3 +79,21 @@ def upload_form() -> None:
     loaded = cache.load_model(model_id)
     st.success(plain(f"Added {model_id}: {len(loaded.categories)} classes, sha256 {loaded.sha256[:16]}...; "
                      "choose it in the sidebar's model list."))
+
+
+def timm_form() -> None:
+    """Add a timm model by name (with the optional package timm installed)."""
+    if not model_zoo.timm_models.available():
+        st.caption("With the optional package timm installed (pip install timm), any timm model can be added "
+                   "here as timm:<name>.")
+        return
+    with st.form("zoo_timm"):
+        name = st.text_input("A timm model by name (e.g. resnet18, convnext_tiny, efficientnet_b0)", key="zoo_timm_name")
+        submitted = st.form_submit_button("Add the timm model")
+    if submitted and name.strip():
+        try:
+            spec = model_zoo.get_spec(model_zoo.timm_models.PREFIX + name.strip())
+        except model_zoo.ZooError as err:
+            st.error(plain(str(err)))
+            return
+        st.success(plain(f"Added {spec.id}; choose it in the sidebar's model list."))
