@@ -185,18 +185,26 @@ def test_no_answer_lands_after_the_study_closes(saved_trust):
         store.record(tokens[0], 0, 0, {}, 1, 1)
 
 
-def _open_store(url):
-    studies.Store(url).dispose()
-    return True
-
-
 @pytest.mark.slow
 def test_schema_creation_is_race_free(tmp_path):
     """15 processes opening one fresh SQLite file at once: one used to fail with 'table studies
-    already exists'."""
-    import multiprocessing
+    already exists'. Plain subprocesses (not multiprocessing, whose spawned children would
+    re-import whatever __main__ an in-process AppTest left behind)."""
+    import subprocess
+    import sys
+    from pathlib import Path
     url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
-    with multiprocessing.get_context("spawn").Pool(15) as pool:
-        assert pool.map(_open_store, [url] * 15) == [True] * 15
+    root = Path(__file__).resolve().parents[2]
+    go = tmp_path / "go"
+    code = ("import os, sys, time; import studies\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.005)\n"  # start together
+            "studies.Store(sys.argv[1]).dispose()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, str(go)], cwd=root, stderr=subprocess.PIPE, text=True)
+             for _ in range(15)]
+    import time
+    time.sleep(3)  # let them all import
+    go.write_text("")
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert [rc for rc, _ in results] == [0] * 15, [err[-500:] for rc, err in results if rc]
     store = studies.Store(url)
     assert store.studies() == []
