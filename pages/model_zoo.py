@@ -6,8 +6,8 @@ from ui import zoo
 
 st.title("Model zoo")
 st.caption("Every model the studio can explain. The shapes-world models ship with the project "
-           "and work offline; ImageNet weights come through torchvision's cache, and a model whose "
-           "weights are missing says where to put them.")
+           "and work offline; ImageNet weights download once into torchvision's cache (the buttons below, "
+           "or the sidebar), and a download that cannot happen says where to put the file by hand.")
 
 rows = []
 for model_id in model_zoo.list_models():

@@ -141,3 +141,15 @@ def test_broken_plugin_is_a_message_in_the_app(tmp_path, monkeypatch):
     assert any("broken_models.py could not be loaded: RuntimeError: the plugin is broken" in w.value.replace("\\", "")
                for w in at.sidebar.warning)
     assert at.get("image")  # the app goes on
+
+
+def test_a_damaged_saved_upload_is_a_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(tmp_path / "models"))
+    (tmp_path / "models" / "broken").mkdir(parents=True)
+    (tmp_path / "models" / "broken" / "model.json").write_text("{not json")
+    model_zoo.refresh()
+    at = _app().run()
+    assert not at.exception
+    assert any("The saved model broken" in w.value.replace("\\", "") and "JSONDecodeError" in w.value
+               for w in at.sidebar.warning)
+    model_zoo.uploads.errors.clear()

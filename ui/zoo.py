@@ -47,8 +47,11 @@ def weights_button(model_id: str, key: str, where=st) -> None:
 
 
 def plugin_notices(where=st) -> None:
+    """Plugins that failed to import and saved uploads that could not be registered, by name."""
     for plugin, why in model_zoo.plugin_errors().items():
         where.warning(plain(f"The model plugin {plugin} could not be loaded: {why}"))
+    for name, why in model_zoo.uploads.errors.items():
+        where.warning(plain(f"The saved model {name} (in {model_zoo.uploads.models_dir()}) could not be loaded: {why}"))
 
 
 def upload_form() -> None:
