@@ -1,13 +1,16 @@
 """Grad-CAM Studio: the Streamlit entry point. Routing and the shared sidebar only; no logic."""
 import streamlit as st
 
-from ui import selection
+from ui import prefs
 
 st.set_page_config(page_title="Grad-CAM Studio", layout="wide")
+prefs.absorb()  # choices the user just changed reach every widget bound to them, this run
 
-if "study" in st.query_params:  # a participant's link: that study and nothing else
+if "study" in st.query_params:  # a participant's link: that study and nothing else (no model stack)
     st.navigation([st.Page("pages/participate.py", title="Study", default=True)], position="hidden").run()
     st.stop()
+
+from ui import selection  # noqa: E402  (the explaining pages' sidebar: imports the model stack)
 
 explaining = [
     st.Page("pages/explore.py", title="Explore", default=True),

@@ -133,3 +133,14 @@ def test_library_never_prints():
             calls = [n for n in ast.walk(ast.parse(f.read_text()))
                      if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print"]
             assert not calls, f
+
+
+def test_the_entry_point_reaches_the_model_stack_only_after_the_participant_route():
+    """dashboard.py serves a participant's link before it imports the explaining sidebar."""
+    source = (ROOT / "dashboard.py").read_text()
+    assert source.index('if "study" in st.query_params') < source.index("from ui import selection")
+    head = source[:source.index('if "study" in st.query_params')]
+    tree = ast.parse(head)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert imported <= {"prefs"}, imported
+    assert not _top(_reach(ROOT / "ui" / "prefs.py")) & {"torch", "explainers", "model_zoo"}

@@ -93,6 +93,15 @@ def _choose(page, label: str, option: str):
     _settle(page)
 
 
+def _open_app(p, server, **context):
+    """(browser, page): headless Chromium on the app's first page, its first run finished."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_context(viewport={"width": 1400, "height": 1600}, **context).new_page()
+    page.goto(server)
+    _settle(page)
+    return browser, page
+
+
 def _gradcam_src(page) -> str:
     return page.locator('[data-testid="stImage"] img').nth(1).get_attribute("src")
 
@@ -102,10 +111,7 @@ def test_pick_model_upload_change_class(server, tmp_path):
     upload = tmp_path / "scene.png"
     scene.pil().resize((128, 128)).save(upload)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(server)
-        _settle(page)
+        browser, page = _open_app(p, server)
         _choose(page, "Model", "shapes-fc")
         page.locator('[data-testid="stRadio"] label').filter(has_text="Upload").click()
         _settle(page)
@@ -221,10 +227,7 @@ def test_widgets_agree_with_the_maps_after_an_upload(server, tmp_path):
     upload = tmp_path / "scene.png"
     scene.pil().save(upload)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1800}).new_page()
-        page.goto(server)
-        _settle(page)
+        browser, page = _open_app(p, server, accept_downloads=True)
         _choose(page, "Colour map", "viridis")
         _choose(page, "Method in detail", "Guided Backprop")
         page.locator('[data-testid="stRadio"] label').filter(has_text="Upload").click()
@@ -267,10 +270,7 @@ def test_download_weights_in_the_app(server, download_cache, weights_server, tmp
     server (through STUDIO_WEIGHTS_BASE_URL), with a progress bar, and the model then explains."""
     assert not download_cache.exists()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(server)
-        _settle(page)
+        browser, page = _open_app(p, server)
         _choose(page, "Model", "test-download")
         assert "are not on this machine yet" in page.locator("body").inner_text()
         page.get_by_role("button", name="Download weights").click()

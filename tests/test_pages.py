@@ -343,3 +343,16 @@ def test_serving_config_watches_no_files():
     import tomllib
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none" and config["server"]["runOnSave"] is False
+
+
+def test_two_widgets_bound_to_one_choice_follow_the_one_changed():
+    """Compare draws two download-size sliders (grid and pair) bound to one preference: changing
+    the second must not be undone by the first, and the choice carries to Explore."""
+    at = _open("pages/compare.py")
+    at.select_slider(key="compare_pair_dl_size").set_value(1024).run()
+    assert at.select_slider(key="compare_pair_dl_size").value == 1024
+    assert at.select_slider(key="compare_dl_size").value == 1024
+    at.select_slider(key="compare_dl_size").set_value(256).run()
+    assert at.select_slider(key="compare_pair_dl_size").value == 256
+    at.switch_page("pages/explore.py").run()
+    assert at.select_slider(key="dl_size").value == 256
