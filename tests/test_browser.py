@@ -282,3 +282,19 @@ def test_download_weights_in_the_app(server, download_cache, weights_server, tmp
         browser.close()
     assert download_cache.is_file() and download_cache.stat().st_size == weights_server.size
     assert [p.name for p in download_cache.parent.iterdir()] == [download_cache.name]  # no partial file left
+
+
+def test_every_page_once(server, tmp_path):
+    """Every page of the navigation opens in the real browser without an exception."""
+    titles = ["Explore", "Compare", "Counterfactual", "How it works", "Evaluate", "Model zoo", "Take part",
+              "Design a study", "Study results"]
+    with sync_playwright() as p:
+        browser, page = _open_app(p, server)
+        for title in titles:
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+            page.wait_for_selector(f'h1:has-text("{title}")' if title not in ("Take part",) else
+                                   "text=Enter the study code", timeout=90_000)
+            _settle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0, title
+        page.screenshot(path=str(tmp_path / "last_page.png"), full_page=True)
+        browser.close()
