@@ -21,8 +21,8 @@ from torch import nn
 
 from .fetch import download, download_url
 from .preprocess import Preprocess
-from .weights import (WeightsError, WeightsUnavailable, ZooError, load_state_dict_checked, read_state_dict,
-                      sha256_of)
+from .weights import (WeightsError, WeightsUnavailable, ZooError, first_line, load_state_dict_checked,
+                      read_state_dict, sha256_of)
 
 __all__ = ["ModelSpec", "LoadedModel", "register", "register_model", "list_models", "get_spec", "load",
            "weights_available", "load_plugins", "plugin_errors", "refresh", "UNTRAINED", "ENTRY_POINT_GROUP"]
@@ -138,11 +138,6 @@ def register_model(id: str, build=None, *, categories, preprocess: "Preprocess |
     return do if build is None else do(build)
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
-
-
 def _import_plugin(name: str) -> None:
     """Import a plugin by file path or dotted module name (once)."""
     if name in _PLUGINS_LOADED:
@@ -165,7 +160,7 @@ def _import_plugin(name: str) -> None:
         else:
             importlib.import_module(name)
     except Exception as err:  # a broken plugin is a message, never a crash of the app or the CLI
-        _PLUGIN_ERRORS[name] = _first_line(err)
+        _PLUGIN_ERRORS[name] = first_line(err)
 
 
 def load_plugins() -> None:
@@ -189,7 +184,7 @@ def load_plugins() -> None:
             if callable(target) and not isinstance(target, type(sys)):
                 target()
         except Exception as err:
-            _PLUGIN_ERRORS[key] = _first_line(err)
+            _PLUGIN_ERRORS[key] = first_line(err)
 
 
 def _configured() -> list[str]:
@@ -300,7 +295,7 @@ def load(model_id: str, weights: str | os.PathLike | None = None, *,
             model = spec.pretrained()
         except Exception as err:
             raise WeightsUnavailable(f"timm could not provide the pretrained weights of {model_id!r} "
-                                     f"({type(err).__name__}: {str(err).splitlines()[0][:150] if str(err) else ''}); "
+                                     f"({first_line(err, 150)}); "
                                      "offline? pass weights=PATH to a local state dict") from None
         cached = spec.weights_file()
         sha = sha256_of(cached) if cached.is_file() else None

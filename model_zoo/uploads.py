@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .weights import WeightsError, ZooError, load_state_dict_checked, read_state_dict
+from .weights import WeightsError, ZooError, first_line, load_state_dict_checked, read_state_dict
 
 __all__ = ["models_dir", "save_upload", "register_saved", "parse_class_names", "PREFIX", "errors"]
 
@@ -118,4 +118,4 @@ def register_saved() -> None:
             _register(folder)
             errors.pop(folder.name, None)
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
-            errors[folder.name] = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            errors[folder.name] = first_line(err)

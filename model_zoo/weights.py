@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["ZooError", "WeightsError", "WeightsUnavailable", "sha256_of", "read_state_dict",
+__all__ = ["ZooError", "WeightsError", "WeightsUnavailable", "first_line", "sha256_of", "read_state_dict",
            "load_state_dict_checked"]
 
 
@@ -25,6 +25,12 @@ class WeightsError(ZooError):
 
 class WeightsUnavailable(ZooError):
     """The weights are not on this machine and could not be fetched."""
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """``"TypeName: first line of the message"`` (the type alone for an empty message)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:limit]}" if text else type(err).__name__
 
 
 def sha256_of(path: Path) -> str:

@@ -38,11 +38,6 @@ def load_model(model_id: str) -> model_zoo.LoadedModel:
     return loaded
 
 
-def fetch_weights(model_id: str, progress) -> None:
-    """Download a model's weights (``progress(done, total)``), then forget any cached failure."""
-    model_zoo.fetch_weights(model_id, progress=progress)
-    load_model.clear()
-
 
 def family(model_id: str) -> str:
     return model_zoo.get_spec(model_id).family

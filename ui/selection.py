@@ -34,10 +34,6 @@ def _decode(data: bytes, name: str):
     return np.asarray(im), name, im.info.get("reduced_from")
 
 
-def model_zoo_family(model_id: str) -> str:
-    return cache.family(model_id)
-
-
 def sidebar() -> Selection | None:
     """Draw the model and image pickers in the sidebar; remember and return the choice."""
     st.session_state[KEY] = None
@@ -63,7 +59,7 @@ def sidebar() -> Selection | None:
             original = scene.image
         else:
             upload = st.file_uploader("An image (PNG, JPEG, ...)", key="upload")
-            if model_zoo_family(model_id) == "shapes":
+            if cache.family(model_id) == "shapes":
                 st.caption(f"{model_id} knows eight synthetic shapes ({', '.join(cache.load_model(model_id).categories)}) "
                            "on noisy backgrounds: any upload is read as one of them. An ImageNet model "
                            "(see the Model zoo page) knows photos.")

@@ -38,16 +38,6 @@ def normalisation_picker(key: str, default: str = "per_map") -> str:
 DOWNLOAD_SIZES = [256, 512, 1024, 2048]
 
 
-def strip(pictures) -> Image.Image:
-    """PIL images side by side, left to right, on white."""
-    out = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), "white")
-    x = 0
-    for p in pictures:
-        out.paste(p, (x, 0))
-        x += p.width
-    return out
-
-
 def _as_image(picture) -> Image.Image:
     return picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
 

@@ -37,7 +37,7 @@ def weights_button(model_id: str, key: str, where=st) -> None:
             bar.progress(0.0, text=f"{done / 2**20:.1f} MB")
 
     try:
-        cache.fetch_weights(model_id, progress)
+        model_zoo.fetch_weights(model_id, progress=progress)
     except model_zoo.WeightsUnavailable as err:
         bar.empty()
         where.error(plain(str(err)))
