@@ -21,11 +21,13 @@ def table(report: dict) -> str:
              "pointing_recall_aware": "pointing (recall)", "faithfulness_spearman": "faithfulness",
              "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC", "average_drop_pct": "avg drop %",
              "increase_in_confidence_pct": "incr. conf %"}
-    lines = ["| method | " + " | ".join(short.get(k, k) for k in keys) + " |",
-             "|---|" + "---|" * len(keys)]
+    timing = report.get("map_seconds_per_image", {})
+    lines = ["| method | " + " | ".join(short.get(k, k) for k in keys) + " | ms per image |",
+             "|---|" + "---|" * (len(keys) + 1)]
     for m, vals in report["methods"].items():
+        ms = f"{1000 * timing[m]:.1f}" if m in timing else "n/a"
         lines.append(f"| {m} | " + " | ".join(f"{vals[k]:.3f}" if abs(vals[k]) < 10 else f"{vals[k]:.1f}"
-                                             for k in keys) + " |")
+                                             for k in keys) + f" | {ms} |")
     return "\n".join(lines)
 
 

@@ -26,26 +26,11 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, cls: int, patch: int = 8, s
                   baseline: float = 0.0) -> np.ndarray:
     """H x W: how much the logit of ``cls`` drops when a ``patch`` x ``patch`` square around
     each pixel is set to ``baseline``, averaged over the patches that cover the pixel
-    (Zeiler & Fergus occlusion, as the paper's faithfulness reference)."""
-    _, _, h, w = x.shape
-    ys = list(range(0, max(h - patch, 0) + 1, stride))
-    xs = list(range(0, max(w - patch, 0) + 1, stride))
-    if ys[-1] + patch < h:
-        ys.append(h - patch)
-    if xs[-1] + patch < w:
-        xs.append(w - patch)
-    spots = [(y, x0) for y in ys for x0 in xs]
-    batch = x.repeat(len(spots) + 1, 1, 1, 1)  # row 0 stays whole: the reference score
-    for i, (y, x0) in enumerate(spots, start=1):
-        batch[i, :, y:y + patch, x0:x0 + patch] = baseline
-    scores = _batched(model, batch)[:, cls].float().cpu().numpy()
-    drops = scores[0] - scores[1:]
-    total = np.zeros((h, w))
-    count = np.zeros((h, w))
-    for d, (y, x0) in zip(drops, spots):
-        total[y:y + patch, x0:x0 + patch] += d
-        count[y:y + patch, x0:x0 + patch] += 1
-    return total / np.maximum(count, 1)
+    (Zeiler & Fergus occlusion, as the paper's faithfulness reference): the registry's
+    ``occlusion`` method (:mod:`explainers.perturbation`), not a copy of it."""
+    e = explainers.explain(model, x, method="occlusion", target=cls, patch=patch, stride=stride,
+                           baseline=baseline)
+    return e.attribution.astype(np.float64)
 
 
 def deletion_insertion(model: nn.Module, x: torch.Tensor, m: np.ndarray, cls: int,

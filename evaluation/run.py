@@ -21,7 +21,6 @@ __all__ = ["BASELINES", "ALL_METHODS", "evaluate", "method_map", "SCORES", "to_c
 
 BASELINES = ("random", "centre")
 ALL_METHODS = (*explainers.METHODS, *BASELINES)
-PIXEL = ("guided_backprop", "guided_gradcam")
 SCORES = {  # which score each metric uses, written into every report
     "localisation_error_top1": "box from the map of the top-1 class (logit), threshold x max",
     "localisation_error_top5": "boxes from the maps of the top-5 classes (logits)",
@@ -48,7 +47,7 @@ def method_map(capture, method: str, classes: list[int], size, rng: np.random.Ge
         g = np.exp(-(((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (2 * (min(h, w) / 4) ** 2)))
         return [g for _ in classes]
     out = capture.explain(method, list(classes))
-    return [np.abs(e.attribution).sum(0) if method in PIXEL else e.attribution for e in out]
+    return [np.abs(e.attribution).sum(0) if e.attribution.ndim == 3 else e.attribution for e in out]
 
 
 class _Sums:
@@ -71,7 +70,8 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
              stride: int = 4, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
     """Every metric for every method on the samples. ``loaded``: a model_zoo LoadedModel (its
     categories name the samples' objects). Returns the report: per method each metric by name,
-    the mean deletion/insertion curves, what score each metric uses, and the settings. Nothing is
+    the mean deletion/insertion curves, what score each metric uses, the settings, and the seconds
+    each method took per image for its maps (``map_seconds_per_image``). Nothing is
     dropped silently: files a folder skipped are listed (``skipped_files``), and maps with NaN or
     infinite values are counted per method (``maps_not_finite``) and left out of its means."""
     bad = [m for m in methods if m not in ALL_METHODS]
@@ -85,6 +85,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
     n_images = correct = 0
     skipped_objects = 0
     nan_maps = {m: 0 for m in methods}
+    map_seconds = {m: 0.0 for m in methods}
     started = time.perf_counter()
     for sample in samples:
         image = Image.fromarray(sample.image)
@@ -95,7 +96,8 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             objects = tuple(Object(name, box) for name, box in moved if box is not None)
         x = loaded.preprocess(image).unsqueeze(0)
         capture = explainers.Capture(model, x, layer=loaded.default_layer,
-                                     pixels=any(m in PIXEL for m in methods))
+                                     pixels=any(m not in BASELINES and explainers.get_method(m).needs_pixels
+                                                for m in methods))
         logits = capture.output[0]
         top5 = [int(i) for i in logits.topk(min(5, logits.numel())).indices]
         top1_prob = float(torch.softmax(logits.float(), 0)[top5[0]])
@@ -103,7 +105,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         skipped_objects += len(sample.objects) - len(present)
         truth = [(o.name, o.box) for o in objects]
         correct += int(any(names[top5[0]] == o.name for o in sample.objects))
-        occlusion = perturb.occlusion_map(model, x, top5[0], patch, stride)
+        occlusion = capture.explain("occlusion", top5[0], patch=patch, stride=stride).attribution
         size = tuple(x.shape[-2:])
         classes = list(dict.fromkeys(top5 + [c for c, _ in present]))
         object_regions = [(c, o.region(size)) for c, o in present]
@@ -111,7 +113,9 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         for c, r in object_regions:
             regions[c] = regions[c] | r if c in regions else r
         for m in methods:
+            tick = time.perf_counter()
             maps = dict(zip(classes, method_map(capture, m, classes, size, rng)))
+            map_seconds[m] += time.perf_counter() - tick
             s = sums[m]
             if not all(np.isfinite(v).all() for v in maps.values()):
                 nan_maps[m] += 1  # counted in the report; this image's metrics for m are left out
@@ -154,6 +158,8 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         "maps_not_finite": {m: k for m, k in nan_maps.items()},
         "images_per_method": {m: n_images - nan_maps[m] for m in methods},
         "seconds": round(time.perf_counter() - started, 2),
+        # the maps of one image (its top-5 and present classes, one capture shared), not the metrics
+        "map_seconds_per_image": {m: map_seconds[m] / n_images for m in methods},
         "settings": {"threshold": threshold, "tolerance_px": tolerance, "reject": reject, "steps": steps,
                      "occlusion_patch": patch, "occlusion_stride": stride, "seed": seed},
         "scores": SCORES,

@@ -20,7 +20,7 @@ __all__ = ["cascading"]
 def _maps(model, x, layer, methods, cls=None) -> tuple[int, dict]:
     """(class, {method: H x W map}) from one forward pass; ``cls`` None: the top-1 class."""
     capture = explainers.Capture(model, x, layer=layer,
-                                 pixels=any(m in ("guided_backprop", "guided_gradcam") for m in methods))
+                                 pixels=any(explainers.get_method(m).needs_pixels for m in methods))
     cls = int(capture.output.argmax()) if cls is None else cls
     maps = {}
     for m in methods:

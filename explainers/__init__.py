@@ -1,12 +1,18 @@
 """Grad-CAM Studio's explainer library: Grad-CAM, counterfactual Grad-CAM, Guided Backprop and
-Guided Grad-CAM (Selvaraju et al., ICCV 2017 / IJCV 2020) for any CNN, layer and target."""
-from .core import METHODS, Capture, Explanation, RankedClass, TopK, explain
+Guided Grad-CAM (Selvaraju et al., ICCV 2017 / IJCV 2020), the CAM family (Grad-CAM++,
+XGrad-CAM, HiResCAM, LayerCAM, Score-CAM, Ablation-CAM, Eigen-CAM) and pixel methods (gradient,
+Integrated Gradients, SmoothGrad, occlusion) for any CNN or vision transformer, layer and target.
+Every method is one entry of the registry in :mod:`explainers.methods`."""
+from .core import Capture, Explanation, RankedClass, TopK, explain
 from .layers import LayerInfo, default_layer, list_layers, resolve_layer
+from .layouts import Layout, layout_of, to_maps
 from .locking import model_lock
+from .methods import METHODS, REGISTRY, Cost, Method, get_method, list_methods, register_method
 from .targets import ClassLogit, ClassProbability, Contrast, Custom, Negated, Target, as_target
 
 __all__ = [
-    "METHODS", "Explanation", "explain", "Capture", "TopK", "RankedClass", "LayerInfo", "default_layer", "list_layers",
-    "resolve_layer", "model_lock", "Target", "ClassLogit", "ClassProbability", "Negated",
-    "Contrast", "Custom", "as_target",
+    "METHODS", "REGISTRY", "Method", "Cost", "get_method", "list_methods", "register_method",
+    "Explanation", "explain", "Capture", "TopK", "RankedClass", "LayerInfo", "default_layer", "list_layers",
+    "resolve_layer", "Layout", "layout_of", "to_maps", "model_lock", "Target", "ClassLogit",
+    "ClassProbability", "Negated", "Contrast", "Custom", "as_target",
 ]

@@ -12,7 +12,8 @@ import torch
 from tqdm import tqdm
 
 from . import render
-from .core import METHODS, TopK, explain
+from .core import Capture, TopK
+from .methods import METHODS, get_method, list_methods
 from .images import IMAGE_SUFFIXES, ImageError, open_image
 from .layers import default_layer, list_layers, resolve_layer
 from .targets import ClassLogit
@@ -27,7 +28,7 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m explainers",
-        description="Grad-CAM, counterfactual, Guided Backprop and Guided Grad-CAM maps for "
+        description="Grad-CAM and every other method of the registry (see --list-methods) for "
                     "images, written as PNG overlays and .npy arrays.")
     p.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
     p.add_argument("--model", default="resnet18", help="registry id (see --list-models)")
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                         "model's own weights)")
     p.add_argument("--method", default="gradcam",
                    help=f"comma-separated, from: {', '.join(METHODS)}")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a method option, e.g. steps=64 (Integrated Gradients) or batch_size=64; "
+                        "applies to every chosen method that has it; repeat for several")
     p.add_argument("--layer", default=None, help="dotted layer name (default: the model's last "
                                                   "spatial feature map; see --list-layers)")
     p.add_argument("--target", action="append", default=[],
@@ -49,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="download the model's weights when they are missing (with a progress bar)")
     p.add_argument("--list-models", action="store_true", help="list registered models and exit")
     p.add_argument("--list-layers", action="store_true", help="list the model's layers and exit")
+    p.add_argument("--list-methods", action="store_true", help="list the methods, their cost and paper, and exit")
     return p
 
 
@@ -119,9 +124,49 @@ def _safe(text: str, limit: int = 40) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:limit]
 
 
+def _parse_options(raw: list[str], methods: list[str]) -> dict[str, dict]:
+    """Per method, the --option values it has, converted to the type of its default where
+    they can be (baseline=blur stays text)."""
+    given = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--option takes NAME=VALUE, got {item!r}")
+        given[name.strip()] = value.strip()
+    known = {k for m in methods for k in get_method(m).options}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise CliError(f"no chosen method has the option(s) {', '.join(unknown)}; their options: "
+                       f"{', '.join(sorted(known)) or 'none'}")
+    out = {}
+    for m in methods:
+        spec, mine = get_method(m), {}
+        for k, v in given.items():
+            if k not in spec.options:
+                continue
+            default = spec.options[k]
+            mine[k] = v  # a value that is no number stays text; the method says if it is wrong
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                try:
+                    mine[k] = type(default)(v)
+                except ValueError:
+                    pass
+        out[m] = mine
+    return out
+
+
+def _list_methods() -> None:
+    for m in list_methods():
+        blind = "" if m.class_discriminative else ", not class-discriminative"
+        print(f"{m.name:22s} {m.title:22s} {m.kind}{blind}; cost: {m.passes}; {m.paper}")
+
+
 def _run(args) -> int:
     import model_zoo  # the CLI is the one part of explainers that needs the zoo
 
+    if args.list_methods:
+        _list_methods()
+        return 0
     for plugin, why in model_zoo.plugin_errors().items():
         tqdm.write(f"warning: plugin {plugin} could not be loaded ({why})", file=sys.stderr)
     if args.list_models:
@@ -139,6 +184,7 @@ def _run(args) -> int:
         raise CliError(f"--alpha must be within [0, 1], got {args.alpha}")
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
+    options = _parse_options(args.option, methods)
 
     if args.weights is None and not model_zoo.weights_available(args.model):
         if not args.download:
@@ -181,8 +227,25 @@ def _run(args) -> int:
         x = loaded.preprocess(image).unsqueeze(0)
         record = {"image": str(path), "model": loaded.id, "weights": loaded.weights,
                   "weights_sha256": loaded.sha256, "layer": layer, "maps": []}
+        # one forward pass per image serves every method (the heavy ones add their own passes)
+        capture = Capture(model, x, layer=layer, pixels=any(get_method(m).needs_pixels for m in methods))
         for method in methods:
-            for exp in explain(model, x, method=method, layer=layer, target=target):
+            bar = None
+            if get_method(method).cost(capture.channels or 0, tuple(x.shape[-2:]), **options[method]).heavy:
+                bar = tqdm(desc=f"  {method}", unit="pass", leave=False, mininterval=0.2, file=sys.stderr)
+
+            def progress(done, total, bar=bar):
+                if bar is not None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+                    if done == total:
+                        bar.refresh()  # the last count is shown even when it came quickly
+            try:
+                explained = capture.explain(method, target, progress=progress, **options[method])
+            finally:
+                if bar is not None:
+                    bar.close()
+            for exp in explained:
                 idx = exp.target.index
                 stem = f"{out_stems[path]}_{method}_{idx}-{_safe(loaded.categories[idx])}"
                 np.save(args.out / f"{stem}.npy", exp.attribution)
@@ -192,7 +255,8 @@ def _run(args) -> int:
                 else:
                     picture = render.pixel_image(exp.attribution)
                 picture.save(args.out / f"{stem}.png")
-                record["maps"].append({"method": method, "class_index": idx,
+                record["maps"].append({"method": method, "options": get_method(method).settings(options[method]),
+                                       "layer": exp.layer, "class_index": idx,
                                        "class_name": loaded.categories[idx],
                                        "score": exp.score, "png": f"{stem}.png", "npy": f"{stem}.npy"})
         (args.out / f"{out_stems[path]}.json").write_text(json.dumps(record, indent=2))

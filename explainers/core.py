@@ -1,4 +1,6 @@
-"""Grad-CAM, counterfactual Grad-CAM, Guided Backprop and Guided Grad-CAM from one forward pass.
+"""The explainer core: one kept forward pass (:class:`Capture`) from which every registered
+method (:mod:`explainers.methods`) is computed; Grad-CAM, its variants, pixel and
+perturbation methods alike.
 
 Grad-CAM (Selvaraju et al., ICCV 2017 / IJCV 2020), for a score y^c and the activations A^k of a
 convolutional layer (Z = h * w positions):
@@ -8,6 +10,8 @@ convolutional layer (Z = h * w positions):
 
 The counterfactual map (eq. 6) uses the negated gradients, i.e. Grad-CAM of -y^c. Guided Grad-CAM
 is Guided Backprop (see :mod:`explainers.guided`) times L^c upsampled bilinearly to the input.
+The other CAMs' formulas are in :mod:`explainers.cams`; methods that run the model again in
+:mod:`explainers.perturbation` and :mod:`explainers.paths`.
 
 How the work is done: one forward pass per call. A forward hook on the layer captures A. When no
 input gradient is needed, the forward runs without autograd up to the layer; the hook turns A into
@@ -30,17 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import paths, perturbation
 from .guided import GuidedSwitch, guided_relus
 from .layers import default_layer, resolve_layer
+from .layouts import layout_of
 from .locking import model_lock
+from .methods import METHODS, get_method
 from .targets import ClassLogit, Target, as_target
 
-__all__ = ["METHODS", "Explanation", "explain", "Capture", "TopK", "RankedClass"]
-
-METHODS = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")
-_CAM_METHODS = {"gradcam", "counterfactual", "guided_gradcam"}
-_PIXEL_METHODS = {"guided_backprop", "guided_gradcam"}
-
+__all__ = ["Explanation", "explain", "Capture", "TopK", "RankedClass"]
 
 @dataclass(frozen=True, eq=False)
 class Explanation:
@@ -117,11 +119,6 @@ def _check_input(model: nn.Module, x) -> None:
             break
 
 
-def _check_method(method) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-
-
 # ----------------------------------------------------------------------------- forward
 
 
@@ -153,10 +150,10 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
         def hook(module, inputs, output):
             if threading.get_ident() != owner:  # another thread's plain forward: not ours
                 return None
-            if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4):
                 raise ValueError(
                     f"layer {name!r} outputs {_describe(output)}; Grad-CAM needs a layer whose "
-                    "output is an N x C x H x W tensor"
+                    "output is an N x C x H x W map, N x T x C tokens or an N x H x W x C grid"
                 )
             if not torch.is_grad_enabled():
                 output = output.detach().requires_grad_(True)
@@ -223,15 +220,6 @@ def _grad(scores: torch.Tensor, wrt: torch.Tensor, retain: bool, what: str) -> t
 
 
 # ----------------------------------------------------------------------------- maps
-
-
-def _cam(grads: torch.Tensor, acts: torch.Tensor, negate: bool):
-    """alpha = spatial mean of the (negated) gradients; L = ReLU(sum_k alpha_k A^k)."""
-    alpha = grads.mean(dim=(-2, -1))
-    if negate:
-        alpha = -alpha
-    cam = torch.relu(torch.einsum("knc,nchw->knhw", alpha, acts.detach()))
-    return alpha, cam
 
 
 def _upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -331,31 +319,175 @@ def _np(t: torch.Tensor, batched: bool) -> np.ndarray:
     return np.array(a if batched else a[0], copy=True)
 
 
+@dataclass(frozen=True)
+class _Pinned(Target):
+    """Internal: a fixed class per row, for re-running the model on changed copies of the
+    images (the class a :class:`RankedClass` chose on the clean image stays the class)."""
+
+    classes: tuple[int, ...]
+
+    def __call__(self, output):
+        idx = torch.tensor(self.classes, device=output.device).view(-1, 1)
+        return output.gather(1, idx)[:, 0]
+
+
+class _Job:
+    """One call of a method on a capture: the targets, their scores (with the graph), and the
+    operations methods are built from (layer gradients, input gradients, extra forwards)."""
+
+    def __init__(self, capture: "Capture", targets: list[Target], scores: torch.Tensor, progress):
+        self.cap, self.targets, self.scores, self.progress = capture, targets, scores, progress
+        self.k = len(targets)
+        self.layer = capture.layer  # the layer the maps come from (smoothgrad: its copies' layer)
+        self._layer_grads = None
+        out = capture._fwd.output
+        self.pinned = [out.detach().argsort(dim=1, descending=True)[:, t.rank] if isinstance(t, RankedClass)
+                       else None for t in targets]
+
+    # layer
+    @property
+    def raw(self) -> torch.Tensor:
+        return self.cap._fwd.activations[self.cap.layer]
+
+    @property
+    def acts(self) -> torch.Tensor:
+        return self.cap._layout.apply(self.raw.detach())
+
+    def layer_grads(self) -> torch.Tensor:
+        """k x N x C x h x w: the exact gradients of the targets' scores at the layer."""
+        if self._layer_grads is None:
+            self.cap._switch.guided = False
+            g = _grad(self.scores, self.raw, retain=True, what=f"layer {self.cap.layer!r}")
+            self._layer_grads = self.cap._layout.apply(g)
+        return self._layer_grads
+
+    def input_grads(self, guided: bool) -> torch.Tensor:
+        self.cap._switch.guided = guided
+        try:
+            return _grad(self.scores, self.cap._fwd.x, retain=True, what="the input")
+        finally:
+            self.cap._switch.guided = False
+
+    def upsample(self, cam: torch.Tensor) -> torch.Tensor:
+        return _upsample(cam, self.cap._size)
+
+    # extra forwards
+    def row_scores(self, output: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """k x B: the targets' scores of output rows that belong to samples ``rows``."""
+        out = []
+        for t, pinned in zip(self.targets, self.pinned):
+            if pinned is not None:
+                out.append(output.gather(1, pinned[rows].view(-1, 1))[:, 0])
+                continue
+            s = t(output)
+            if not isinstance(s, torch.Tensor) or s.shape != (output.shape[0],):
+                raise ValueError(f"target {t!r} must return one score per row of the output")
+            out.append(s)
+        return torch.stack(out)
+
+    def _clean(self) -> torch.Tensor:
+        return self.scores.detach()
+
+    def score_cam(self, batch_size):
+        return perturbation.score_cam(self.cap._model, self.cap._x, self.acts, self.row_scores, self._clean(),
+                                      batch_size=batch_size, progress=self.progress)
+
+    def ablation_cam(self, batch_size):
+        module = resolve_layer(self.cap._model, self.cap.layer)
+        return perturbation.ablation_cam(self.cap._model, module, self.cap._x, self.raw.detach(), self.acts,
+                                         self.cap._layout.channel_axis, self.row_scores, self._clean(),
+                                         batch_size=batch_size, progress=self.progress)
+
+    def occlusion(self, **options):
+        return perturbation.occlusion(self.cap._model, self.cap._x, self.row_scores, self._clean(),
+                                      progress=self.progress, **options)
+
+    def integrated_gradients(self, **options):
+        return paths.integrated_gradients(self.cap._model, self.cap._x, self.row_scores, self.k,
+                                          progress=self.progress, **options)
+
+    def smoothgrad(self, *, base, samples, noise, seed, batch_size):
+        """The base method averaged over ``samples`` copies x + sigma * e_s, sigma = noise x
+        (max - min of each image), e_s standard normal noise drawn for copy s from a generator
+        seeded with (``seed``, s): the same noise for every image of a batch, so an image's map
+        does not depend on its batch, and a map is reproducible. ``batch_size`` images per
+        forward."""
+        spec = get_method(base)
+        if spec.name == "smoothgrad":
+            raise ValueError("smoothgrad cannot wrap itself; choose another base method")
+        for name, v, ok in (("samples", samples, isinstance(samples, int) and samples >= 1),
+                            ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1),
+                            ("noise", noise, isinstance(noise, (int, float)) and noise >= 0)):
+            if not ok or isinstance(v, bool):
+                raise ValueError(f"smoothgrad needs {name} >= {0 if name == 'noise' else 1}, got {v!r}")
+        cap = self.cap
+        x, n = cap._x, cap._x.shape[0]
+        sigma = float(noise) * (x.amax(dim=(1, 2, 3), keepdim=True) - x.amin(dim=(1, 2, 3), keepdim=True))
+        per_batch = max(1, batch_size // n)
+        layer = cap.layer or cap._layer_arg
+        sums = None
+        self._tell(0, samples)
+        for start in range(0, samples, per_batch):
+            m = min(per_batch, samples - start)
+            noise_of = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(seed) * 100_003 + s),
+                                    dtype=x.dtype) for s in range(start, start + m)]
+            eps = torch.stack(noise_of).to(x.device).unsqueeze(1) * sigma  # m x N x C x H x W
+            noisy = (x.unsqueeze(0) + eps).flatten(0, 1)
+            targets = [_Pinned(tuple(int(c) for c in pinned.tolist()) * m) if pinned is not None else t
+                       for t, pinned in zip(self.targets, self.pinned)]
+            sub = Capture(cap._model, noisy, layer=layer, pixels=spec.needs_pixels, cam=spec.needs_layer,
+                          reshape=cap._reshape)
+            parts = sub._compute(spec, targets, dict(spec.options), None)[2:5]
+            parts = [None if p is None else p.reshape(p.shape[0], m, n, *p.shape[2:]).sum(1) for p in parts]
+            sums = parts if sums is None else [None if a is None else a + b for a, b in zip(sums, parts)]
+            self.layer = sub.layer
+            del sub
+            self._tell(start + m, samples)
+        return tuple(None if p is None else p / samples for p in sums)
+
+    def _tell(self, done, total):
+        if self.progress is not None:
+            self.progress(done, total)
+
+
 class Capture:
     """One forward pass of ``x`` through ``model``, kept so that further targets and methods
     cost a backward pass only (the dashboard switches class or method without a new forward).
 
-    ``layer``: the layer for CAM methods (None: the default layer); ``cam=False`` captures no
-    layer (Guided Backprop only). ``pixels=True`` records the whole forward with the guided
-    ReLU hooks (switched off for exact gradients), so Guided Backprop and Guided Grad-CAM are
-    available too. The capture holds the autograd graph: drop it to free the memory. Calls are
-    serialised by a lock of the capture's own; the model's lock is held only during the forward."""
+    ``layer``: the layer for layer-map methods (None: the default layer); ``cam=False`` captures
+    no layer (pixel methods only). ``pixels=True`` records the whole forward with the guided
+    ReLU hooks (switched off for exact gradients), so Guided Backprop, Guided Grad-CAM and the
+    input gradient are available too. ``reshape``: how the layer's output becomes
+    N x C x h x w (default: the rule of :mod:`explainers.layouts`, which handles ViT tokens and
+    Swin's channels-last grids). The capture holds the autograd graph: drop it to free the
+    memory. Calls are serialised by a lock of the capture's own; the model's lock is held only
+    while hooks are on the model."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
-                 pixels: bool = False, cam: bool = True):
+                 pixels: bool = False, cam: bool = True, reshape=None):
         _check_model(model)
         _check_input(model, x)
+        if reshape is not None and not callable(reshape):
+            raise TypeError(f"reshape must be a callable (layer output -> N x C x h x w), not "
+                            f"{type(reshape).__name__}")
+        self._layer_arg = layer
         self.layer = (layer if layer is not None else default_layer(model, x)) if cam else None
         self.pixels = pixels
+        self._reshape = reshape
         self._switch = GuidedSwitch(guided=False)
         mode = guided_relus(self._switch) if pixels else contextlib.nullcontext()
         with mode:
             self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels)
+        self._layout = None
+        if cam:
+            self._layout = layout_of(self.layer, resolve_layer(model, self.layer),
+                                     self._fwd.activations[self.layer], reshape)
+        self._x = x.detach()
         self._n = x.shape[0]
         self._size = (x.shape[-2], x.shape[-1])
         self._lock = threading.Lock()
         self._nbytes: int | None = None
-        self._model = model  # for nbytes only: which storages are the model's own
+        self._model = model
 
     @property
     def output(self) -> torch.Tensor:
@@ -364,8 +496,19 @@ class Capture:
 
     @property
     def activation(self) -> torch.Tensor | None:
-        """A, the captured layer's output (N x C x h x w, detached); None without a layer."""
-        return None if self.layer is None else self._fwd.activations[self.layer].detach()
+        """A, the captured layer's output as N x C x h x w (detached); None without a layer."""
+        return None if self.layer is None else self._layout.apply(self._fwd.activations[self.layer].detach())
+
+    @property
+    def layout(self) -> str | None:
+        """How the layer's output was read, in words (e.g. "tokens after the class token as a
+        14x14 grid"); None without a layer."""
+        return None if self._layout is None else self._layout.describe()
+
+    @property
+    def channels(self) -> int | None:
+        """C, the number of channels of the captured layer (what Score-CAM's cost counts)."""
+        return None if self.layer is None else int(self.activation.shape[1])
 
     @property
     def nbytes(self) -> int:
@@ -378,73 +521,73 @@ class Capture:
             self._nbytes = _graph_bytes(self._fwd, own)
         return self._nbytes
 
-    def explain(self, method: str = "gradcam", target=None):
-        """As :func:`explain`, from the captured forward pass."""
-        _check_method(method)
-        needs_cam = method in _CAM_METHODS
-        needs_pixels = method in _PIXEL_METHODS
-        if needs_cam and self.layer is None:
-            raise ValueError(f"{method} needs a layer, but this capture was made with cam=False")
-        if needs_pixels and not self.pixels:
-            raise ValueError(f"{method} needs the input gradient: capture with pixels=True")
-        fwd, n, size = self._fwd, self._n, self._size
+    def _compute(self, spec, target, settings: dict, progress):
+        """(targets, as_list, alpha, cam, attribution, scores, layer); tensors with a leading
+        targets axis."""
+        if spec.needs_layer and self.layer is None:
+            raise ValueError(f"{spec.name} needs a layer, but this capture was made with cam=False")
+        if spec.needs_pixels and not self.pixels:
+            raise ValueError(f"{spec.name} needs the input gradient: capture with pixels=True")
+        fwd = self._fwd
         with self._lock, torch.enable_grad():  # also when the caller is inside torch.no_grad()
             targets, as_list = _resolve_targets(target, fwd.output)
             if isinstance(fwd.output, torch.Tensor) and fwd.output.dim() == 2:
                 for t in targets:
                     t.check(fwd.output.shape[1])
-            scores = _scores(fwd.output, targets, n)
-            alpha = cam = pixels = None
-            if needs_cam:
-                acts = fwd.activations[self.layer]
-                self._switch.guided = False
-                grads = _grad(scores, acts, retain=True, what=f"layer {self.layer!r}")
-                alpha, cam = _cam(grads, acts, negate=(method == "counterfactual"))
-                del grads
-            if needs_pixels:
-                self._switch.guided = True
-                pixels = _grad(scores, fwd.x, retain=True, what="the input")
-                self._switch.guided = False
+            scores = _scores(fwd.output, targets, self._n)
+            job = _Job(self, targets, scores, progress)
+            alpha, cam, attribution = spec.compute(job, **settings)
+            if attribution is None:
+                attribution = job.upsample(cam)
+        return targets, as_list, alpha, cam, attribution, scores, job.layer
 
-        batched = n > 1
-        if method == "guided_backprop":
-            attribution = pixels
-        elif method == "guided_gradcam":
-            attribution = pixels * _upsample(cam, size).unsqueeze(2)
-        else:
-            attribution = _upsample(cam, size)
+    def explain(self, method: str = "gradcam", target=None, *, progress=None, **options):
+        """As :func:`explain`, from the captured forward pass."""
+        spec = get_method(method)
+        settings = spec.settings(options)
+        targets, as_list, alpha, cam, attribution, scores, layer = self._compute(spec, target, settings, progress)
+        batched = self._n > 1
+        layer = layer if cam is not None else None
         results = []
         for i, t in enumerate(targets):
             score = scores[i].detach().to(torch.float32).cpu().numpy()
             results.append(Explanation(
                 method=method,
-                layer=self.layer if needs_cam else None,
+                layer=layer,
                 target=t,
                 score=score if batched else float(score[0]),
                 layer_map=None if cam is None else _np(cam[i], batched),
                 weights=None if alpha is None else _np(alpha[i], batched),
                 attribution=_np(attribution[i], batched),
-                input_size=size,
+                input_size=self._size,
             ))
         return results if as_list else results[0]
 
 
 def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
-            layer: str | None = None, target=None):
+            layer: str | None = None, target=None, reshape=None, progress=None, **options):
     """Explain ``model``'s output for the images ``x`` (N x C x H x W, preprocessed).
 
-    ``method``: ``"gradcam"``, ``"counterfactual"``, ``"guided_backprop"`` or
-    ``"guided_gradcam"``. ``layer``: dotted module name (None: the last spatial feature map, see
-    :func:`explainers.default_layer`). ``target``: a class index, a :class:`Target`, a callable
-    ``output -> scores[N]``, None (top-1 class), ``TopK(k)`` (the k best classes), or a list of
-    targets; several targets are all explained from one forward pass (batched gradients) and
-    returned as a list of :class:`Explanation`. To explain more targets or methods later without
-    another forward pass, keep a :class:`Capture`.
+    ``method``: a name from :data:`explainers.METHODS` (see :func:`explainers.get_method` for
+    each one's kind, cost and paper). ``layer``: dotted module name (None: the last spatial
+    feature map, see :func:`explainers.default_layer`); layers that output tokens or
+    channels-last grids are reshaped by the rule of :mod:`explainers.layouts`, or by
+    ``reshape`` (a callable: output -> N x C x h x w). ``target``: a class index, a
+    :class:`Target`, a callable ``output -> scores[N]``, None (top-1 class), ``TopK(k)`` (the k
+    best classes), or a list of targets; several targets are all explained from one forward pass
+    (batched gradients) and returned as a list of :class:`Explanation`. ``progress(done, total)``
+    is called as forward-heavy methods (Score-CAM, Ablation-CAM, occlusion, Integrated
+    Gradients, SmoothGrad) work through their batches. ``options``: the method's own (e.g.
+    ``steps=`` for Integrated Gradients, ``batch_size=``); an unknown one is an error. To
+    explain more targets or methods later without another forward pass, keep a :class:`Capture`.
     """
-    _check_method(method)
-    if layer is not None and method not in _CAM_METHODS:
+    spec = get_method(method)
+    settings = spec.settings(options)
+    needs_layer = spec.needs_layer or (spec.name == "smoothgrad" and get_method(settings["base"]).needs_layer)
+    if layer is not None and not spec.needs_layer:
         _check_model(model)
-        resolve_layer(model, layer)  # Guided Backprop has no layer, but a wrong name is still an error
-    capture = Capture(model, x, layer=layer, pixels=method in _PIXEL_METHODS,
-                      cam=method in _CAM_METHODS)
-    return capture.explain(method, target)
+        resolve_layer(model, layer)  # a method without a layer still rejects a wrong name
+    capture = Capture(model, x, layer=layer, pixels=spec.needs_pixels, cam=spec.needs_layer, reshape=reshape)
+    if needs_layer and not spec.needs_layer:
+        capture._layer_arg = layer
+    return capture.explain(method, target, progress=progress, **options)

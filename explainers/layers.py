@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .layouts import layout_of
 from .locking import model_lock
 
 __all__ = ["LayerInfo", "resolve_layer", "list_layers", "default_layer"]
@@ -21,15 +22,18 @@ _POOLING = (
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A module whose output is a spatial ``N x C x H x W`` map."""
+    """A module whose output is a spatial map: ``N x C x H x W``, or tokens / a channels-last
+    grid that the rule of :mod:`explainers.layouts` reads as one (``layout`` says how)."""
 
     name: str
     kind: str
-    shape: tuple[int, int, int]  # C, H, W of one sample
+    shape: tuple[int, int, int]  # C, H, W of one sample, after the layout rule
+    layout: str = "N x C x h x w map"
 
     def __str__(self):
         c, h, w = self.shape
-        return f"{self.name} ({self.kind}, {c}x{h}x{w})"
+        how = "" if self.layout == "N x C x h x w map" else f", {self.layout}"
+        return f"{self.name} ({self.kind}, {c}x{h}x{w}{how})"
 
 
 def _summarise(names: list[str], limit: int = 12) -> str:
@@ -60,8 +64,9 @@ def resolve_layer(model: nn.Module, name: str) -> nn.Module:
 
 
 def _trace(model: nn.Module, x: torch.Tensor):
-    """One no-grad forward recording, per module, its last 4D output; returns (name -> (module,
-    output)) in completion order."""
+    """One no-grad forward recording, per module, its last output that the layout rule reads as
+    a map (4D, or tokens of a square grid); returns (name -> (module, output as N x C x h x w,
+    layout)) in completion order."""
     records: dict[str, tuple[nn.Module, torch.Tensor]] = {}
     owner = threading.get_ident()
     handles = []
@@ -70,9 +75,13 @@ def _trace(model: nn.Module, x: torch.Tensor):
         def hook(module, inputs, output):
             if threading.get_ident() != owner:
                 return
-            if isinstance(output, torch.Tensor) and output.dim() == 4:
+            if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
+                try:
+                    layout = layout_of(name, module, output)
+                except ValueError:
+                    return
                 records.pop(name, None)
-                records[name] = (module, output)
+                records[name] = (module, layout.apply(output), layout)
         return hook
 
     with model_lock(model):
@@ -105,8 +114,8 @@ def list_layers(model: nn.Module, x: torch.Tensor | None = None) -> list[LayerIn
     records = _trace(model, _example_input(model, x))
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     return [
-        LayerInfo(name, type(module).__name__.lstrip("_"), tuple(out.shape[1:]))
-        for name, (module, out) in sorted(records.items(), key=lambda kv: order[kv[0]])
+        LayerInfo(name, type(module).__name__.lstrip("_"), tuple(out.shape[1:]), layout.describe())
+        for name, (module, out, layout) in sorted(records.items(), key=lambda kv: order[kv[0]])
     ]
 
 
@@ -114,19 +123,39 @@ _DEFAULTS: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictiona
 _DEFAULTS_LOCK = threading.Lock()
 
 
+def _transformer_default(model: nn.Module) -> str | None:
+    """Transformers: the first LayerNorm of the last block (a module with two or more LayerNorm
+    children: ViT's encoder block, Swin's block, timm's Block). This is the layer pytorch-grad-cam's
+    documentation recommends (``model.blocks[-1].norm1`` for ViT,
+    ``model.layers[-1].blocks[-1].norm1`` for Swin), for the reason it gives: a ViT classifies
+    from the class token alone, so the gradient of the score at the last block's output is zero
+    at every patch token; before the last attention, the patches still feed the class token."""
+    blocks = [(name, m) for name, m in model.named_modules()
+              if sum(isinstance(c, nn.LayerNorm) for c in m.children()) >= 2]
+    if not blocks:
+        return None
+    name, block = blocks[-1]
+    first = next(n for n, c in block.named_children() if isinstance(c, nn.LayerNorm))
+    return f"{name}.{first}" if name else first
+
+
 def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
     """The last spatial feature map before global pooling: walking back from the last module
     to finish, skip outputs of 1x1 size and pooling/dropout layers (and containers that merely
     return such an output); the first remaining module is the default. ResNet: ``layer4``;
     VGG-16: ``features.29`` (conv5_3 after ReLU, 14x14, as in the paper); DenseNet: ``features``.
+    Transformers (see :func:`_transformer_default`): ViT-B/16
+    ``encoder.layers.encoder_layer_11.ln_1``, Swin-T ``features.7.1.norm1``.
     Cached per model object after the first call (one forward pass)."""
     with _DEFAULTS_LOCK:
         if model in _DEFAULTS:
             return _DEFAULTS[model]
     records = _trace(model, _example_input(model, x))
-    pooled = {id(out) for module, out in records.values() if isinstance(module, _POOLING)}
-    choice = None
-    for name, (module, out) in reversed(list(records.items())):
+    pooled = {id(out) for module, out, _ in records.values() if isinstance(module, _POOLING)}
+    choice = _transformer_default(model)
+    if choice is not None and choice not in records:
+        choice = None
+    for name, (module, out, _) in reversed(list(records.items()) if choice is None else []):
         if out.shape[-2] * out.shape[-1] > 1 and id(out) not in pooled:
             choice = name
             break

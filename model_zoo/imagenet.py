@@ -24,6 +24,11 @@ ARCHITECTURES = {
     "mobilenet_v3_large": ("MobileNetV3-Large", "features"),
     "efficientnet_b0": ("EfficientNet-B0", "features"),
     "convnext_tiny": ("ConvNeXt-Tiny", "features"),
+    # transformers: the first LayerNorm of the last block, as pytorch-grad-cam's documentation
+    # recommends (explainers.default_layer gives the reason); tokens and Swin's channels-last
+    # grid are read as maps by explainers.layouts
+    "vit_b_16": ("ViT-B/16", "encoder.layers.encoder_layer_11.ln_1"),
+    "swin_t": ("Swin-T", "features.7.1.norm1"),
 }
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+import explainers
 from explainers import agreement, render
 from ui import cache, selection, views
 
@@ -39,11 +40,19 @@ if mode == "Methods":
         layer = layer_picker("compare_m_layer")
     with b:
         cls = class_picker("compare_m_class")
-    for method, title in (("gradcam", "Grad-CAM"), ("counterfactual", "Counterfactual"),
-                          ("guided_backprop", "Guided Backprop"), ("guided_gradcam", "Guided Grad-CAM")):
-        e = cache.explanation(model_id, digest, layer, method, cls, shown)
-        kind = "pixels" if method in ("guided_backprop", "guided_gradcam") else "cam"
-        cells.append((title, shown, e["attribution"], kind))
+    chosen = st.multiselect("Methods (every method of the registry; forward-heavy ones run when asked)",
+                            list(explainers.METHODS), default=["gradcam", "counterfactual", "guided_backprop",
+                                                               "guided_gradcam"],
+                            format_func=views.method_title, key="compare_m_methods")
+    got = views.maps_on_demand(model_id, digest, layer, [(m, cls) for m in chosen], shown, "compare_heavy")
+    for method in chosen:
+        e = got[(method, cls)]
+        if e is not None:
+            kind = "pixels" if e["attribution"].ndim == 3 else "cam"
+            cells.append((views.method_title(method), shown, e["attribution"], kind))
+    blind = [views.method_title(m) for m in chosen if not explainers.get_method(m).class_discriminative]
+    if blind:
+        st.caption(f"Not class-discriminative: {', '.join(blind)} (the same map whatever the class).")
     subject = f"{names[cls]} at layer `{layer}`"
 elif mode == "Layers":
     options = [n for n, _ in cache.layers(model_id)]
@@ -98,11 +107,14 @@ for i, (title, base, attribution, kind) in enumerate(cells):
     else:
         pictures.append(render.pixel_image(attribution, pix_scale))
 st.caption(f"{mode}: {subject}. {views.NORMALISATION_TEXT[norm]}"
-           + (" Pixel maps (Guided Backprop, Guided Grad-CAM) share their own signed scale."
+           + (" Pixel maps (Guided Backprop, Guided Grad-CAM, gradients) share their own signed scale."
               if pix and norm == "joint" else " Pixel maps are each scaled to 3 standard deviations."
               if pix else ""))
-for col, title, picture in zip(st.columns(len(pictures)), [c[0] for c in cells], pictures):
-    col.image(picture, caption=title, width="stretch")
+per_row = min(len(pictures), 5)
+for row in range(0, len(pictures), per_row):
+    for col, title, picture in zip(st.columns(per_row), [c[0] for c in cells[row:row + per_row]],
+                                   pictures[row:row + per_row]):
+        col.image(picture, caption=title, width="stretch")
 
 grid_settings = views.settings_of(sel, loaded, grid=mode.lower(), items=[c[0] for c in cells],
                                   subject=subject, normalisation=norm, alpha=alpha)

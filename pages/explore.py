@@ -1,15 +1,18 @@
-"""Explore: one model, one image (from the sidebar), a class and a layer; Grad-CAM, the
-counterfactual map, Guided Backprop and Guided Grad-CAM at once. Only the first view of an image
-runs the model; switching class, method, a layer already seen, opacity or colour map reuses it."""
+"""Explore: one model, one image (from the sidebar), a class and a layer; the paper's four maps
+(Grad-CAM, the counterfactual map, Guided Backprop, Guided Grad-CAM) at once, and any method of
+the registry in detail. Only the first view of an image runs the model; switching class, a
+gradient method, a layer already seen, opacity or colour map reuses it; forward-heavy methods
+show their cost and run when asked, with a progress bar."""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+import explainers
 from explainers import render
 from ui import cache, prefs, selection, views
 
-TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "guided_backprop": "Guided Backprop",
-          "guided_gradcam": "Guided Grad-CAM"}
+PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
+TITLES = {m: views.method_title(m) for m in PAPER}
 st.title("Explore")
 sel = selection.current()
 model_id, shown, digest = sel.model_id, sel.image, sel.digest
@@ -34,8 +37,9 @@ with col_ctrl:
                                      "Class to explain", pref=views.image_class_pref(model_id, digest))
     alpha = views.opacity_slider("explore_alpha")
     cmap = views.colormap_picker("explore_cmap")
-    method = st.selectbox("Method in detail (heatmap and downloads)", list(TITLES), format_func=TITLES.get,
-                          key=prefs.bind("explore_method", "method", "gradcam", list(TITLES)))
+    method = st.selectbox("Method in detail (heatmap and downloads)", list(explainers.METHODS),
+                          format_func=views.method_title,
+                          key=prefs.bind("explore_method", "method", "gradcam", list(explainers.METHODS)))
 
 gradcam = cache.explanation(model_id, digest, layer, "gradcam", class_index, shown)
 st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {gradcam['score']:.3f}) "
@@ -54,17 +58,34 @@ for col, m in zip(columns[1:], TITLES):
     col.image(pictures[m], caption=TITLES[m], width="stretch")
 
 views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
-chosen = maps[method]
-if chosen["layer_map"] is not None and method != "guided_gradcam":
+
+st.subheader(f"In detail: {views.method_title(method)}")
+views.method_note(method)
+if method in maps:
+    chosen = maps[method]
+else:
+    chosen = views.maps_on_demand(model_id, digest, layer, [(method, class_index)], shown, "explore_heavy")[
+        (method, class_index)]
+    if chosen is None:
+        st.stop()
+    pictures[method] = views.method_picture(shown, chosen["attribution"], alpha, cmap)
+    st.image(pictures[method], caption=f"{views.method_title(method)} of {loaded.categories[class_index]}",
+             width=320)
+    if chosen["layer_map"] is not None:
+        views.faint_notice({views.method_title(method): chosen["layer_map"]})
+title = views.method_title(method)
+if chosen["layer_map"] is not None and chosen["attribution"].ndim == 2:
     z, what = chosen["layer_map"], "at layer resolution"
-else:  # pixel maps: the magnitude summed over colour channels, at input resolution
+elif chosen["attribution"].ndim == 3:  # pixel maps: the magnitude summed over colour channels
     z, what = np.abs(chosen["attribution"]).sum(axis=0), "|attribution| summed over channels"
-st.plotly_chart(views.heatmap(z, f"{TITLES[method]} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)"),
+else:  # a map at input resolution without a layer (occlusion)
+    z, what = chosen["attribution"], "at input resolution"
+st.plotly_chart(views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)"),
                 key="explore_layer_map")
 
 settings = views.settings_of(sel, loaded, layer=layer, method=method, class_index=class_index,
                              class_name=loaded.categories[class_index], score=chosen["score"],
                              normalisation="per_map", alpha=alpha, cmap=cmap)
 views.downloads("dl", method, pictures[method], chosen["attribution"], settings,
-                what=f"{TITLES[method]} of {loaded.categories[class_index]}", image=shown,
-                layer_map=chosen["layer_map"] if method in ("gradcam", "counterfactual") else None, cmap=cmap)
+                what=f"{title} of {loaded.categories[class_index]}", image=shown,
+                layer_map=chosen["layer_map"] if chosen["attribution"].ndim == 2 else None, cmap=cmap)

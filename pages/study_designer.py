@@ -4,7 +4,7 @@ instructions. The study is saved with its fixed trial list, rendered maps, setti
 import streamlit as st
 
 import studies as studies_lib
-from explainers import METHODS
+from explainers import METHODS, get_method
 from ui import cache, studies
 
 st.title("Design a study")
@@ -19,8 +19,6 @@ DEFAULT_INSTRUCTIONS = {
     "discrimination": "A robot looked at a picture with two shapes and shows you what it looked "
                       "at for one of them. The picture itself is hidden. Which shape is it showing?",
 }
-METHOD_TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "guided_backprop": "Guided Backprop",
-                 "guided_gradcam": "Guided Grad-CAM"}
 
 ready, _ = cache.available_models()
 kind = st.radio("Kind of study", ["trust", "discrimination"], horizontal=True, key="design_kind",
@@ -39,7 +37,7 @@ else:
     models = (st.selectbox("Model", ready, key="design_model"),)
     stronger = None
 methods = st.multiselect("Visualisations (one study can compare several)", list(METHODS),
-                         default=["guided_backprop", "guided_gradcam"], format_func=METHOD_TITLES.get,
+                         default=["guided_backprop", "guided_gradcam"], format_func=lambda m: get_method(m).title,
                          key="design_methods")
 source_kind = st.radio("Images", ["shapes", "folder"], horizontal=True, key="design_source",
                        format_func={"shapes": "Shapes world (labels known)",

@@ -116,7 +116,7 @@ def _candidates(design: StudyDesign, unreadable: list):
 
 def _stimulus(loaded, view: np.ndarray, capture, method: str, cls: int, with_image: bool) -> bytes:
     e = capture.explain(method, cls)
-    if method in ("guided_backprop", "guided_gradcam"):
+    if e.attribution.ndim == 3:  # a map per colour channel (Guided Backprop and the like)
         return render.png_bytes(render.pixel_image(e.attribution))
     (m01,) = render.normalize([e.attribution], "per_map")
     return render.png_bytes(render.overlay(view, m01, 0.5) if with_image else render.colorize(m01))
@@ -145,7 +145,7 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
             view = np.asarray(loaded.preprocess.display(Image.fromarray(cand.image)))
             x = loaded.preprocess(Image.fromarray(cand.image)).unsqueeze(0)
             caps[m] = explainers.Capture(loaded.model, x, layer=loaded.default_layer,
-                                         pixels=any(mm in ("guided_backprop", "guided_gradcam") for mm in design.methods))
+                                         pixels=any(explainers.get_method(mm).needs_pixels for mm in design.methods))
             views[m] = view
             preds[m] = int(caps[m].output[0].argmax())
         if design.kind == "trust":

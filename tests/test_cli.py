@@ -148,3 +148,42 @@ def test_strip_image_is_refused_with_little_memory(tmp_path):
         peak_kb = int(next(line for line in proc.stderr.splitlines() if "Maximum resident set size" in line)
                       .split(":")[1])
         assert peak_kb < 1.2 * 2**20, f"peak {peak_kb / 2**20:.2f} GB"
+
+
+def test_list_methods_is_the_registry(capsys):
+    assert main(["--list-methods"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(explainers.METHODS)
+    assert any(line.startswith("eigencam") and "not class-discriminative" in line for line in lines)
+
+
+def test_method_options_reach_the_methods_and_heavy_ones_show_progress(tmp_path, capsys):
+    from model_zoo import shapes
+    _, scene = shapes.gallery()[0]
+    Image.fromarray(scene.image).save(tmp_path / "s.png")
+    out = tmp_path / "out"
+    rc = main([str(tmp_path / "s.png"), "--model", "shapes-resnet", "--method", "integrated_gradients,scorecam",
+               "--option", "steps=8", "--option", "batch_size=16", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "integrated_gradients" in err and "8/8" in err and "128/128" in err  # progress bars of both
+    record = json.loads((out / "s.json").read_text())
+    ig = next(m for m in record["maps"] if m["method"] == "integrated_gradients")
+    assert ig["options"] == {"steps": 8, "baseline": 0.0, "quadrature": "gausslegendre", "batch_size": 16}
+    assert ig["layer"] is None
+    loaded = model_zoo.load("shapes-resnet")
+    x = loaded.preprocess(Image.open(tmp_path / "s.png").convert("RGB")).unsqueeze(0)
+    ref = explainers.explain(loaded.model, x, method="integrated_gradients", target=ig["class_index"], steps=8)
+    np.testing.assert_allclose(np.load(out / ig["npy"]), ref.attribution, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("option,message", [
+    ("steps", "--option takes NAME=VALUE, got 'steps'"),
+    ("colour=red", "no chosen method has the option(s) colour; their options: baseline, batch_size, quadrature, steps"),
+    ("steps=many", "integrated_gradients: steps must be an integer >= 1, got 'many'"),
+])
+def test_bad_method_options_are_one_line(tmp_path, capsys, option, message):
+    Image.new("RGB", (64, 64)).save(tmp_path / "s.png")
+    rc = main([str(tmp_path / "s.png"), "--model", "shapes-resnet", "--method", "integrated_gradients",
+               "--option", option, "--out", str(tmp_path / "o")])
+    assert rc == 1 and message in capsys.readouterr().err

@@ -135,3 +135,48 @@ def test_method_in_detail_sets_the_heatmap_and_downloads(app):
                       "Settings to make it again (JSON)"]
     app.selectbox(key="explore_method").set_value("counterfactual").run()
     assert "Counterfactual at layer resolution (16x16" in _layer_map_spec(app)
+
+
+def test_every_method_is_offered_in_detail(app):
+    import explainers
+    assert app.selectbox(key="explore_method").options == [explainers.get_method(m).title for m in explainers.METHODS]
+
+
+def test_forward_heavy_method_shows_its_cost_then_runs_with_a_progress_bar(app):
+    """Score-CAM on shapes-resnet's layer3 costs 128 masked forwards: said before running, run
+    when asked, and its map equals the library's."""
+    import explainers
+    import model_zoo
+    app.selectbox(key="explore_method").set_value("scorecam").run()
+    assert not app.exception
+    info = " ".join(i.value for i in app.info)
+    assert "Score-CAM**: 128 forwards of masked images, in batches of 32" in info
+    assert "about" in info and "(measured)" in info
+    assert len(app.get("plotly_chart")) == 1  # no map yet: only the predictions
+    app.button(key="explore_heavy_run").click().run()
+    assert not app.exception
+    assert any(c.value.startswith("Ran in ") for c in app.caption)
+    spec = _layer_map_spec(app)
+    assert "Score-CAM at layer resolution (16x16, unnormalised)" in spec
+    first_name, scene = gallery()[0]
+    loaded = model_zoo.load("shapes-resnet")
+    x = loaded.preprocess(Image.fromarray(scene.image)).unsqueeze(0)
+    cls = _by_label(app, "Class to explain").value
+    ref = explainers.explain(loaded.model, x, method="scorecam", layer="layer3", target=cls)
+    stored = cache.stored_explanation("shapes-resnet", cache.digest(scene.image), "layer3", "scorecam", cls)
+    np.testing.assert_allclose(stored["layer_map"], ref.layer_map, rtol=1e-4, atol=1e-6)
+    # kept: coming back to the method shows it at once, with no button
+    app.selectbox(key="explore_method").set_value("gradcam").run()
+    app.selectbox(key="explore_method").set_value("scorecam").run()
+    assert not [b for b in app.button if b.key == "explore_heavy_run"]
+    assert "Score-CAM at layer resolution" in _layer_map_spec(app)
+
+
+def test_a_method_that_ignores_the_class_says_so(app):
+    app.selectbox(key="explore_method").set_value("eigencam").run()
+    assert not app.exception
+    assert any("Eigen-CAM is not class-discriminative" in w.value for w in app.warning)
+    assert "Eigen-CAM at layer resolution (16x16" in _layer_map_spec(app)
+    app.selectbox(key="explore_method").set_value("occlusion").run()
+    app.button(key="explore_heavy_run").click().run()
+    assert not app.exception and "Occlusion at input resolution (64x64" in _layer_map_spec(app)

@@ -356,3 +356,20 @@ def test_two_widgets_bound_to_one_choice_follow_the_one_changed():
     assert at.select_slider(key="compare_pair_dl_size").value == 256
     at.switch_page("pages/explore.py").run()
     assert at.select_slider(key="dl_size").value == 256
+
+
+def test_compare_methods_grid_covers_every_method():
+    at = _open("pages/compare.py")
+    box = at.multiselect(key="compare_m_methods")
+    assert box.options == [explainers.get_method(m).title for m in explainers.METHODS]
+    before = len(_images(at))
+    box.set_value(["gradcam", "gradcam_pp", "layercam", "eigencam", "integrated_gradients", "ablationcam"]).run()
+    assert not at.exception
+    info = " ".join(i.value for i in at.info)
+    assert "Integrated Gradients**: 32 forwards and backwards" in info and "Ablation-CAM**" in info
+    assert any("Not class-discriminative: Eigen-CAM" in c.value for c in at.caption)
+    shown = len(_images(at))
+    at.button(key="compare_heavy_run").click().run()
+    assert not at.exception
+    assert len(_images(at)) == shown + 2 and shown >= before
+    assert any("Methods:" in c.value for c in at.caption)

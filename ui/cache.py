@@ -150,9 +150,94 @@ def explanation(model_id: str, image_digest: str, layer: str, method: str, class
     """The arrays of one map (cached: revisiting a class or method is free). ``versus``: explain
     y^class - y^versus ("why this class rather than that one") instead of y^class."""
     target = class_index if versus is None else explainers.Contrast(class_index, versus)
-    e = capture(model_id, image_digest, layer, _image).explain(method, target)
-    return {"attribution": e.attribution, "layer_map": e.layer_map, "weights": e.weights,
-            "score": e.score}
+    return _arrays(capture(model_id, image_digest, layer, _image).explain(method, target))
+
+
+def _arrays(e) -> dict:
+    return {"attribution": e.attribution, "layer_map": e.layer_map, "weights": e.weights, "score": e.score}
+
+
+class MapStore:
+    """Maps of forward-heavy methods (Score-CAM, Ablation-CAM, occlusion, Integrated Gradients,
+    SmoothGrad): computed only when the user asks (they cost many passes), with a progress
+    callback, then kept for every session; least recently used out beyond ``size`` maps."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict[tuple, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> dict | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: tuple, value: dict) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def map_store() -> MapStore:
+    return MapStore()
+
+
+def method_cost(model_id: str, image_digest: str, layer: str, method: str, image: np.ndarray) -> explainers.Cost:
+    """What ``method`` costs beyond the kept forward pass for this model and layer."""
+    cap = capture(model_id, image_digest, layer, image)
+    return explainers.get_method(method).cost(cap.channels or 0, cap._size)
+
+
+def stored_explanation(model_id: str, image_digest: str, layer: str, method: str, class_index: int) -> dict | None:
+    return map_store().get((model_id, image_digest, layer, method, class_index))
+
+
+def heavy_explanation(model_id: str, image_digest: str, layer: str, method: str, class_index: int,
+                      image: np.ndarray, progress=None) -> dict:
+    """A forward-heavy map, computed once (``progress(done, total)`` while it runs), then kept."""
+    key = (model_id, image_digest, layer, method, class_index)
+    kept = map_store().get(key)
+    if kept is None:
+        e = capture(model_id, image_digest, layer, image).explain(method, class_index, progress=progress)
+        kept = _arrays(e)
+        map_store().put(key, kept)
+    return kept
+
+
+@st.cache_resource(show_spinner="Timing one forward and one backward pass of the model...")
+def pass_seconds(model_id: str) -> tuple[float, float]:
+    """(seconds of one image's forward pass in a batch of 8 without autograd, seconds of one
+    image's forward and backward to the input), measured here, best of 3 after a warm-up:
+    what the cost estimates of forward-heavy methods multiply."""
+    import time
+    loaded = load_model(model_id)
+    crop = loaded.preprocess.crop
+    x = torch.zeros(8, 3, crop, crop)
+    model = loaded.model
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    def backward():
+        one = x[:1].clone().requires_grad_(True)
+        out = model(one)
+        torch.autograd.grad(out[0].max(), one)
+
+    times = []
+    for fn, count in ((forward, 8), (backward, 1)):
+        fn()
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        times.append(best / count)
+    return times[0], max(times[1] - times[0], 0.0)
 
 
 def compatible_models(model_id: str) -> list[str]:

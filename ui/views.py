@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
+import explainers
 from explainers import render
 from ui import cache, prefs
 
@@ -173,3 +174,78 @@ def opacity_slider(key: str, where=st, label: str = "Overlay opacity") -> float:
 
 def colormap_picker(key: str, where=st) -> str:
     return where.selectbox("Colour map", render.COLORMAPS, key=prefs.bind(key, "cmap", "jet", render.COLORMAPS))
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def method_title(name: str) -> str:
+    return explainers.get_method(name).title
+
+
+def method_picture(base: np.ndarray, attribution: np.ndarray, alpha: float, cmap: str = "jet",
+                   pixel_scale: float | None = None) -> Image.Image:
+    """A map over the image (H x W maps, normalised per map) or a pixel map's own image
+    (C x H x W attributions)."""
+    if attribution.ndim == 3:
+        return render.pixel_image(attribution, pixel_scale)
+    (m01,) = render.normalize([attribution], "per_map")
+    return render.overlay(base, m01, alpha, cmap)
+
+
+def method_note(name: str, where=st) -> None:
+    """What the method computes and where it comes from; a warning when its map does not
+    depend on the class."""
+    m = explainers.get_method(name)
+    where.caption(f"**{m.title}** ({m.paper}): {m.summary}. Cost: {m.passes}.")
+    if not m.class_discriminative:
+        where.warning(f"{m.title} is not class-discriminative: its map is (nearly) the same whatever "
+                      "class is picked, so it shows what the network looks at, not why it chose a class.")
+
+
+def estimate(model_id: str, cost: explainers.Cost) -> tuple[float, str]:
+    """Seconds a cost should take here: its passes times this model's measured seconds per
+    forward and per backward (see ``cache.pass_seconds``), and how that was found, in words."""
+    fwd, bwd = cache.pass_seconds(model_id)
+    seconds = cost.forwards * fwd + cost.backwards * bwd
+    how = (f"one forward pass of this model takes {1000 * fwd:.1f} ms and a backward "
+           f"{1000 * bwd:.1f} ms on this machine (measured)")
+    return seconds, how
+
+
+def maps_on_demand(model_id: str, digest: str, layer: str, wanted: list[tuple[str, int]],
+                   image: np.ndarray, key: str, where=st) -> dict:
+    """The maps of (method, class) pairs: cheap ones at once (a backward from the kept forward);
+    forward-heavy ones only after the user sees their cost and presses Run, with a progress bar
+    while they run; once computed they are kept. Returns {(method, class): arrays or None}."""
+    out, pending = {}, []
+    for method, cls in wanted:
+        cost = cache.method_cost(model_id, digest, layer, method, image)
+        if not cost.heavy:
+            out[(method, cls)] = cache.explanation(model_id, digest, layer, method, cls, image)
+            continue
+        out[(method, cls)] = cache.stored_explanation(model_id, digest, layer, method, cls)
+        if out[(method, cls)] is None:
+            pending.append((method, cls, cost))
+    if not pending:
+        return out
+    total = 0.0
+    lines = []
+    for method, cls, cost in pending:
+        seconds, how = estimate(model_id, cost)
+        total += seconds
+        lines.append(f"- **{method_title(method)}**: {cost.note} (about {seconds:.1f} s)")
+    where.info("Forward-heavy method(s) not run yet:\n" + "\n".join(lines)
+               + f"\n\nAbout {total:.1f} s in all here: {how}.")
+    if where.button(f"Run {len(pending)} forward-heavy map(s)", key=f"{key}_run"):
+        import time
+        bar = where.progress(0.0, text="Starting...")
+        started = time.perf_counter()
+        for i, (method, cls, cost) in enumerate(pending):
+            def tell(done, count, i=i, method=method):
+                part = (i + (done / count if count else 1.0)) / len(pending)
+                bar.progress(min(part, 1.0), text=f"{method_title(method)}: {done} of {count}")
+            out[(method, cls)] = cache.heavy_explanation(model_id, digest, layer, method, cls, image, progress=tell)
+        bar.empty()
+        where.caption(f"Ran in {time.perf_counter() - started:.1f} s (estimated {total:.1f} s).")
+    return out

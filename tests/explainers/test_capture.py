@@ -13,18 +13,41 @@ def _count_forwards(model):
     return calls, handle
 
 
+KEPT = [m.name for m in explainers.list_methods() if m.cost(512, (64, 64)).forwards == 0]
+
+
 def test_switching_class_and_method_needs_no_new_forward(resnet18):
+    assert {"gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam", "guided_gradcam"} <= set(KEPT)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(21))
     explainers.default_layer(resnet18)  # found once per model, then cached
     calls, handle = _count_forwards(resnet18)
     capture = explainers.Capture(resnet18, x, layer="layer4", pixels=True)
-    got = {(m, c): capture.explain(m, c) for m in explainers.METHODS for c in (0, 7, 13)}
+    got = {(m, c): capture.explain(m, c) for m in KEPT for c in (0, 7, 13)}
     handle.remove()
     assert len(calls) == 1
     for (method, c), e in got.items():
         ref = explainers.explain(resnet18, x, method=method, layer="layer4", target=c)
         assert_maps_close(e.attribution, ref.attribution)
         assert e.score == pytest.approx(ref.score, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", [m for m in explainers.METHODS if m not in KEPT])
+def test_forward_heavy_methods_run_the_forwards_their_cost_says(resnet18, method):
+    """The registry's cost is what the method does: images through the first convolution after
+    the kept forward equal Cost.forwards (Ablation-CAM: at most, its prefix runs once a batch)."""
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(22))
+    capture = explainers.Capture(resnet18, x, layer="layer4")
+    images = []
+    handle = resnet18.conv1.register_forward_hook(lambda m, i, o: images.append(o.shape[0]))
+    try:
+        capture.explain(method, 3)
+    finally:
+        handle.remove()
+    cost = explainers.get_method(method).cost(capture.channels, (64, 64))
+    if cost.head_only:
+        assert 1 <= sum(images) <= cost.forwards
+    else:
+        assert sum(images) == cost.forwards > 4
 
 
 def test_output_is_the_forward_pass(resnet18):

@@ -13,7 +13,7 @@ import model_zoo
 from model_zoo import WeightsError, WeightsUnavailable, ZooError
 
 REQUIRED = ["resnet18", "resnet50", "vgg16", "alexnet", "densenet121", "googlenet",
-            "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]
+            "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16", "swin_t"]
 
 
 @pytest.fixture

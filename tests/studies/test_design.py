@@ -44,7 +44,7 @@ def test_discrimination_study_hides_the_image():
 @pytest.mark.parametrize("change, message", [
     (dict(models=("shapes-resnet", "shapes-resnet")), "two different models"),
     (dict(stronger="shapes-fc"), "believe is stronger"),
-    (dict(methods=("gradcam", "smoothgrad")), "unknown: smoothgrad"),
+    (dict(methods=("gradcam", "fullgrad")), "unknown: fullgrad"),
     (dict(title="  "), "give the study a title"),
     (dict(models=("shapes-resnet", "nope")), "unknown model"),
     (dict(source={"source": "folder", "path": "/no/such/folder"}), "does not exist"),

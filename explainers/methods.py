@@ -1,0 +1,275 @@
+"""The method registry: one entry per method, read by the library, the CLI, the pages, the
+evaluation and the study designer (no other list of method names exists).
+
+Each :class:`Method` says what it computes (``kind``: a layer map, H x W from a layer's
+activations, or a pixel map at input resolution), whether it is class-discriminative, its cost
+in passes, its paper, its options with their defaults, and the function that computes it from a
+kept forward pass (:class:`explainers.Capture`). The gradient CAMs share the capture's forward
+and differ only in how they weigh the layer gradients, so switching among them costs one
+backward through the network's head at most.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from . import cams
+
+__all__ = ["Method", "Cost", "register_method", "get_method", "list_methods", "METHODS", "REGISTRY"]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Work beyond the kept forward pass, in passes of one image: ``forwards`` more forward
+    passes (``head_only``: through the part after the layer only, at most a whole forward),
+    ``backwards`` backward passes, and a ``note`` in words."""
+
+    forwards: int
+    backwards: int
+    head_only: bool = False
+    note: str = ""
+
+    @property
+    def heavy(self) -> bool:
+        """More than a handful of passes: the UI asks before running and shows progress."""
+        return self.forwards + self.backwards > 4
+
+
+@dataclass(frozen=True)
+class Method:
+    """One explanation method.
+
+    ``compute(job, **options)`` returns ``(alpha, cam, attribution)`` tensors with a leading
+    targets axis (k x N x ...): alpha channel weights or None, cam the layer map or None,
+    attribution at input resolution (H x W maps, or C x H x W per input value when
+    ``per_channel``). ``cost(channels, size, options)`` gives a :class:`Cost`."""
+
+    name: str
+    title: str
+    kind: str  # "layer map" | "pixel map"
+    class_discriminative: bool
+    passes: str  # the cost in words, for tables and pickers
+    paper: str
+    compute: Callable
+    cost_of: Callable[[int, tuple[int, int], Mapping], Cost]
+    needs_layer: bool = True
+    needs_pixels: bool = False  # needs the guided/exact input-gradient forward of Capture(pixels=True)
+    per_channel: bool = False
+    options: Mapping[str, object] = field(default_factory=dict)
+    summary: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("layer map", "pixel map"):
+            raise ValueError(f"method kind must be 'layer map' or 'pixel map', got {self.kind!r}")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    def settings(self, options: Mapping) -> dict:
+        """The defaults updated by ``options``, checked: an unknown option, or a value of the
+        wrong type (an integer option given text, a count below 1), is a ValueError."""
+        bad = sorted(set(options) - set(self.options))
+        if bad:
+            valid = ", ".join(self.options) or "none"
+            raise ValueError(f"{self.name} has no option {', '.join(map(repr, bad))}; its options: {valid}")
+        merged = {**self.options, **options}
+        for key, value in options.items():
+            default = self.options[key]
+            if isinstance(default, int) and not isinstance(default, bool):
+                low = 0 if key == "seed" else 1
+                if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                    raise ValueError(f"{self.name}: {key} must be an integer >= {low}, got {value!r}")
+            elif isinstance(default, str) and not isinstance(value, str):
+                raise ValueError(f"{self.name}: {key} must be text, got {value!r}")
+            elif isinstance(default, float) and key != "baseline" and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{self.name}: {key} must be a number >= 0, got {value!r}")
+        if "base" in merged:
+            get_method(merged["base"])  # an unknown base method is named before any work
+        return merged
+
+    def cost(self, channels: int, size: tuple[int, int], **options) -> Cost:
+        return self.cost_of(channels, size, self.settings(options))
+
+    @property
+    def forward_heavy(self) -> bool:
+        return self.cost_of(512, (224, 224), self.options).heavy
+
+
+_REGISTRY: dict[str, Method] = {}
+REGISTRY: Mapping[str, Method] = MappingProxyType(_REGISTRY)
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method``; registering the same entry twice is a no-op, another one under a taken
+    name is an error."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register_method takes a Method, not {type(method).__name__}")
+    old = _REGISTRY.get(method.name)
+    if old is not None and old != method:
+        raise ValueError(f"a different method is already registered as {method.name!r}")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``, or a ValueError listing them."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+
+
+def list_methods(kind: str | None = None) -> list[Method]:
+    return [m for m in _REGISTRY.values() if kind is None or m.kind == kind]
+
+
+# ----------------------------------------------------------------------------- built-in entries
+
+
+def _head_backward(channels, size, o):
+    return Cost(0, 1, note="1 backward through the network after the layer")
+
+
+def _full_backward(channels, size, o):
+    return Cost(0, 1, note="1 backward to the input")
+
+
+def _gradient_cam(formula):
+    def compute(job):
+        return (*formula(job.layer_grads(), job.acts), None)
+    return compute
+
+
+_GRADIENT_CAMS = [
+    ("gradcam", "Grad-CAM", cams.gradcam, "Selvaraju et al., ICCV 2017",
+     "channel weights: the spatial mean of the gradients"),
+    ("counterfactual", "Counterfactual", cams.counterfactual, "Selvaraju et al., ICCV 2017 (eq. 6)",
+     "Grad-CAM of the negated gradients: what speaks against the class"),
+    ("gradcam_pp", "Grad-CAM++", cams.gradcam_pp, "Chattopadhay et al., WACV 2018",
+     "positive gradients weighted per position, so several instances of a class all count"),
+    ("xgradcam", "XGrad-CAM", cams.xgradcam, "Fu et al., BMVC 2020",
+     "gradients weighted by the normalised activations (an axiom-based weight)"),
+    ("hirescam", "HiResCAM", cams.hirescam, "Draelos & Carin, 2020",
+     "gradients times activations element-wise, no spatial averaging: faithful to the score"),
+    ("layercam", "LayerCAM", cams.layercam, "Jiang et al., IEEE TIP 2021",
+     "positive gradients times activations element-wise: sharp maps at shallow layers too"),
+]
+for _name, _title, _formula, _paper, _summary in _GRADIENT_CAMS:
+    register_method(Method(_name, _title, "layer map", True, "the kept forward + 1 backward (head)", _paper,
+                           _gradient_cam(_formula), _head_backward, summary=_summary))
+
+
+def _eigencam(job):
+    alpha, cam = cams.eigencam(job.acts, job.k)
+    return alpha, cam, None
+
+
+register_method(Method(
+    "eigencam", "Eigen-CAM", "layer map", False, "the kept forward + an SVD (no backward)",
+    "Muhammad & Yeasin, IJCNN 2020", _eigencam, lambda c, s, o: Cost(0, 0, note="an SVD of the activations"),
+    summary="the first principal component of the activations: the same map for every class"))
+
+
+def _scorecam(job, batch_size):
+    return (*job.score_cam(batch_size), None)
+
+
+def _ablationcam(job, batch_size):
+    return (*job.ablation_cam(batch_size), None)
+
+
+register_method(Method(
+    "scorecam", "Score-CAM", "layer map", True, "1 forward per channel of the layer (masked images)",
+    "Wang et al., CVPR Workshops 2020", _scorecam,
+    lambda c, s, o: Cost(c, 0, note=f"{c} forwards of masked images, in batches of {o['batch_size']}"),
+    options={"batch_size": 32},
+    summary="gradient-free: each channel masks the image; weights from the score increase"))
+register_method(Method(
+    "ablationcam", "Ablation-CAM", "layer map", True, "1 forward of the head per channel (ablated)",
+    "Desai & Ramaswamy, WACV 2020", _ablationcam,
+    lambda c, s, o: Cost(c, 0, head_only=True,
+                         note=f"{c} forwards after the layer, one channel zeroed each, in batches of {o['batch_size']}"),
+    options={"batch_size": 32},
+    summary="gradient-free: the drop of the score when each channel is zeroed"))
+
+
+def _guided_backprop(job):
+    return None, None, job.input_grads(guided=True)
+
+
+def _guided_gradcam(job):
+    alpha, cam = cams.gradcam(job.layer_grads(), job.acts)
+    return alpha, cam, job.input_grads(guided=True) * job.upsample(cam).unsqueeze(2)
+
+
+def _gradient(job):
+    return None, None, job.input_grads(guided=False)
+
+
+register_method(Method(
+    "guided_backprop", "Guided Backprop", "pixel map", False, "the kept forward + 1 backward (input)",
+    "Springenberg et al., ICLR Workshops 2015", _guided_backprop, _full_backward, needs_layer=False,
+    needs_pixels=True, per_channel=True,
+    summary="input gradient with negative signals stopped at every ReLU: fine detail, hardly class-specific"))
+register_method(Method(
+    "guided_gradcam", "Guided Grad-CAM", "pixel map", True, "the kept forward + 2 backwards (head, input)",
+    "Selvaraju et al., ICCV 2017", _guided_gradcam,
+    lambda c, s, o: Cost(0, 2, note="1 backward after the layer, 1 to the input"),
+    needs_pixels=True, per_channel=True,
+    summary="Guided Backprop times the upsampled Grad-CAM: fine detail of the class's region"))
+register_method(Method(
+    "gradient", "Gradient", "pixel map", True, "the kept forward + 1 backward (input)",
+    "Simonyan et al., ICLR Workshops 2014", _gradient, _full_backward, needs_layer=False,
+    needs_pixels=True, per_channel=True, summary="the plain input gradient (saliency map)"))
+
+
+def _integrated_gradients(job, steps, baseline, quadrature, batch_size):
+    return None, None, job.integrated_gradients(steps=steps, baseline=baseline, rule=quadrature,
+                                                batch_size=batch_size)
+
+
+register_method(Method(
+    "integrated_gradients", "Integrated Gradients", "pixel map", True,
+    "1 forward + 1 backward per step", "Sundararajan et al., ICML 2017", _integrated_gradients,
+    lambda c, s, o: Cost(o["steps"], o["steps"], note=f"{o['steps']} forwards and backwards on the path "
+                                                      "from the baseline"),
+    needs_layer=False, per_channel=True,
+    options={"steps": 32, "baseline": 0.0, "quadrature": "gausslegendre", "batch_size": 32},
+    summary="gradients averaged on the straight path from a baseline; they sum to the score difference"))
+
+
+def _occlusion(job, patch, stride, baseline, batch_size):
+    return None, None, job.occlusion(patch=patch, stride=stride, baseline=baseline, batch_size=batch_size)
+
+
+def _occlusion_cost(c, size, o):
+    from .perturbation import occlusion_spots
+    n = len(occlusion_spots(size, o["patch"], o["stride"]))
+    return Cost(n, 0, note=f"{n} forwards, one {o['patch']}x{o['patch']} square hidden each")
+
+
+register_method(Method(
+    "occlusion", "Occlusion", "pixel map", True, "1 forward per occluded square",
+    "Zeiler & Fergus, ECCV 2014", _occlusion, _occlusion_cost, needs_layer=False,
+    options={"patch": 8, "stride": 4, "baseline": 0.0, "batch_size": 64},
+    summary="the drop of the score when a square of the image is hidden"))
+
+
+def _smoothgrad(job, base, samples, noise, seed, batch_size):
+    return job.smoothgrad(base=base, samples=samples, noise=noise, seed=seed, batch_size=batch_size)
+
+
+def _smoothgrad_cost(c, size, o):
+    inner = get_method(o["base"]).cost(c, size)
+    s = o["samples"]
+    return Cost(s * (1 + inner.forwards), s * inner.backwards,
+                note=f"{s} noisy copies, each a forward plus {inner.note or 'the base method'}")
+
+
+register_method(Method(
+    "smoothgrad", "SmoothGrad", "pixel map", True, "the base method on each noisy copy",
+    "Smilkov et al., 2017", _smoothgrad, _smoothgrad_cost, needs_layer=False, per_channel=True,
+    options={"base": "gradient", "samples": 16, "noise": 0.15, "seed": 0, "batch_size": 8},
+    summary="any method averaged over copies of the image with Gaussian noise (sigma: noise x value range)"))
+
+METHODS: tuple[str, ...] = tuple(_REGISTRY)

@@ -1,0 +1,191 @@
+"""Methods that run the model again on changed inputs or activations: Score-CAM, Ablation-CAM
+and occlusion. Each batches its forwards (``batch_size``), runs them without autograd, and
+reports progress through ``progress(done, total)``; none prints.
+
+- Score-CAM (Wang et al., CVPR-W 2020), as torchcam computes it: each channel of A, min-max
+  normalised at layer resolution and upsampled bilinearly to the input (``align_corners=False``,
+  the convention of every upsampling in the studio), masks the image; the weight of channel k is
+  the softmax over channels of the increase of the target score, s(X ⊙ M_k) - s(X);
+  L = ReLU(Σ_k alpha_k A^k). (pytorch-grad-cam normalises after upsampling with
+  ``align_corners=True`` and leaves out the constant s(X): a slightly different mask.)
+- Ablation-CAM (Desai & Ramaswamy, WACV 2020): channel k of the layer's output is set to zero
+  and the rest of the network run; alpha_k = (y - y_k) / y (y - y_k measured within one batch:
+  each batch carries an unablated row, so the drop is not blurred by the few ulps a change of
+  batch size makes; y itself, the divisor, is the kept forward's score), L = ReLU(Σ_k alpha_k A^k), as
+  pytorch-grad-cam computes it for layers whose minimum is 0 (it substitutes a large negative
+  value elsewhere; the paper and we zero the channel). Only the network after the layer needs
+  the ablated batch: the part before it runs on the one image and its output is broadcast
+  (a residual added after the layer broadcasts too). The unablated row of the first batch checks
+  that the broadcast gives the image's own score; if not (an operation that fixes the batch
+  size), the image is repeated for every row instead, as the peers do.
+- Occlusion (Zeiler & Fergus, ECCV 2014): the drop of the target score when a ``patch`` x
+  ``patch`` square is set to ``baseline`` (a number, a tensor, or "blur": the blurred image), averaged over the squares (every ``stride`` pixels,
+  the last flush with the border) that cover each pixel. ``evaluation.perturb`` uses this one.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cams import weighted_sum
+from .locking import model_lock
+from .paths import baseline_tensor
+
+__all__ = ["score_cam", "ablation_cam", "occlusion", "occlusion_spots"]
+
+RowScores = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, sample rows) -> k x B
+
+
+def _check_batch_size(batch_size) -> int:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def _tell(progress, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+def score_cam(model: nn.Module, x: torch.Tensor, acts: torch.Tensor, row_scores: RowScores,
+              clean: torch.Tensor, *, batch_size: int = 32, progress=None):
+    """(alpha k x N x C, L k x N x h x w) for N x C x h x w activations ``acts`` of ``x``;
+    ``clean``: the targets' scores on ``x`` (k x N). N * C masked forwards in batches."""
+    batch_size = _check_batch_size(batch_size)
+    a = acts.detach()
+    n, c, h, w = a.shape
+    lo = a.amin(dim=(-2, -1), keepdim=True)
+    masks = (a - lo) / (a.amax(dim=(-2, -1), keepdim=True) - lo + 1e-8)
+    masks = masks.reshape(n * c, 1, h, w)
+    rows_all = torch.arange(n, device=x.device).repeat_interleave(c)
+    total = n * c
+    scores = torch.empty(clean.shape[0], total, dtype=torch.float32, device=x.device)
+    _tell(progress, 0, total)
+    with torch.no_grad():
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            rows = rows_all[start:stop]
+            up = F.interpolate(masks[start:stop], size=x.shape[-2:], mode="bilinear", align_corners=False)
+            scores[:, start:stop] = row_scores(model(x[rows] * up), rows).float()
+            _tell(progress, stop, total)
+    increase = scores.view(-1, n, c) - clean.detach().float().view(-1, n, 1)
+    alpha = torch.softmax(increase, dim=-1).to(a.dtype)
+    return alpha, weighted_sum(alpha, a)
+
+
+def _run_replacing(model: nn.Module, module: nn.Module, x: torch.Tensor, replacement: torch.Tensor):
+    owner = threading.get_ident()
+
+    def hook(_module, _inputs, _output):
+        return replacement if threading.get_ident() == owner else None
+
+    with model_lock(model):
+        handle = module.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                return model(x)
+        finally:
+            handle.remove()
+
+
+def ablation_cam(model: nn.Module, module: nn.Module, x: torch.Tensor, raw: torch.Tensor, acts: torch.Tensor,
+                 channel_axis: int, row_scores: RowScores, clean: torch.Tensor, *, batch_size: int = 32,
+                 progress=None):
+    """(alpha k x N x C, L k x N x h x w). ``raw``: the layer's output as the layer gave it
+    (its channels along ``channel_axis``); ``acts``: the same as N x C x h x w."""
+    batch_size = _check_batch_size(batch_size)
+    n, c = acts.shape[:2]
+    k = clean.shape[0]
+    drops = torch.empty(k, n, c, dtype=torch.float32, device=x.device)
+    axis = channel_axis % raw.dim()
+    broadcast = True
+    total, done = n * c, 0
+    _tell(progress, 0, total)
+    for i in range(n):
+        base = raw[i:i + 1].detach()
+        for start in range(0, c, batch_size):
+            channels = torch.arange(start, min(start + batch_size, c), device=x.device)
+            rows = channels.numel() + 1  # row 0 unablated: the reference score from the same batch
+            batch = base.repeat(rows, *([1] * (raw.dim() - 1)))
+            keep = torch.ones(rows, c, dtype=batch.dtype, device=x.device)
+            keep[torch.arange(1, rows, device=x.device), channels] = 0
+            shape = [rows] + [1] * (raw.dim() - 1)
+            shape[axis] = c
+            batch = batch * keep.view(shape)
+            sample = torch.full((rows,), i, device=x.device)
+            out = None
+            if broadcast:
+                try:
+                    out = _run_replacing(model, module, x[i:i + 1], batch)
+                    if not isinstance(out, torch.Tensor) or out.shape[0] != rows:
+                        out = None
+                except RuntimeError:
+                    out = None
+                if out is not None and i == 0 and start == 0:
+                    own = row_scores(out[:1], sample[:1]).float()[:, 0]
+                    want = clean[:, i].detach().float()
+                    if not torch.allclose(own, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()) + 1e-6):
+                        out = None
+                broadcast = out is not None
+            if out is None:
+                out = _run_replacing(model, module, x[i:i + 1].repeat(rows, 1, 1, 1), batch)
+            s = row_scores(out, sample).float()
+            drops[:, i, start:start + channels.numel()] = s[:, :1] - s[:, 1:]
+            done += channels.numel()
+            _tell(progress, done, total)
+    y = clean.detach().float().unsqueeze(-1)
+    alpha = torch.where(y != 0, drops / torch.where(y != 0, y, torch.ones_like(y)), drops).to(acts.dtype)
+    return alpha, weighted_sum(alpha, acts.detach())
+
+
+def occlusion_spots(size: tuple[int, int], patch: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners of the occluding squares: every ``stride`` pixels, plus one flush with
+    the bottom and right borders when the stride does not reach them."""
+    for name, v in (("patch", patch), ("stride", stride)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    h, w = size
+    if patch > min(h, w):
+        raise ValueError(f"patch {patch} is larger than the image ({h}x{w})")
+    ys = list(range(0, h - patch + 1, stride))
+    xs = list(range(0, w - patch + 1, stride))
+    if ys[-1] + patch < h:
+        ys.append(h - patch)
+    if xs[-1] + patch < w:
+        xs.append(w - patch)
+    return [(y, x0) for y in ys for x0 in xs]
+
+
+def occlusion(model: nn.Module, x: torch.Tensor, row_scores: RowScores, clean: torch.Tensor, *,
+              patch: int = 8, stride: int = 4, baseline: float = 0.0, batch_size: int = 64,
+              progress=None) -> torch.Tensor:
+    """k x N x H x W: the mean drop of each target's score over the squares covering a pixel."""
+    batch_size = _check_batch_size(batch_size)
+    n, _, h, w = x.shape
+    spots: Sequence[tuple[int, int]] = occlusion_spots((h, w), patch, stride)
+    k = clean.shape[0]
+    fill = baseline_tensor(baseline, x)
+    total_drop = torch.zeros(k, n, h, w, dtype=torch.float64, device=x.device)
+    count = torch.zeros(h, w, dtype=torch.float64, device=x.device)
+    for y, x0 in spots:
+        count[y:y + patch, x0:x0 + patch] += 1
+    jobs = [(i, s) for i in range(n) for s in range(len(spots))]
+    _tell(progress, 0, len(jobs))
+    with torch.no_grad():
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start:start + batch_size]
+            rows = torch.tensor([i for i, _ in chunk], device=x.device)
+            batch = x[rows].clone()
+            for r, (i, s) in enumerate(chunk):
+                y, x0 = spots[s]
+                batch[r, :, y:y + patch, x0:x0 + patch] = fill[i, :, y:y + patch, x0:x0 + patch]
+            drops = (clean.detach().double()[:, rows] - row_scores(model(batch), rows).double())
+            for r, (i, s) in enumerate(chunk):
+                y, x0 = spots[s]
+                total_drop[:, i, y:y + patch, x0:x0 + patch] += drops[:, r, None, None]
+            _tell(progress, start + len(chunk), len(jobs))
+    return total_drop / count.clamp(min=1)
