@@ -50,13 +50,20 @@ def _live_tensor_bytes() -> int:
     return total
 
 
+# the gradient CAM variants and Eigen-CAM: one forward, at most one backward each
+VARIANTS = ("gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam")
+
+
 def _ours(model, layer, x, top5):
-    return {
+    tasks = {
         "gradcam_top1": lambda: explainers.explain(model, x, layer=layer, target=top5[0]),
         "gradcam_top5": lambda: explainers.explain(model, x, layer=layer, target=top5),
         "guided_backprop": lambda: explainers.explain(model, x, method="guided_backprop", target=top5[0]),
         "guided_gradcam": lambda: explainers.explain(model, x, method="guided_gradcam", layer=layer, target=top5[0]),
     }
+    for m in VARIANTS:
+        tasks[m] = lambda m=m: explainers.explain(model, x, method=m, layer=layer, target=top5[0])
+    return tasks
 
 
 def _captum(model, layer_module, x, top5):
@@ -94,25 +101,34 @@ def _pytorch_grad_cam(model, layer_module, x, top5):
         heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(top5[0])])[0]
         return gbp(x, target_category=top5[0]) * heat[..., None]
 
-    return {
+    import pytorch_grad_cam as pgc
+    variants = {name: cls(model=model, target_layers=[layer_module]) for name, cls in (
+        ("gradcam_pp", pgc.GradCAMPlusPlus), ("xgradcam", pgc.XGradCAM), ("hirescam", pgc.HiResCAM),
+        ("layercam", pgc.LayerCAM), ("eigencam", pgc.EigenCAM))}
+    tasks = {
         "gradcam_top1": lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(top5[0])]),
         "gradcam_top5": lambda: cam(input_tensor=x5, targets=[ClassifierOutputTarget(c) for c in top5]),
         "guided_backprop": lambda: gbp(x, target_category=top5[0]),
         "guided_gradcam": guided_gradcam,
-    }, cam
+    }
+    for name, extractor in variants.items():
+        tasks[name] = lambda e=extractor: e(input_tensor=x, targets=[ClassifierOutputTarget(top5[0])])
+    return tasks, [cam, *variants.values()]
 
 
 def _torchcam(model, layer_name, x, top5):
-    from torchcam.methods import GradCAM
+    from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, XGradCAM
 
-    def run(classes):
-        with GradCAM(model, target_layer=layer_name, input_shape=tuple(x.shape[1:])) as extractor:
+    def run(classes, kind=GradCAM):
+        with kind(model, target_layer=layer_name, input_shape=tuple(x.shape[1:])) as extractor:
             scores = model(x)
             maps = [extractor(c, scores, retain_graph=i < len(classes) - 1)[0]
                     for i, c in enumerate(classes)]
         return [F.interpolate(m[:, None], size=x.shape[-2:], mode="bilinear") for m in maps]
 
-    return {"gradcam_top1": lambda: run(top5[:1]), "gradcam_top5": lambda: run(top5)}
+    return {"gradcam_top1": lambda: run(top5[:1]), "gradcam_top5": lambda: run(top5),
+            "gradcam_pp": lambda: run(top5[:1], GradCAMpp), "xgradcam": lambda: run(top5[:1], XGradCAM),
+            "layercam": lambda: run(top5[:1], LayerCAM)}
 
 
 def _dashboard(model, layer, x):
@@ -170,6 +186,10 @@ def bench_model(model_id: str, repeats: int, size: int, progress) -> dict:
     capture = explainers.Capture(model, x, layer=layer)  # made once: the dashboard's cached forward
     switch = iter(range(10**9))
     tasks[("ours", "gradcam_class_switch")] = lambda: capture.explain("gradcam", top5[next(switch) % 5])
+    family = ("gradcam", *VARIANTS)
+    turn = iter(range(10**9))
+    # switching among the gradient CAMs (and Eigen-CAM) on the kept forward: a backward at most
+    tasks[("ours", "cam_method_switch")] = lambda: capture.explain(family[next(turn) % len(family)], top5[0])
     for name, fn in _dashboard(model, layer, x).items():
         tasks[("ours", name)] = fn
     if model_id in MID_LAYER:
@@ -185,8 +205,8 @@ def bench_model(model_id: str, repeats: int, size: int, progress) -> dict:
             tasks[(peer, "error")] = str(err).splitlines()[0]
             continue
         if isinstance(made, tuple):
-            made, holder = made
-            keep_alive.append(holder)
+            made, holders = made
+            keep_alive.extend(holders)
         for name, fn in made.items():
             tasks[(peer, name)] = fn
 
@@ -267,6 +287,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["evaluation"]:  # ./studio bench evaluation ...
         from bench import evaluation
         return evaluation.main(argv[1:])
+    if argv[:1] == ["heavy"]:  # ./studio bench heavy ...: Score-CAM, Ablation-CAM, IG, occlusion, SmoothGrad
+        from bench import heavy
+        return heavy.main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--models", default="resnet50,vgg16,densenet121")
     p.add_argument("--repeats", type=int, default=9)

@@ -36,9 +36,11 @@ SCORES = {  # which score each metric uses, written into every report
 }
 
 
-def method_map(capture, method: str, classes: list[int], size, rng: np.random.Generator) -> list[np.ndarray]:
+def method_map(capture, method: str, classes: list[int], size, rng: np.random.Generator,
+               options: dict | None = None) -> list[np.ndarray]:
     """H x W maps at input resolution, one per class. Pixel methods: |attribution| summed over
-    colours; "random": uniform noise; "centre": a Gaussian at the centre (sigma = side / 4)."""
+    colours; "random": uniform noise; "centre": a Gaussian at the centre (sigma = side / 4).
+    ``options``: the method's own (the evaluation gives occlusion its patch and stride)."""
     h, w = size
     if method == "random":
         return [rng.random((h, w)) for _ in classes]
@@ -46,7 +48,7 @@ def method_map(capture, method: str, classes: list[int], size, rng: np.random.Ge
         yy, xx = np.mgrid[0:h, 0:w]
         g = np.exp(-(((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (2 * (min(h, w) / 4) ** 2)))
         return [g for _ in classes]
-    out = capture.explain(method, list(classes))
+    out = capture.explain(method, list(classes), **(options or {}))
     return [np.abs(e.attribution).sum(0) if e.attribution.ndim == 3 else e.attribution for e in out]
 
 
@@ -114,7 +116,8 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             regions[c] = regions[c] | r if c in regions else r
         for m in methods:
             tick = time.perf_counter()
-            maps = dict(zip(classes, method_map(capture, m, classes, size, rng)))
+            maps = dict(zip(classes, method_map(capture, m, classes, size, rng,
+                                                {"patch": patch, "stride": stride} if m == "occlusion" else None)))
             map_seconds[m] += time.perf_counter() - tick
             s = sums[m]
             if not all(np.isfinite(v).all() for v in maps.values()):

@@ -335,8 +335,12 @@ class _Job:
     """One call of a method on a capture: the targets, their scores (with the graph), and the
     operations methods are built from (layer gradients, input gradients, extra forwards)."""
 
-    def __init__(self, capture: "Capture", targets: list[Target], scores: torch.Tensor, progress):
+    def __init__(self, capture: "Capture", targets: list[Target], scores: torch.Tensor, progress, spec=None):
         self.cap, self.targets, self.scores, self.progress = capture, targets, scores, progress
+        # a one-shot capture frees its graph with its last backward (a retained graph keeps the
+        # forward's buffers and costs about a fifth more time on the next call); a kept one keeps it
+        self._retain_layer = not capture._one_shot or bool(spec is not None and spec.needs_pixels)
+        self._retain_input = not capture._one_shot
         self.k = len(targets)
         self.layer = capture.layer  # the layer the maps come from (smoothgrad: its copies' layer)
         self._layer_grads = None
@@ -357,14 +361,14 @@ class _Job:
         """k x N x C x h x w: the exact gradients of the targets' scores at the layer."""
         if self._layer_grads is None:
             self.cap._switch.guided = False
-            g = _grad(self.scores, self.raw, retain=True, what=f"layer {self.cap.layer!r}")
+            g = _grad(self.scores, self.raw, retain=self._retain_layer, what=f"layer {self.cap.layer!r}")
             self._layer_grads = self.cap._layout.apply(g)
         return self._layer_grads
 
     def input_grads(self, guided: bool) -> torch.Tensor:
         self.cap._switch.guided = guided
         try:
-            return _grad(self.scores, self.cap._fwd.x, retain=True, what="the input")
+            return _grad(self.scores, self.cap._fwd.x, retain=self._retain_input, what="the input")
         finally:
             self.cap._switch.guided = False
 
@@ -435,8 +439,9 @@ class _Job:
             noisy = (x.unsqueeze(0) + eps).flatten(0, 1)
             targets = [_Pinned(tuple(int(c) for c in pinned.tolist()) * m) if pinned is not None else t
                        for t, pinned in zip(self.targets, self.pinned)]
-            sub = Capture(cap._model, noisy, layer=layer, pixels=spec.needs_pixels, cam=spec.needs_layer,
-                          reshape=cap._reshape)
+            sub = Capture(cap._model, noisy, layer=layer, pixels=spec.needs_pixels, guided=spec.guided,
+                          cam=spec.needs_layer, reshape=cap._reshape)
+            sub._one_shot = True
             parts = sub._compute(spec, targets, dict(spec.options), None)[2:5]
             parts = [None if p is None else p.reshape(p.shape[0], m, n, *p.shape[2:]).sum(1) for p in parts]
             sums = parts if sums is None else [None if a is None else a + b for a, b in zip(sums, parts)]
@@ -457,14 +462,15 @@ class Capture:
     ``layer``: the layer for layer-map methods (None: the default layer); ``cam=False`` captures
     no layer (pixel methods only). ``pixels=True`` records the whole forward with the guided
     ReLU hooks (switched off for exact gradients), so Guided Backprop, Guided Grad-CAM and the
-    input gradient are available too. ``reshape``: how the layer's output becomes
+    input gradient are available too; ``guided=False`` leaves the guided hooks out (the input
+    gradient only, without their per-operation cost). ``reshape``: how the layer's output becomes
     N x C x h x w (default: the rule of :mod:`explainers.layouts`, which handles ViT tokens and
     Swin's channels-last grids). The capture holds the autograd graph: drop it to free the
     memory. Calls are serialised by a lock of the capture's own; the model's lock is held only
     while hooks are on the model."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
-                 pixels: bool = False, cam: bool = True, reshape=None):
+                 pixels: bool = False, cam: bool = True, reshape=None, guided: bool | None = None):
         _check_model(model)
         _check_input(model, x)
         if reshape is not None and not callable(reshape):
@@ -473,9 +479,10 @@ class Capture:
         self._layer_arg = layer
         self.layer = (layer if layer is not None else default_layer(model, x)) if cam else None
         self.pixels = pixels
+        self.guided = pixels if guided is None else (guided and pixels)
         self._reshape = reshape
         self._switch = GuidedSwitch(guided=False)
-        mode = guided_relus(self._switch) if pixels else contextlib.nullcontext()
+        mode = guided_relus(self._switch) if self.guided else contextlib.nullcontext()
         with mode:
             self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels)
         self._layout = None
@@ -488,6 +495,7 @@ class Capture:
         self._lock = threading.Lock()
         self._nbytes: int | None = None
         self._model = model
+        self._one_shot = False  # explain() sets it: one method, then the capture is dropped
 
     @property
     def output(self) -> torch.Tensor:
@@ -528,6 +536,8 @@ class Capture:
             raise ValueError(f"{spec.name} needs a layer, but this capture was made with cam=False")
         if spec.needs_pixels and not self.pixels:
             raise ValueError(f"{spec.name} needs the input gradient: capture with pixels=True")
+        if spec.guided and not self.guided:
+            raise ValueError(f"{spec.name} needs the guided ReLU rule: capture with pixels=True and guided on")
         fwd = self._fwd
         with self._lock, torch.enable_grad():  # also when the caller is inside torch.no_grad()
             targets, as_list = _resolve_targets(target, fwd.output)
@@ -535,7 +545,7 @@ class Capture:
                 for t in targets:
                     t.check(fwd.output.shape[1])
             scores = _scores(fwd.output, targets, self._n)
-            job = _Job(self, targets, scores, progress)
+            job = _Job(self, targets, scores, progress, spec)
             alpha, cam, attribution = spec.compute(job, **settings)
             if attribution is None:
                 attribution = job.upsample(cam)
@@ -587,7 +597,9 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
     if layer is not None and not spec.needs_layer:
         _check_model(model)
         resolve_layer(model, layer)  # a method without a layer still rejects a wrong name
-    capture = Capture(model, x, layer=layer, pixels=spec.needs_pixels, cam=spec.needs_layer, reshape=reshape)
+    capture = Capture(model, x, layer=layer, pixels=spec.needs_pixels, guided=spec.guided, cam=spec.needs_layer,
+                      reshape=reshape)
     if needs_layer and not spec.needs_layer:
         capture._layer_arg = layer
+    capture._one_shot = True
     return capture.explain(method, target, progress=progress, **options)

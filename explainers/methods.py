@@ -54,7 +54,8 @@ class Method:
     compute: Callable
     cost_of: Callable[[int, tuple[int, int], Mapping], Cost]
     needs_layer: bool = True
-    needs_pixels: bool = False  # needs the guided/exact input-gradient forward of Capture(pixels=True)
+    needs_pixels: bool = False  # needs the input gradient: the forward of Capture(pixels=True)
+    guided: bool = False  # needs the guided ReLU rule recorded in that forward
     per_channel: bool = False
     options: Mapping[str, object] = field(default_factory=dict)
     summary: str = ""
@@ -209,13 +210,13 @@ def _gradient(job):
 register_method(Method(
     "guided_backprop", "Guided Backprop", "pixel map", False, "the kept forward + 1 backward (input)",
     "Springenberg et al., ICLR Workshops 2015", _guided_backprop, _full_backward, needs_layer=False,
-    needs_pixels=True, per_channel=True,
+    needs_pixels=True, guided=True, per_channel=True,
     summary="input gradient with negative signals stopped at every ReLU: fine detail, hardly class-specific"))
 register_method(Method(
     "guided_gradcam", "Guided Grad-CAM", "pixel map", True, "the kept forward + 2 backwards (head, input)",
     "Selvaraju et al., ICCV 2017", _guided_gradcam,
     lambda c, s, o: Cost(0, 2, note="1 backward after the layer, 1 to the input"),
-    needs_pixels=True, per_channel=True,
+    needs_pixels=True, guided=True, per_channel=True,
     summary="Guided Backprop times the upsampled Grad-CAM: fine detail of the class's region"))
 register_method(Method(
     "gradient", "Gradient", "pixel map", True, "the kept forward + 1 backward (input)",

@@ -39,6 +39,10 @@ else:
 methods = st.multiselect("Visualisations (one study can compare several)", list(METHODS),
                          default=["guided_backprop", "guided_gradcam"], format_func=lambda m: get_method(m).title,
                          key="design_methods")
+blind = [get_method(m).title for m in methods if not get_method(m).class_discriminative]
+if blind and kind == "discrimination":
+    st.warning(f"{', '.join(blind)}: not class-discriminative, so its map hardly changes with the class "
+               "shown; participants cannot tell the classes apart from it (a useful control, not a test).")
 source_kind = st.radio("Images", ["shapes", "folder"], horizontal=True, key="design_source",
                        format_func={"shapes": "Shapes world (labels known)",
                                     "folder": "A folder of my images on this server"}.get)

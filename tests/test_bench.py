@@ -15,8 +15,12 @@ def test_bench_smoke(tmp_path, capsys):
     assert res["model"] == "resnet18" and res["forward_ms"] > 0
     ours = {r["task"]: r for r in res["rows"] if r["library"] == "ours"}
     assert set(ours) == {"gradcam_top1", "gradcam_top5", "guided_backprop", "guided_gradcam",
-                         "gradcam_class_switch", "dashboard_first_maps", "dashboard_all_four_maps",
-                         "dashboard_forward_plus_rendering"}
+                         "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam",
+                         "gradcam_class_switch", "cam_method_switch", "dashboard_first_maps",
+                         "dashboard_all_four_maps", "dashboard_forward_plus_rendering"}
+    variants = {(r["library"], r["task"]) for r in res["rows"]}
+    assert {("pytorch-grad-cam", m) for m in ("gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam")} <= variants
+    assert {("torchcam", m) for m in ("gradcam_pp", "xgradcam", "layercam")} <= variants
     fwd = res["forward_ms"]
     for r in res["rows"]:  # each ratio is that row's time over the forward pass of the same run
         assert r["ms"] > 0
@@ -36,3 +40,21 @@ def test_evaluation_bench_smoke(capsys):
     assert bench_main(["evaluation", "--n", "1"]) == 0
     out = capsys.readouterr().out
     assert "| 1 |" in out and "| 2 |" in out and "peak at 2N / peak at N" in out
+
+
+def test_heavy_bench_smoke(tmp_path, capsys):
+    from bench.__main__ import main as bench_main
+    out = tmp_path / "heavy.json"
+    assert bench_main(["heavy", "--model", "resnet18", "--size", "32", "--repeats", "1", "--score-layer", "layer4",
+                       "--steps", "4", "--samples", "2", "--patch", "8", "--stride", "8", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    got = {(r["method"], r["library"]) for r in report["rows"]}
+    assert got == {("scorecam", "ours"), ("scorecam", "pytorch-grad-cam"), ("scorecam", "torchcam"),
+                   ("ablationcam", "ours"), ("ablationcam", "pytorch-grad-cam"),
+                   ("integrated_gradients", "ours"), ("integrated_gradients", "captum"),
+                   ("occlusion", "ours"), ("occlusion", "captum"), ("smoothgrad", "ours"), ("smoothgrad", "captum")}
+    assert not report["errors"]
+    for r in report["rows"]:
+        # ms and forward_ms are rounded to 0.1 ms (the latter's error grows with the ratio), the ratio to 0.01
+        assert abs(r["ratio"] * report["forward_ms"] - r["ms"]) <= 0.05 + 0.05 * r["ratio"] + 0.005 * report["forward_ms"]
+    assert "| scorecam |" in capsys.readouterr().out

@@ -409,3 +409,16 @@ def test_participant_link_follows_the_admins_address(monkeypatch):
         headers = {"Host": "10.1.2.3:8600", "X-Forwarded-Proto": "https"}
     monkeypatch.setattr(streamlit, "context", Behind)
     assert ui_studies.participant_link("ab12cd34") == "https://10.1.2.3:8600/?study=ab12cd34"
+
+
+def test_designer_offers_every_method_and_warns_of_class_blind_ones(env):
+    import explainers
+    at = _admin("pages/study_designer.py")
+    box = at.multiselect(key="design_methods")
+    assert box.options == [explainers.get_method(m).title for m in explainers.METHODS]
+    at.radio(key="design_kind").set_value("discrimination").run()
+    at.multiselect(key="design_methods").set_value(["gradcam", "eigencam"]).run()
+    assert not at.exception
+    assert any(w.value.startswith("Eigen-CAM: not class-discriminative") for w in at.warning)
+    at.multiselect(key="design_methods").set_value(["gradcam_pp"]).run()
+    assert not any("not class-discriminative" in w.value for w in at.warning)

@@ -42,6 +42,24 @@ def test_counterfactual_points_away_from_the_evidence(report):
     assert m["counterfactual"]["deletion_auc"] > m["gradcam"]["deletion_auc"]
 
 
+def test_the_variants_claims_in_the_readme(report):
+    m = report["methods"]
+    for variant in ("xgradcam", "hirescam"):  # GAP + linear head: the same maps as Grad-CAM
+        for k, v in m[variant].items():
+            assert v == pytest.approx(m["gradcam"][k], rel=1e-3, abs=1e-3), (variant, k)
+    assert m["eigencam"]["pointing_recall_aware"] < m["gradcam"]["pointing_recall_aware"] - 0.3
+    assert m["eigencam"]["gt_known_localisation_accuracy"] > m["random"]["gt_known_localisation_accuracy"]
+    assert m["occlusion"]["faithfulness_spearman"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_every_registered_method_is_evaluated_and_timed(report):
+    import explainers
+    assert list(report["methods"]) == [*explainers.METHODS, "random", "centre"]
+    assert set(report["map_seconds_per_image"]) == set(report["methods"])
+    assert all(v > 0 for v in report["map_seconds_per_image"].values())
+    assert report["images_per_method"] == {m: 16 for m in report["methods"]}
+
+
 def test_report_says_which_score_each_metric_uses(report):
     assert set(report["scores"]) == set(report["methods"]["gradcam"])
     assert "probability" in report["scores"]["deletion_auc"] and "logit" in report["scores"]["pointing"]
@@ -59,7 +77,7 @@ class _Linear(nn.Module):
 
 def test_occlusion_and_deletion_by_hand():
     x = torch.ones(1, 3, 8, 8)
-    occ = perturb.occlusion_map(_Linear(), x, 0, patch=2, stride=2)
+    occ = perturb.occlusion_map(_Linear().eval(), x, 0, patch=2, stride=2)
     assert np.allclose(occ[:, :4], 4.0) and np.allclose(occ[:, 4:], 0.0)  # a 2x2 patch removes 4
     left_first = np.zeros((8, 8)); left_first[:, :4] = 1
     deletion, insertion = perturb.deletion_insertion(_Linear(), x, left_first, 0, steps=2)
@@ -155,8 +173,8 @@ def test_maps_with_nan_are_counted_not_dropped(monkeypatch):
     real = run.method_map
     calls = {"n": 0}
 
-    def sometimes_nan(capture, method, classes, size, rng):
-        maps = real(capture, method, classes, size, rng)
+    def sometimes_nan(capture, method, classes, size, rng, options=None):
+        maps = real(capture, method, classes, size, rng, options)
         if method == "gradcam":
             calls["n"] += 1
             if calls["n"] % 2:
