@@ -345,7 +345,10 @@ class _Job:
         self.layer = capture.layer  # the layer the maps come from (smoothgrad: its copies' layer)
         self._layer_grads = None
         out = capture._fwd.output
+        # per-sample classes fixed on the clean output: a RankedClass is not re-ranked on a
+        # changed copy of the image, and a pinned target follows its rows through any batch
         self.pinned = [out.detach().argsort(dim=1, descending=True)[:, t.rank] if isinstance(t, RankedClass)
+                       else torch.tensor(t.classes, device=out.device) if isinstance(t, _Pinned)
                        else None for t in targets]
 
     # layer

@@ -261,3 +261,30 @@ def shapes_resnet():
     loaded = model_zoo.load("shapes-resnet")
     _, scene = model_zoo.shapes.gallery()[0]
     return loaded.model, loaded.preprocess(Image.fromarray(scene.image)).unsqueeze(0)
+
+
+@pytest.mark.parametrize("base", ["scorecam", "occlusion", "gradcam"])
+def test_a_batch_with_different_top_classes_keeps_each_images_class(base):
+    """Each image's own top-1 class (a RankedClass) stays its class on the changed copies that
+    forward-heavy methods and SmoothGrad run, also when one wraps the other."""
+    import model_zoo
+    from PIL import Image
+    loaded = model_zoo.load("shapes-resnet")
+    scenes = {}
+    for _, scene in model_zoo.shapes.gallery():
+        if len(scene.objects) == 1:
+            scenes.setdefault(scene.objects[0].name, scene)
+    first, second = list(scenes.values())[:2]
+    x = torch.stack([loaded.preprocess(Image.fromarray(s.image)) for s in (first, second)])
+    model = loaded.model
+    with torch.no_grad():
+        top = model(x).argmax(1).tolist()
+    assert top[0] != top[1]
+    options = {"batch_size": 256} if base == "scorecam" else {"stride": 8} if base == "occlusion" else {}
+    batch = explainers.explain(model, x, method=base, **options)
+    smooth = explainers.explain(model, x, method="smoothgrad", base=base, samples=2)
+    for i in range(2):
+        one = explainers.explain(model, x[i:i + 1], method=base, target=top[i], **options)
+        assert_maps_close(batch.attribution[i], one.attribution)
+        alone = explainers.explain(model, x[i:i + 1], method="smoothgrad", base=base, samples=2, target=top[i])
+        assert_maps_close(smooth.attribution[i], alone.attribution, rel=1e-3)
