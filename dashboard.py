@@ -19,8 +19,12 @@ explaining = [
     st.Page("pages/how_it_works.py", title="How it works"),
     st.Page("pages/evaluate.py", title="Evaluate"),
 ]
+beyond = [  # models that take words beside the image: their own model and scene pickers
+    st.Page("pages/captioning.py", title="Captioning"),
+    st.Page("pages/vqa.py", title="VQA"),
+]
 page = st.navigation({
-    "Explain": explaining,
+    "Explain": explaining + beyond,
     "Models": [st.Page("pages/model_zoo.py", title="Model zoo")],
     "Studies": [st.Page("pages/participate.py", title="Take part"),
                 st.Page("pages/study_designer.py", title="Design a study"),

@@ -16,7 +16,7 @@ from .core import Capture, TopK
 from .methods import METHODS, get_method, list_methods
 from .images import IMAGE_SUFFIXES, ImageError, open_image
 from .layers import default_layer, list_layers, resolve_layer
-from .targets import ClassLogit
+from .targets import Answer, CaptionLogProb, ClassLogit, WordLogProb
 
 __all__ = ["main"]
 
@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                                                   "spatial feature map; see --list-layers)")
     p.add_argument("--target", action="append", default=[],
                    help="class index or category name; repeat or comma-separate for several")
+    p.add_argument("--caption", default=None,
+                   help="captioning models: the caption to explain, with a map per word (default: the model's own)")
+    p.add_argument("--question", default=None, help="VQA models: the question asked about each image")
+    p.add_argument("--answer", default=None, help="VQA models: the answer to explain (default: the model's)")
     p.add_argument("--top-k", type=int, default=1, help="explain the k best classes when no "
                                                         "--target is given (default 1)")
     p.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder")
@@ -161,6 +165,39 @@ def _list_methods() -> None:
         print(f"{m.name:22s} {m.title:22s} {m.kind}{blind}; cost: {m.passes}; {m.paper}")
 
 
+def _token_targets(loaded, model, x, args):
+    """(targets, token inputs, a label per map, what the record adds) for a captioning or VQA
+    model: the caption (given or the model's own) and each of its words; or the answer (given or
+    the model's top one) to the question."""
+    from model_zoo.shapes import language  # the shipped models' vocabularies
+
+    try:
+        if loaded.spec.task == "caption":
+            text = args.caption
+            if text is None:
+                with torch.no_grad():
+                    text = language.decode_caption(model.generate(x)[0])
+            tokens = language.encode_caption(text)
+            words = language.split(text)
+            targets = [CaptionLogProb(tokens, name=text)] + [WordLogProb(tokens, i, name=w) for i, w in enumerate(words)]
+            labels = ["caption"] + [f"word{i + 1}-{w}" for i, w in enumerate(words)]
+            return targets, (tokens[:-1],), labels, {"caption": text}
+        question = language.encode_question(args.question)
+        with torch.no_grad():
+            top = int(model(x, torch.tensor([question])).argmax())
+        if args.answer is None:
+            answer = top
+        elif args.answer in loaded.categories:
+            answer = loaded.categories.index(args.answer)
+        else:
+            raise CliError(f"unknown answer {args.answer!r}; the answers are: {', '.join(loaded.categories)}")
+        name = loaded.categories[answer]
+        return [Answer(question, answer, name=name)], (question,), [name], {
+            "question": args.question, "answer": name, "model_answer": loaded.categories[top]}
+    except language.UnknownWords as err:
+        raise CliError(str(err)) from None
+
+
 def _run(args) -> int:
     import model_zoo  # the CLI is the one part of explainers that needs the zoo
 
@@ -209,7 +246,12 @@ def _run(args) -> int:
         return 0
     resolve_layer(model, layer)
     files = _collect(args.inputs)
-    indices = _parse_targets(args.target, loaded.categories)
+    task = loaded.spec.task if loaded.spec is not None else "classification"
+    if task == "classification" and (args.caption or args.question or args.answer):
+        raise CliError(f"--caption, --question and --answer are for captioning and VQA models; {loaded.id} classifies")
+    if task == "vqa" and not args.question:
+        raise CliError(f"{loaded.id} answers questions: give one with --question \"...\"")
+    indices = _parse_targets(args.target, loaded.categories) if task == "classification" else []
     target = [ClassLogit(i) for i in indices] if indices else TopK(args.top_k)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -227,8 +269,13 @@ def _run(args) -> int:
         x = loaded.preprocess(image).unsqueeze(0)
         record = {"image": str(path), "model": loaded.id, "weights": loaded.weights,
                   "weights_sha256": loaded.sha256, "layer": layer, "maps": []}
+        inputs, labels = (), None
+        if task != "classification":
+            target, inputs, labels, extra = _token_targets(loaded, model, x, args)
+            record.update(extra)
         # one forward pass per image serves every method (the heavy ones add their own passes)
-        capture = Capture(model, x, layer=layer, pixels=any(get_method(m).needs_pixels for m in methods))
+        capture = Capture(model, x, layer=layer, pixels=any(get_method(m).needs_pixels for m in methods),
+                          inputs=inputs)
         for method in methods:
             bar = None
             if get_method(method).cost(capture.channels or 0, tuple(x.shape[-2:]), **options[method]).heavy:
@@ -245,9 +292,10 @@ def _run(args) -> int:
             finally:
                 if bar is not None:
                     bar.close()
-            for exp in explained:
-                idx = exp.target.index
-                stem = f"{out_stems[path]}_{method}_{idx}-{_safe(loaded.categories[idx])}"
+            for n_map, exp in enumerate(explained):
+                idx = getattr(exp.target, "index", None)
+                name = loaded.categories[idx] if labels is None else labels[n_map]
+                stem = f"{out_stems[path]}_{method}_{idx if labels is None else n_map}-{_safe(name)}"
                 np.save(args.out / f"{stem}.npy", exp.attribution)
                 if exp.attribution.ndim == 2:
                     (m,) = render.normalize([exp.attribution], "per_map")
@@ -257,7 +305,7 @@ def _run(args) -> int:
                 picture.save(args.out / f"{stem}.png")
                 record["maps"].append({"method": method, "options": get_method(method).settings(options[method]),
                                        "layer": exp.layer, "class_index": idx,
-                                       "class_name": loaded.categories[idx],
+                                       "class_name": name, "target": exp.target.label,
                                        "score": exp.score, "png": f"{stem}.png", "npy": f"{stem}.npy"})
         (args.out / f"{out_stems[path]}.json").write_text(json.dumps(record, indent=2))
     if failures:

@@ -40,7 +40,7 @@ from .layers import default_layer, resolve_layer
 from .layouts import layout_of
 from .locking import model_lock
 from .methods import METHODS, get_method
-from .targets import ClassLogit, Target, as_target
+from .targets import ClassLogit, Target, as_target, model_inputs
 
 __all__ = ["Explanation", "explain", "Capture", "TopK", "RankedClass"]
 
@@ -135,7 +135,39 @@ def _describe(output) -> str:
     return f"a {type(output).__name__}"
 
 
-def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_grad: bool) -> _Forward:
+class _Caller:
+    """Calls ``model(x, *inputs)``: token inputs (one row, shared by every image, or one row per
+    image of the captured batch) expanded to the batch the model is given."""
+
+    def __init__(self, model: nn.Module, inputs: tuple, n: int, device):
+        self.model = model
+        self.inputs = tuple(torch.tensor([list(t)] if t and not isinstance(t[0], (tuple, list)) else [list(r) for r in t],
+                                         dtype=torch.long, device=device) for t in inputs)
+        for t in self.inputs:
+            if t.shape[0] not in (1, n):
+                raise ValueError(f"token inputs have {t.shape[0]} rows for {n} image(s); give one row, or one per image")
+
+    def __call__(self, x: torch.Tensor):
+        if not self.inputs:
+            return self.model(x)
+        args = []
+        for t in self.inputs:
+            if t.shape[0] == 1:
+                args.append(t.expand(x.shape[0], -1))
+            elif t.shape[0] == x.shape[0]:
+                args.append(t)
+            else:
+                raise ValueError("token inputs with one row per image cannot follow a method that re-runs "
+                                 "the model on other batches; give one row shared by every image")
+        try:
+            return self.model(x, *args)
+        except IndexError as err:  # an embedding given an id beyond its table
+            raise ValueError(f"the model could not read the token inputs ({err}): a token id is beyond "
+                             "its vocabulary") from err
+
+
+def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_grad: bool,
+             call=None) -> _Forward:
     """One forward pass capturing the outputs of ``layers`` (the last call of each).
 
     Without ``input_grad`` autograd stays off until the first captured layer fires; that
@@ -169,7 +201,7 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
             for name, module in modules.items():
                 handles.append(module.register_forward_hook(make_hook(name)))
             with torch.set_grad_enabled(input_grad):
-                output = model(x_in)
+                output = (call or model)(x_in)
         finally:
             for handle in handles:
                 handle.remove()
@@ -396,21 +428,21 @@ class _Job:
         return self.scores.detach()
 
     def score_cam(self, batch_size):
-        return perturbation.score_cam(self.cap._model, self.cap._x, self.acts, self.row_scores, self._clean(),
+        return perturbation.score_cam(self.cap._call, self.cap._x, self.acts, self.row_scores, self._clean(),
                                       batch_size=batch_size, progress=self.progress)
 
     def ablation_cam(self, batch_size):
         module = resolve_layer(self.cap._model, self.cap.layer)
         return perturbation.ablation_cam(self.cap._model, module, self.cap._x, self.raw.detach(), self.acts,
                                          self.cap._layout.channel_axis, self.row_scores, self._clean(),
-                                         batch_size=batch_size, progress=self.progress)
+                                         batch_size=batch_size, progress=self.progress, forward=self.cap._call)
 
     def occlusion(self, **options):
-        return perturbation.occlusion(self.cap._model, self.cap._x, self.row_scores, self._clean(),
+        return perturbation.occlusion(self.cap._call, self.cap._x, self.row_scores, self._clean(),
                                       progress=self.progress, **options)
 
     def integrated_gradients(self, **options):
-        return paths.integrated_gradients(self.cap._model, self.cap._x, self.row_scores, self.k,
+        return paths.integrated_gradients(self.cap._call, self.cap._x, self.row_scores, self.k,
                                           progress=self.progress, **options)
 
     def smoothgrad(self, *, base, samples, noise, seed, batch_size):
@@ -443,7 +475,7 @@ class _Job:
             targets = [_Pinned(tuple(int(c) for c in pinned.tolist()) * m) if pinned is not None else t
                        for t, pinned in zip(self.targets, self.pinned)]
             sub = Capture(cap._model, noisy, layer=layer, pixels=spec.needs_pixels, guided=spec.guided,
-                          cam=spec.needs_layer, reshape=cap._reshape)
+                          cam=spec.needs_layer, reshape=cap._reshape, inputs=cap._inputs)
             sub._one_shot = True
             parts = sub._compute(spec, targets, dict(spec.options), None)[2:5]
             parts = [None if p is None else p.reshape(p.shape[0], m, n, *p.shape[2:]).sum(1) for p in parts]
@@ -473,13 +505,19 @@ class Capture:
     while hooks are on the model."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
-                 pixels: bool = False, cam: bool = True, reshape=None, guided: bool | None = None):
+                 pixels: bool = False, cam: bool = True, reshape=None, guided: bool | None = None,
+                 inputs: tuple = ()):
         _check_model(model)
         _check_input(model, x)
+        self._inputs = tuple(tuple(t) for t in inputs)
+        self._call = _Caller(model, self._inputs, x.shape[0], x.device)
         if reshape is not None and not callable(reshape):
             raise TypeError(f"reshape must be a callable (layer output -> N x C x h x w), not "
                             f"{type(reshape).__name__}")
         self._layer_arg = layer
+        if cam and layer is None and self._inputs:
+            raise ValueError("a model that takes token inputs needs its layer named (layer=...): the default "
+                             "layer is found by running the model on the image alone")
         self.layer = (layer if layer is not None else default_layer(model, x)) if cam else None
         self.pixels = pixels
         self.guided = pixels if guided is None else (guided and pixels)
@@ -487,7 +525,7 @@ class Capture:
         self._switch = GuidedSwitch(guided=False)
         mode = guided_relus(self._switch) if self.guided else contextlib.nullcontext()
         with mode:
-            self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels)
+            self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels, call=self._call)
         self._layout = None
         if cam:
             self._layout = layout_of(self.layer, resolve_layer(model, self.layer),
@@ -544,6 +582,10 @@ class Capture:
         fwd = self._fwd
         with self._lock, torch.enable_grad():  # also when the caller is inside torch.no_grad()
             targets, as_list = _resolve_targets(target, fwd.output)
+            wanted = model_inputs(targets)
+            if wanted and wanted != self._inputs:
+                raise ValueError("this capture ran the model with other token inputs than the target needs "
+                                 "(another caption or question): capture with inputs=target.model_inputs()")
             if isinstance(fwd.output, torch.Tensor) and fwd.output.dim() == 2:
                 for t in targets:
                     t.check(fwd.output.shape[1])
@@ -600,8 +642,10 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
     if layer is not None and not spec.needs_layer:
         _check_model(model)
         resolve_layer(model, layer)  # a method without a layer still rejects a wrong name
+    inputs = model_inputs([as_target(t) for t in target]) if isinstance(target, (list, tuple)) \
+        else model_inputs([target]) if isinstance(target, Target) else ()
     capture = Capture(model, x, layer=layer, pixels=spec.needs_pixels, guided=spec.guided, cam=spec.needs_layer,
-                      reshape=reshape)
+                      reshape=reshape, inputs=inputs)
     if needs_layer and not spec.needs_layer:
         capture._layer_arg = layer
     capture._one_shot = True

@@ -77,7 +77,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, acts: torch.Tensor, row_scores:
     return alpha, weighted_sum(alpha, a)
 
 
-def _run_replacing(model: nn.Module, module: nn.Module, x: torch.Tensor, replacement: torch.Tensor):
+def _run_replacing(model: nn.Module, module: nn.Module, x: torch.Tensor, replacement: torch.Tensor, forward):
     owner = threading.get_ident()
 
     def hook(_module, _inputs, _output):
@@ -87,17 +87,20 @@ def _run_replacing(model: nn.Module, module: nn.Module, x: torch.Tensor, replace
         handle = module.register_forward_hook(hook)
         try:
             with torch.no_grad():
-                return model(x)
+                return forward(x)
         finally:
             handle.remove()
 
 
 def ablation_cam(model: nn.Module, module: nn.Module, x: torch.Tensor, raw: torch.Tensor, acts: torch.Tensor,
                  channel_axis: int, row_scores: RowScores, clean: torch.Tensor, *, batch_size: int = 32,
-                 progress=None):
+                 progress=None, forward=None):
     """(alpha k x N x C, L k x N x h x w). ``raw``: the layer's output as the layer gave it
-    (its channels along ``channel_axis``); ``acts``: the same as N x C x h x w."""
+    (its channels along ``channel_axis``); ``acts``: the same as N x C x h x w. ``forward``:
+    how to call the model on a batch (default: ``model`` itself; with token inputs, a caller
+    that adds them)."""
     batch_size = _check_batch_size(batch_size)
+    forward = forward or model
     n, c = acts.shape[:2]
     k = clean.shape[0]
     drops = torch.empty(k, n, c, dtype=torch.float32, device=x.device)
@@ -120,7 +123,7 @@ def ablation_cam(model: nn.Module, module: nn.Module, x: torch.Tensor, raw: torc
             out = None
             if broadcast:
                 try:
-                    out = _run_replacing(model, module, x[i:i + 1], batch)
+                    out = _run_replacing(model, module, x[i:i + 1], batch, forward)
                     if not isinstance(out, torch.Tensor) or out.shape[0] != rows:
                         out = None
                 except RuntimeError:
@@ -132,7 +135,7 @@ def ablation_cam(model: nn.Module, module: nn.Module, x: torch.Tensor, raw: torc
                         out = None
                 broadcast = out is not None
             if out is None:
-                out = _run_replacing(model, module, x[i:i + 1].repeat(rows, 1, 1, 1), batch)
+                out = _run_replacing(model, module, x[i:i + 1].repeat(rows, 1, 1, 1), batch, forward)
             s = row_scores(out, sample).float()
             drops[:, i, start:start + channels.numel()] = s[:, :1] - s[:, 1:]
             done += channels.numel()

@@ -13,6 +13,7 @@ import torch
 
 __all__ = [
     "Target", "ClassLogit", "ClassProbability", "Negated", "Contrast", "Custom", "as_target",
+    "CaptionLogProb", "WordLogProb", "WordLogit", "Answer", "model_inputs",
 ]
 
 
@@ -24,6 +25,11 @@ class Target:
 
     def check(self, num_outputs: int) -> None:
         """Raise ``ValueError`` if this target cannot apply to ``num_outputs`` classes."""
+
+    def model_inputs(self) -> tuple[tuple[int, ...], ...]:
+        """Token inputs the model takes beside the image for this target (a caption, a
+        question), as tuples of ids; the model is called as ``model(x, *inputs)``. None here."""
+        return ()
 
     @property
     def label(self) -> str:
@@ -136,6 +142,135 @@ class Custom(Target):
     @property
     def label(self):
         return self.name
+
+
+def _check_tokens(tokens, what: str, minimum: int = 1) -> tuple[int, ...]:
+    if not isinstance(tokens, tuple) or len(tokens) < minimum or not all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
+        raise ValueError(f"{what} must be a tuple of at least {minimum} token id(s) >= 0, got {tokens!r}")
+    return tokens
+
+
+def _word_log_probs(output, tokens: tuple[int, ...]) -> torch.Tensor:
+    """N x T: log p(tokens[t + 1] | image, tokens[: t + 1]) from next-word logits N x T x words."""
+    if not isinstance(output, torch.Tensor) or output.dim() != 3:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(f"caption targets need next-word logits of shape [N, words, vocabulary], got {shape}")
+    steps = len(tokens) - 1
+    if output.shape[1] != steps:
+        raise ValueError(f"the model gave logits for {output.shape[1]} steps, the caption has {steps} words")
+    if max(tokens) >= output.shape[2]:
+        raise ValueError(f"token id {max(tokens)} out of range: the vocabulary has {output.shape[2]} words")
+    target = torch.tensor(tokens[1:], device=output.device)
+    logp = torch.log_softmax(output, dim=-1)
+    return logp[:, torch.arange(steps, device=output.device), target]
+
+
+@dataclass(frozen=True)
+class CaptionLogProb(Target):
+    """log p(caption | image) = sum_t log p(w_t | image, w_<t) under teacher forcing: the paper's
+    captioning target (section 8). ``tokens``: the caption's ids from its start token to its end
+    token; the model is called as ``model(x, tokens[:-1])`` and must return next-word logits
+    N x (len(tokens) - 1) x vocabulary."""
+
+    tokens: tuple[int, ...]
+    name: str = "caption"
+
+    def __post_init__(self):
+        _check_tokens(self.tokens, "a caption", 2)
+
+    def model_inputs(self):
+        return (self.tokens[:-1],)
+
+    def __call__(self, output):
+        return _word_log_probs(output, self.tokens).sum(dim=1)
+
+    @property
+    def label(self):
+        return self.name
+
+
+@dataclass(frozen=True)
+class WordLogProb(Target):
+    """log p(w_position | image, the words before it): one word of a caption, teacher-forced
+    with the same inputs as :class:`CaptionLogProb` (so every word of a caption shares one
+    forward pass). ``position`` counts the predicted words from 0 (the first after the start)."""
+
+    tokens: tuple[int, ...]
+    position: int
+    name: str = "word"
+
+    def __post_init__(self):
+        _check_tokens(self.tokens, "a caption", 2)
+        if not isinstance(self.position, int) or not 0 <= self.position < len(self.tokens) - 1:
+            raise ValueError(f"word position {self.position!r} out of range: the caption has "
+                             f"{len(self.tokens) - 1} predicted words (0..{len(self.tokens) - 2})")
+
+    def model_inputs(self):
+        return (self.tokens[:-1],)
+
+    def __call__(self, output):
+        return _word_log_probs(output, self.tokens)[:, self.position]
+
+    @property
+    def label(self):
+        return self.name
+
+
+@dataclass(frozen=True)
+class WordLogit(WordLogProb):
+    """The pre-softmax score of the word at ``position`` (teacher-forced like
+    :class:`WordLogProb`): the word's y^c, as Grad-CAM takes a class's logit. A log-probability
+    saturates when the model is sure of a word (its gradient then mostly says what the other
+    words would need), so a word's map is sharper from its logit."""
+
+    name: str = "word logit"
+
+    def __call__(self, output):
+        _word_log_probs(output, self.tokens)  # the same checks of shapes and ids
+        t = self.tokens[self.position + 1]
+        return output[:, self.position, t]
+
+
+@dataclass(frozen=True)
+class Answer(Target):
+    """The logit of answer ``index`` to the question ``question`` (token ids; the model is called
+    as ``model(x, question)``); with ``versus``, the logit difference "why this answer rather
+    than that one"."""
+
+    question: tuple[int, ...]
+    index: int
+    versus: int | None = None
+    name: str = "answer"
+
+    def __post_init__(self):
+        _check_tokens(self.question, "a question")
+
+    def model_inputs(self):
+        return (self.question,)
+
+    def __call__(self, output):
+        out = _logits(output)
+        return out[:, self.index] - (out[:, self.versus] if self.versus is not None else 0)
+
+    def check(self, num_outputs):
+        _check_index(self.index, num_outputs)
+        if self.versus is not None:
+            _check_index(self.versus, num_outputs)
+
+    @property
+    def label(self):
+        return self.name
+
+
+def model_inputs(targets) -> tuple[tuple[int, ...], ...]:
+    """The token inputs shared by ``targets`` (one forward pass serves them all); targets that
+    need other tokens than the rest are an error that says to explain them in separate calls."""
+    found = {t.model_inputs() for t in targets if isinstance(t, Target) and t.model_inputs()}
+    if len(found) > 1:
+        raise ValueError("these targets need different token inputs (different captions or questions); "
+                         "explain them in separate calls")
+    return found.pop() if found else ()
 
 
 def as_target(target) -> Target:

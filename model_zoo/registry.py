@@ -53,6 +53,9 @@ class ModelSpec:
     weights_mb: float | None = None  # the download's size, when known (torchvision's metadata)
     untrained: bool = False  # a plugin that declares its model has no trained weights (named so)
     pretrained: Callable[[], nn.Module] | None = None  # builds the model with its own weights (timm)
+    # what the model's output means: "classification" (class logits, the explaining pages), "caption"
+    # (next-word logits for the tokens it is given), "vqa" (answer logits for a question it is given)
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:

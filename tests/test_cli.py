@@ -187,3 +187,33 @@ def test_bad_method_options_are_one_line(tmp_path, capsys, option, message):
     rc = main([str(tmp_path / "s.png"), "--model", "shapes-resnet", "--method", "integrated_gradients",
                "--option", option, "--out", str(tmp_path / "o")])
     assert rc == 1 and message in capsys.readouterr().err
+
+
+def test_caption_and_question_flags(tmp_path, capsys):
+    from model_zoo.shapes import language as L
+    scene = L.make_described(2024, 1, "pair")
+    Image.fromarray(scene.image).save(tmp_path / "s.png")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-captioner", "--caption", scene.caption,
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "s.json").read_text())
+    assert record["caption"] == scene.caption
+    words = scene.caption.split()
+    assert [m["class_name"] for m in record["maps"]] == ["caption"] + [f"word{i + 1}-{w}" for i, w in enumerate(words)]
+    loaded = model_zoo.load("shapes-captioner")
+    x = loaded.preprocess(Image.open(tmp_path / "s.png").convert("RGB")).unsqueeze(0)
+    tokens = L.encode_caption(scene.caption)
+    whole = explainers.explain(loaded.model, x, layer="layer3", target=explainers.CaptionLogProb(tokens))
+    assert record["maps"][0]["score"] == pytest.approx(whole.score, rel=1e-5)
+    q = f"what colour is the {scene.objects[0].name}"
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-vqa", "--question", q, "--answer", "red",
+                 "--method", "gradcam,guided_gradcam", "--out", str(out)]) == 0
+    record = json.loads((out / "s.json").read_text())
+    assert record["question"] == q and record["answer"] == "red" and len(record["maps"]) == 2
+    capsys.readouterr()
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-vqa", "--out", str(out)]) == 1
+    assert "give one with --question" in capsys.readouterr().err
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-vqa", "--question", "why", "--out", str(out)]) == 1
+    assert "unknown word(s) 'why'" in capsys.readouterr().err
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-resnet", "--caption", "a circle", "--out", str(out)]) == 1
+    assert "are for captioning and VQA models" in capsys.readouterr().err

@@ -50,10 +50,13 @@ def describe_model(model_id: str) -> str:
     return f"{spec.title}: {text}" if spec.description else text
 
 
-def available_models() -> tuple[list[str], list[str]]:
-    """(ids whose weights are here, ids whose weights are missing)."""
+def available_models(task: str = "classification") -> tuple[list[str], list[str]]:
+    """(ids whose weights are here, ids whose weights are missing), of models for ``task``
+    (the explaining pages work on classifiers; Captioning and VQA on their own models)."""
     ready, missing = [], []
     for model_id in model_zoo.list_models():
+        if model_zoo.get_spec(model_id).task != task:
+            continue
         (ready if model_zoo.weights_available(model_id) else missing).append(model_id)
     return ready, missing
 
@@ -99,15 +102,47 @@ def capture_store() -> CaptureStore:
     return CaptureStore(int(float(os.environ.get("STUDIO_CAPTURE_MB", "1024")) * 2**20))
 
 
-def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray) -> explainers.Capture:
+def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray,
+            inputs: tuple = ()) -> explainers.Capture:
     """One forward pass (with the guided hooks, so every method is available) for this model,
-    image and layer; ``image_digest`` identifies ``image``."""
+    image and layer; ``image_digest`` identifies ``image``. ``inputs``: token inputs beside the
+    image (a caption under teacher forcing, a question), as tuples of ids."""
     def make():
         loaded = load_model(model_id)
         x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
         with st.spinner("Running the model..."):
-            return explainers.Capture(loaded.model, x, layer=layer, pixels=True)
-    return capture_store().get((model_id, image_digest, layer), make)
+            return explainers.Capture(loaded.model, x, layer=layer, pixels=True, inputs=inputs)
+    return capture_store().get((model_id, image_digest, layer, inputs), make)
+
+
+def language_gallery() -> list:
+    """Described scenes of the language world (captions and questions known): pairs and singles."""
+    from model_zoo.shapes import language
+    items = []
+    for i in range(6):
+        s = language.make_described(2024, i, "pair")
+        items.append((s.caption, s))
+    for i in range(2):
+        s = language.make_described(2024, i, "single")
+        items.append((s.caption, s))
+    return items
+
+
+@st.cache_data(max_entries=64, show_spinner="Writing a caption...")
+def generate_caption(model_id: str, image_digest: str, _image: np.ndarray, beam: int) -> tuple[int, ...]:
+    """The captioner's own caption (token ids after <start>, up to <end>), greedy or by beam search."""
+    loaded = load_model(model_id)
+    x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
+    with explainers.model_lock(loaded.model):
+        return tuple(loaded.model.generate(x, beam=beam)[0])
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def token_maps(model_id: str, image_digest: str, layer: str, method: str, inputs: tuple, targets: tuple,
+               _image: np.ndarray) -> list[dict]:
+    """The arrays of several maps that share one forward pass with these token inputs."""
+    got = capture(model_id, image_digest, layer, _image, inputs).explain(method, list(targets))
+    return [_arrays(e) for e in got]
 
 
 def probabilities(model_id: str, image_digest: str, layer: str, image: np.ndarray) -> np.ndarray:

@@ -44,6 +44,11 @@ def gallery() -> list[tuple[str, Scene]]:
     return items
 
 
+def _build_multimodal(recipe, num_classes: int):
+    from .multimodal import build_multimodal
+    return build_multimodal(recipe)
+
+
 for _recipe in RECIPES.values():
     register(ModelSpec(
         id=_recipe.id,
@@ -55,4 +60,22 @@ for _recipe in RECIPES.values():
         default_layer=DEFAULT_LAYERS[_recipe.arch],
         weights_file=partial(_weights_path, _recipe.id),
         description=_recipe.description,
+    ))
+
+
+from . import language  # noqa: E402  (the language world: captions and questions)
+from .multimodal import MULTI_RECIPES  # noqa: E402
+
+for _recipe in MULTI_RECIPES.values():
+    register(ModelSpec(
+        id=_recipe.id,
+        title=_recipe.title,
+        family="shapes",
+        build=partial(_build_multimodal, _recipe),
+        categories=language.WORDS if _recipe.task == "caption" else language.ANSWERS,
+        preprocess=Preprocess(resize=SIZE, crop=SIZE, mean=MEAN, std=STD),
+        default_layer="layer3",
+        weights_file=partial(_weights_path, _recipe.id),
+        description=_recipe.description,
+        task=_recipe.task,
     ))

@@ -27,11 +27,27 @@ def _train(args) -> int:
     from evaluation.groundtruth import cue_energy, pair_discrimination, pointing  # a front end: above both
     from .train import RECIPES, train, with_overrides
 
-    ids = list(RECIPES) if args.model == "all" else [args.model]
+    from .multimodal import MULTI_RECIPES, train_multimodal
+
+    ids = [*RECIPES, *MULTI_RECIPES] if args.model == "all" else [args.model]
     for model_id in ids:
-        if model_id not in RECIPES:
-            raise SystemExit(f"error: unknown shapes model {model_id!r}; choose from all, {', '.join(RECIPES)}")
+        if model_id not in RECIPES and model_id not in MULTI_RECIPES:
+            raise SystemExit(f"error: unknown shapes model {model_id!r}; choose from all, "
+                             f"{', '.join([*RECIPES, *MULTI_RECIPES])}")
     for model_id in ids:
+        if model_id in MULTI_RECIPES:
+            from dataclasses import replace
+            from evaluation import language as ground  # a front end: above both
+            overrides = {k: v for k, v in (("n_single", args.n_single), ("n_pair", args.n_pair),
+                                           ("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+            recipe = replace(MULTI_RECIPES[model_id], **overrides)
+            card = train_multimodal(recipe, args.out, heldout=args.heldout)
+            if args.groundtruth:
+                loaded = load(model_id, args.out / f"{model_id}.pt")
+                card["gradcam"] = ground.card_figures(loaded, args.groundtruth, recipe.seed + 20_000)
+                (args.out / f"{model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
+            print(f"{model_id}: trained in {card['training_seconds']:.0f} s -> {args.out / (model_id + '.pt')}")
+            continue
         recipe = with_overrides(RECIPES[model_id], n_single=args.n_single, n_pair=args.n_pair,
                                 epochs=args.epochs, seed=args.seed)
         card = train(recipe, args.out, heldout=args.heldout)

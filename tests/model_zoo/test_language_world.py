@@ -1,0 +1,68 @@
+"""The language world: captions and questions follow from the scenes' ground truth, and the same
+(seed, index) always gives the same scene, caption and questions."""
+import numpy as np
+import pytest
+
+from model_zoo.shapes import language as L
+from model_zoo.shapes import make_scene
+
+
+def test_scenes_and_their_words_are_deterministic():
+    a, b = L.make_described(3, 7, "pair"), L.make_described(3, 7, "pair")
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.caption == b.caption and [q.text for q in L.questions(a)] == [q.text for q in L.questions(b)]
+    assert not np.array_equal(a.image, L.make_described(3, 8, "pair").image)
+    # the classification world is untouched: its own scenes are not these
+    assert not np.array_equal(make_scene(3, 7, "pair").image, a.image)
+
+
+def test_captions_name_what_is_drawn():
+    for i in range(30):
+        s = L.make_described(11, i, "pair")
+        words = L.caption_words(s)
+        first, second = s.objects
+        assert words[:4] == ["a", first.size, first.colour, first.name]
+        assert words[-4:] == ["a", second.size, second.colour, second.name]
+        (ax, ay), (bx, by) = first.centre, second.centre
+        if s.relation == "left of":
+            assert ax < bx and abs(ax - bx) >= abs(ay - by)
+        else:
+            assert s.relation == "above" and ay < by and abs(ay - by) > abs(ax - bx)
+        assert first.name != second.name and first.colour != second.colour
+        for o in s.objects:  # the named colour is the colour of the object's pixels
+            mean = s.image[o.shape.mask].mean(0)
+            assert np.abs(mean - np.array(L.COLOURS[o.colour])).max() < 12
+            lo, hi = L.SIZES[o.size]
+            assert o.shape.mask.sum() > 0
+        owners = L.word_objects(s)
+        assert [owners[p] for p, w in enumerate(words) if w in L.CLASSES] == [0, 1]
+    assert L.make_described(11, 0, "single").caption.count(" ") == 3
+
+
+def test_questions_have_the_ground_truth_answers():
+    s = L.make_described(11, 2, "pair")
+    qs = {q.kind: [] for q in L.questions(s)}
+    for q in L.questions(s):
+        qs[q.kind].append(q)
+        assert q.answer in L.ANSWERS
+        L.encode_question(q.text)  # every question is in the vocabulary
+    assert set(qs) == set(L.QUESTION_TYPES)
+    for q in qs["colour_of_shape"]:
+        assert q.answer == s.objects[q.about].colour and s.objects[q.about].name in q.text
+    for q in qs["shape_of_colour"]:
+        assert q.answer == s.objects[q.about].name and s.objects[q.about].colour in q.text
+    assert qs["how_many"][0].answer == "two"
+    (there,) = qs["is_there"]
+    assert (there.answer == "yes") == any(o.name in there.text.split() for o in s.objects)
+
+
+def test_tokens_and_unknown_words():
+    tokens = L.encode_caption("A large red circle.")
+    assert tokens[0] == L.WORDS.index(L.START) and tokens[-1] == L.WORDS.index(L.END)
+    assert L.decode_caption(tokens) == "a large red circle"
+    with pytest.raises(L.UnknownWords, match=r"unknown word\(s\) 'huge', 'crimson'; the vocabulary is: a, small"):
+        L.encode_caption("a huge crimson circle")
+    with pytest.raises(L.UnknownWords, match="'why'"):
+        L.encode_question("why is the circle red")
+    with pytest.raises(ValueError, match="empty"):
+        L.encode_caption("  ")
