@@ -41,20 +41,22 @@ def _train(args) -> int:
             overrides = {k: v for k, v in (("n_single", args.n_single), ("n_pair", args.n_pair),
                                            ("epochs", args.epochs), ("seed", args.seed)) if v is not None}
             recipe = replace(MULTI_RECIPES[model_id], **overrides)
-            card = train_multimodal(recipe, args.out, heldout=args.heldout)
-            if args.groundtruth:
+            card = train_multimodal(recipe, args.out, heldout=800 if args.heldout is None else args.heldout)
+            scenes = 200 if args.groundtruth is None else args.groundtruth  # what the shipped cards used
+            if scenes:
                 loaded = load(model_id, args.out / f"{model_id}.pt")
-                card["gradcam"] = ground.card_figures(loaded, args.groundtruth, recipe.seed + 20_000)
+                card["gradcam"] = ground.card_figures(loaded, scenes, recipe.seed + 20_000)
                 (args.out / f"{model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
             print(f"{model_id}: trained in {card['training_seconds']:.0f} s -> {args.out / (model_id + '.pt')}")
             continue
         recipe = with_overrides(RECIPES[model_id], n_single=args.n_single, n_pair=args.n_pair,
                                 epochs=args.epochs, seed=args.seed)
-        card = train(recipe, args.out, heldout=args.heldout)
-        if args.groundtruth:
+        card = train(recipe, args.out, heldout=1000 if args.heldout is None else args.heldout)
+        scenes = 500 if args.groundtruth is None else args.groundtruth
+        if scenes:
             loaded = load(model_id, args.out / f"{model_id}.pt")  # the registry's checked path
             model, layer = loaded.model, loaded.default_layer
-            n, seed = args.groundtruth, recipe.seed + 20_000
+            n, seed = scenes, recipe.seed + 20_000
             card["gradcam"] = {"layer": layer,
                                "pointing_single": pointing(model, layer, n, seed),
                                "pair_own_object": pair_discrimination(model, layer, n, seed),
@@ -101,9 +103,12 @@ def main(argv=None) -> int:
     t.add_argument("--n-pair", type=int, default=None)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--heldout", type=int, default=1000, help="held-out scenes for the card's accuracy")
-    t.add_argument("--groundtruth", type=int, default=500,
-                   help="scenes for the card's Grad-CAM ground-truth figures (0: skip)")
+    t.add_argument("--heldout", type=int, default=None,
+                   help="held-out scenes for the card's accuracy (default: 1000 for classifiers, 800 for the "
+                        "captioner and VQA model)")
+    t.add_argument("--groundtruth", type=int, default=None,
+                   help="scenes for the card's Grad-CAM ground-truth figures (0: skip; default 500 for "
+                        "classifiers, 200 for the captioner and VQA model)")
     t.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     sub.add_parser("table", help="print the shipped models' cards as a markdown table")
     args = p.parse_args(argv)

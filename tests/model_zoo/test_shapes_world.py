@@ -142,3 +142,18 @@ def test_training_command_tiny(tmp_path, capsys):
     loaded = model_zoo.load("shapes-weak", out / "shapes-weak.pt")
     assert loaded.categories == CLASSES
     assert loaded.model(torch.zeros(1, 3, 64, 64)).shape == (1, 8)
+
+
+@pytest.mark.parametrize("model_id", ["shapes-captioner", "shapes-vqa"])
+def test_training_command_tiny_for_captions_and_questions(tmp_path, capsys, model_id):
+    out = tmp_path / "w"
+    rc = shapes_main(["train", "--model", model_id, "--n-single", "32", "--n-pair", "96", "--epochs", "1",
+                      "--heldout", "40", "--groundtruth", "2", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    card = json.loads((out / f"{model_id}.json").read_text())
+    assert card["recipe"]["n_pair"] == 96 and card["recipe"]["epochs"] == 1 and card["heldout_seed"] == 10000
+    assert card["sha256"] == model_zoo.weights.sha256_of(out / f"{model_id}.pt")
+    key = "word_pointing" if model_id == "shapes-captioner" else "vqa"
+    assert card["gradcam"][key]["scenes"] == 2 and card["gradcam"]["layer"] == "layer3"
+    loaded = model_zoo.load(model_id, out / f"{model_id}.pt")
+    assert loaded.spec.task == card["task"]
