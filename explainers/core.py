@@ -454,11 +454,6 @@ class _Job:
         spec = get_method(base)
         if spec.name == "smoothgrad":
             raise ValueError("smoothgrad cannot wrap itself; choose another base method")
-        for name, v, ok in (("samples", samples, isinstance(samples, int) and samples >= 1),
-                            ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1),
-                            ("noise", noise, isinstance(noise, (int, float)) and noise >= 0)):
-            if not ok or isinstance(v, bool):
-                raise ValueError(f"smoothgrad needs {name} >= {0 if name == 'noise' else 1}, got {v!r}")
         cap = self.cap
         x, n = cap._x, cap._x.shape[0]
         sigma = float(noise) * (x.amax(dim=(1, 2, 3), keepdim=True) - x.amin(dim=(1, 2, 3), keepdim=True))
@@ -553,6 +548,11 @@ class Capture:
         """How the layer's output was read, in words (e.g. "tokens after the class token as a
         14x14 grid"); None without a layer."""
         return None if self._layout is None else self._layout.describe()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """H x W of the captured input."""
+        return self._size
 
     @property
     def channels(self) -> int | None:

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -115,8 +116,10 @@ def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray,
     return capture_store().get((model_id, image_digest, layer, inputs), make)
 
 
+@st.cache_resource(show_spinner=False)
 def language_gallery() -> list:
-    """Described scenes of the language world (captions and questions known): pairs and singles."""
+    """Described scenes of the language world (captions and questions known): pairs and singles,
+    generated once per process (the pages ask for them several times a run)."""
     from model_zoo.shapes import language
     items = []
     for i in range(6):
@@ -224,7 +227,7 @@ def map_store() -> MapStore:
 def method_cost(model_id: str, image_digest: str, layer: str, method: str, image: np.ndarray) -> explainers.Cost:
     """What ``method`` costs beyond the kept forward pass for this model and layer."""
     cap = capture(model_id, image_digest, layer, image)
-    return explainers.get_method(method).cost(cap.channels or 0, cap._size)
+    return explainers.get_method(method).cost(cap.channels or 0, cap.size)
 
 
 def stored_explanation(model_id: str, image_digest: str, layer: str, method: str, class_index: int) -> dict | None:
@@ -248,7 +251,6 @@ def pass_seconds(model_id: str) -> tuple[float, float]:
     """(seconds of one image's forward pass in a batch of 8 without autograd, seconds of one
     image's forward and backward to the input), measured here, best of 3 after a warm-up:
     what the cost estimates of forward-heavy methods multiply."""
-    import time
     loaded = load_model(model_id)
     crop = loaded.preprocess.crop
     x = torch.zeros(8, 3, crop, crop)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import plotly.graph_objects as go
@@ -238,7 +239,6 @@ def maps_on_demand(model_id: str, digest: str, layer: str, wanted: list[tuple[st
     where.info("Forward-heavy method(s) not run yet:\n" + "\n".join(lines)
                + f"\n\nAbout {total:.1f} s in all here: {how}.")
     if where.button(f"Run {len(pending)} forward-heavy map(s)", key=f"{key}_run"):
-        import time
         bar = where.progress(0.0, text="Starting...")
         started = time.perf_counter()
         for i, (method, cls, cost) in enumerate(pending):
