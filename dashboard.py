@@ -23,15 +23,21 @@ beyond = [  # models that take words beside the image: their own model and scene
     st.Page("pages/captioning.py", title="Captioning"),
     st.Page("pages/vqa.py", title="VQA"),
 ]
+diagnosing = [  # the sidebar's model (and image) too
+    st.Page("pages/mistakes.py", title="Mistakes"),
+    st.Page("pages/adversarial.py", title="Adversarial"),
+    st.Page("pages/neurons.py", title="Neurons"),
+]
 page = st.navigation({
     "Explain": explaining + beyond,
+    "Diagnose": [*diagnosing, st.Page("pages/bias.py", title="Bias")],
     "Models": [st.Page("pages/model_zoo.py", title="Model zoo")],
     "Studies": [st.Page("pages/participate.py", title="Take part"),
                 st.Page("pages/study_designer.py", title="Design a study"),
                 st.Page("pages/study_results.py", title="Study results")],
-})
+}, expanded=True)  # every page listed: no "View more" to find the last ones
 with st.sidebar:
     st.markdown("**Grad-CAM Studio**  \nwhere convolutional networks look, and why")
-if page.url_path in {p.url_path for p in explaining}:
+if page.url_path in {p.url_path for p in explaining + diagnosing}:
     selection.sidebar()  # model and image, shared by every explaining page
 page.run()

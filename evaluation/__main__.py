@@ -1,5 +1,6 @@
 """python -m evaluation --model shapes-resnet --data shapes:single --methods gradcam,random --n 200
---out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar."""
+--out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar.
+``python -m evaluation diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes)."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,45 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def diagnose(argv) -> int:
+    """The README's diagnosis figures: PGD against shapes-resnet's maps, the biased model's mass
+    on the mark, units named "corner mark" among decisions, where mistakes' maps peak."""
+    from . import diagnosis
+    p = argparse.ArgumentParser(prog="python -m evaluation diagnose", description=diagnose.__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=200, help="held-out scenes per figure")
+    p.add_argument("--seed", type=int, default=20000)
+    p.add_argument("--epsilon", type=float, default=8.0, help="PGD budget in grey levels of 255")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    args = p.parse_args(argv)
+    resnet, biased, weak = (model_zoo.load(m) for m in ("shapes-resnet", "shapes-biased", "shapes-weak"))
+    out = {}
+    with tqdm(total=7, desc="diagnosis figures", unit="figure", file=sys.stderr) as bar:
+        out["adversarial"] = diagnosis.adversarial_pointing(resnet, args.n, args.seed, args.epsilon / 255,
+                                                            steps=args.steps)
+        bar.update(1)
+        out["bias"] = diagnosis.bias_report([biased, resnet], args.n, args.seed)
+        bar.update(1)
+        for loaded in (biased, resnet):
+            d = diagnosis.dissection(loaded)
+            out[f"mark_units {loaded.id}"] = {**diagnosis.mark_units(loaded, d, args.n, args.seed),
+                                              "names": d.summary()}
+            bar.update(1)
+        for loaded, cue in ((biased, "flip"), (biased, "none"), (weak, "none")):
+            r = diagnosis.mistakes(loaded, args.n, args.seed, cue, keep=0)
+            out[f"mistakes {loaded.id} {cue}"] = {k: r[k] for k in ("scenes", "errors", "tally", "tolerance_px")}
+            bar.update(1)
+    text = json.dumps(out, indent=2)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["diagnose"]:
+        return diagnose(argv[1:])
     p = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a registry id, e.g. shapes-resnet")
     p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")

@@ -248,6 +248,17 @@ def get_spec(model_id: str) -> ModelSpec:
         raise ZooError(f"unknown model {model_id!r}; registered: {', '.join(_REGISTRY)}") from None
 
 
+def notes_path(model_id: str, what: str) -> Path:
+    """Where a file of results about a model (``what``: "dissection-layer3") is kept: beside its
+    weights (and card) when that folder is writable, else under ``STUDIO_MODELS_DIR``/notes."""
+    folder = get_spec(model_id).weights_file().parent
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in f"{model_id}.{what}")
+    if folder.is_dir() and os.access(folder, os.W_OK):
+        return folder / f"{safe}.json"
+    from .uploads import models_dir
+    return models_dir() / "notes" / f"{safe}.json"
+
+
 def weights_available(model_id: str) -> bool:
     """True when the entry's own weights are on this machine (no download attempted; for timm,
     in timm's cache), or the entry declares itself untrained."""

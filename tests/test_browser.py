@@ -286,14 +286,17 @@ def test_download_weights_in_the_app(server, download_cache, weights_server, tmp
 
 def test_every_page_once(server, tmp_path):
     """Every page of the navigation opens in the real browser without an exception."""
-    titles = ["Explore", "Compare", "Counterfactual", "How it works", "Evaluate", "Model zoo", "Take part",
-              "Design a study", "Study results"]
+    titles = {"Explore": "Explore", "Compare": "Compare", "Counterfactual": "Counterfactual",
+              "How it works": "How it works", "Evaluate": "Evaluate", "Captioning": "Captioning",
+              "VQA": "Visual question answering", "Mistakes": "Mistakes", "Adversarial": "Adversarial",
+              "Neurons": "Neurons", "Bias": "Bias", "Model zoo": "Model zoo", "Take part": None,
+              "Design a study": "Design a study", "Study results": "Study results"}
     with sync_playwright() as p:
         browser, page = _open_app(p, server)
-        for title in titles:
+        for title, heading in titles.items():
             page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
-            page.wait_for_selector(f'h1:has-text("{title}")' if title not in ("Take part",) else
-                                   "text=Enter the study code", timeout=90_000)
+            page.wait_for_selector(f'h1:has-text("{heading}")' if heading else "text=Enter the study code",
+                                   timeout=90_000)
             _settle(page)
             assert page.locator('[data-testid="stException"]').count() == 0, title
         page.screenshot(path=str(tmp_path / "last_page.png"), full_page=True)

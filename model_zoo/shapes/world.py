@@ -66,6 +66,7 @@ class Scene:
     seed: int
     index: int
     kind: str
+    clutter: np.ndarray | None = None  # H x W bool: the visible pixels of the lines and dots
 
     @property
     def label(self) -> int:
@@ -160,18 +161,24 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     return img, base
 
 
-def _clutter(rng: np.random.Generator, img: np.ndarray, size: int) -> None:
+def _clutter(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
+    """Draw 2 to 5 lines and dots on ``img``; returns the mask of the pixels drawn."""
     canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(canvas)
+    drawn = Image.new("1", canvas.size, 0)
+    draw, mark = ImageDraw.Draw(canvas), ImageDraw.Draw(drawn)
     for _ in range(int(rng.integers(2, 6))):
         colour = tuple(int(c) for c in _colour(rng))
         if rng.random() < 0.5:
             x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
-            draw.line([(x0, y0), (x1, y1)], fill=colour, width=int(rng.integers(1, 3)))
+            width = int(rng.integers(1, 3))
+            draw.line([(x0, y0), (x1, y1)], fill=colour, width=width)
+            mark.line([(x0, y0), (x1, y1)], fill=1, width=width)
         else:
             x, y, r = float(rng.uniform(0, size)), float(rng.uniform(0, size)), float(rng.uniform(0.8, 2.0))
             draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+            mark.ellipse([x - r, y - r, x + r, y + r], fill=1)
     img[...] = np.asarray(canvas, dtype=np.float64)
+    return np.array(drawn, dtype=bool)
 
 
 def _place(rng, radii, size, tries=200):
@@ -217,7 +224,7 @@ def make_scene(seed: int, index: int, kind: str = "single", cue: str = "none",
     while centres is None:
         centres = _place(rng, radii, size)
     img, bg = _background(rng, size)
-    _clutter(rng, img, size)
+    clutter = _clutter(rng, img, size)
     objects = []
     for lab, r, (cx, cy) in zip(labels, radii, centres):
         colour = _colour(rng)
@@ -240,7 +247,12 @@ def make_scene(seed: int, index: int, kind: str = "single", cue: str = "none",
         img[y0:y1, x0:x1] = CUE_COLOURS[cue_label]
         cue_obj = Cue(cue_label)
     image = np.clip(np.round(img), 0, 255).astype(np.uint8)
-    return Scene(image, tuple(objects), cue_obj, int(seed), int(index), kind)
+    for o in objects:  # objects and the mark were drawn over the clutter
+        clutter &= ~o.mask
+    if cue_obj is not None:
+        x0, y0, x1, y1 = CUE_BOX
+        clutter[y0:y1, x0:x1] = False
+    return Scene(image, tuple(objects), cue_obj, int(seed), int(index), kind, clutter)
 
 
 def make_scenes(n: int, seed: int, kind: str = "single", cue: str = "none", size: int = SIZE,

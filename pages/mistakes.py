@@ -1,0 +1,79 @@
+"""Mistakes: a model's held-out mistakes, each with the maps of the predicted and of the true
+class, and a tally of where the predicted class's map peaks (the paper's section 6.1: seemingly
+unreasonable mistakes often have reasonable explanations)."""
+import plotly.graph_objects as go
+import streamlit as st
+
+from evaluation import diagnosis
+from explainers import render
+from model_zoo.shapes import concepts
+from ui import cache, selection, views
+from ui import diagnosis as diag
+
+st.title("Mistakes")
+sel = selection.current()
+model_id = sel.model_id
+loaded = cache.load_model(model_id)
+names = loaded.categories
+shapes_model = cache.family(model_id) == "shapes"
+
+a, b, c, d = st.columns(4)
+layer = views.layer_picker(model_id, "mis_layer", a)
+keep = int(d.number_input("Mistakes to show", 1, 60, 12, key="mis_keep"))
+source = st.radio("Images", ["shapes", "folder"] if shapes_model else ["folder"], horizontal=True, key="mis_source",
+                  format_func={"shapes": "held-out shapes scenes", "folder": "a labelled folder"}.get)
+if source == "shapes":
+    cue = b.selectbox("Corner mark", ["none", "match", "flip", "random"], key="mis_cue",
+                      format_func={"none": "no mark", "match": "matching the class", "flip": "misleading",
+                                   "random": "of a random class"}.get)
+    n = int(c.number_input("Held-out scenes (seed 20000)", 20, 5000, 500, 20, key="mis_n"))
+    kind = st.radio("Scenes", ["single", "pair"], horizontal=True, key="mis_kind",
+                    format_func={"single": "one object", "pair": "two objects (right: either class)"}.get)
+    if kind == "pair" and cue in ("match", "flip"):
+        st.info("A two-object scene has no single class for its mark to match or mislead: pick no mark or a "
+                "random one.")
+        st.stop()
+    report = diag.mistakes(model_id, n, 20000, cue, kind, layer, keep)
+    st.caption(f"{model_id} on {n} held-out scenes: accuracy {report['accuracy']:.1%}, "
+               f"{report['errors']} mistakes.")
+else:
+    folder = b.text_input("A labelled folder (images with Pascal VOC XML boxes)", key="mis_folder",
+                          help="images/ and annotations/ (or the XML beside each image); an image's truth is "
+                               "its first box's class, which must be one of the model's categories.")
+    n = int(c.number_input("Images (at most)", 1, 50000, 200, key="mis_n_folder"))
+    if not folder:
+        st.info("Give a folder of labelled images to find the model's mistakes on it.")
+        st.stop()
+    try:
+        report = diag.folder_mistakes(model_id, folder, n, layer, keep)
+    except ValueError as err:
+        st.error(str(err))
+        st.stop()
+    st.caption(f"{model_id} on {report['images']} images: {report['errors']} mistakes.")
+    if report["skipped"]:
+        with st.expander(f"{len(report['skipped'])} image{'s' if len(report['skipped']) != 1 else ''} skipped"):
+            st.dataframe([{"file": f, "why": w} for f, w in report["skipped"]], hide_index=True, key="mis_skipped")
+
+tally = report["tally"]
+if report["errors"] == 0:
+    st.success("No mistakes on these images.")
+    st.stop()
+fig = go.Figure(go.Bar(x=list(tally), y=list(tally.values()), hovertemplate="%{x}: %{y} mistakes<extra></extra>"))
+fig.update_layout(height=280, margin=dict(l=0, r=0, t=30, b=0),
+                  title="Where the predicted class's Grad-CAM peaks, over every mistake")
+st.plotly_chart(fig, key="mis_tally")
+st.caption(" · ".join(f"{r}: {tally[r]} ({tally[r] / report['errors']:.0%})" for r in concepts.REGIONS)
+           + ". A peak on the mark or on clutter says what misled the model; a peak on the true object "
+             "says it saw the object and read it as another class.")
+
+alpha = views.opacity_slider("mis_alpha")
+shown_mistakes: list[diagnosis.Mistake] = report["mistakes"]
+st.subheader(f"The first {len(shown_mistakes)} mistakes")
+for row in range(0, len(shown_mistakes), 3):
+    cols = st.columns(3)
+    for col, m in zip(cols, shown_mistakes[row:row + 3]):
+        pm, tm = render.normalize([m.predicted_map, m.true_map], "joint")
+        col.image(render.overlay(m.image, pm, alpha), width="stretch",
+                  caption=f"Said {names[m.predicted]} ({m.probability:.0%}); map peaks on the {m.region}")
+        col.image(render.overlay(m.image, tm, alpha), width="stretch",
+                  caption=f"Grad-CAM of the truth, {names[m.true]} (same scale)")

@@ -1,0 +1,128 @@
+"""The paper's diagnostic analyses on held-out shapes scenes (seed 20000, never used for
+training): maps under adversarial attack, the biased model's mass on the mark, named units in its
+decisions, where mistakes' maps peak; and the concept masks they rest on."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import model_zoo
+from evaluation import diagnosis
+from explainers import dissect as D
+from model_zoo.shapes import concepts
+from model_zoo.shapes.voc import export_scene
+from model_zoo.shapes.world import CUE_BOX, make_scene
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return model_zoo.load("shapes-resnet")
+
+
+@pytest.fixture(scope="module")
+def biased():
+    return model_zoo.load("shapes-biased")
+
+
+def test_concept_masks_partition_the_scene_and_clutter_is_what_was_drawn():
+    for i in range(20):
+        s = make_scene(7, i, "pair" if i % 2 else "single", "random" if i % 3 else "none")
+        m = concepts.concept_masks(s)
+        exclusive = [m[c] for c in (*model_zoo.shapes.CLASSES, "corner mark", "clutter", "background")]
+        assert (np.sum(exclusive, axis=0) == 1).all()  # every pixel exactly one of these
+        for o in s.objects:
+            assert (m[o.name] == o.mask).all()
+        assert m["corner mark"].sum() == (49 if s.cue else 0)
+        assert m["clutter"].sum() > 0  # 2 to 5 lines and dots, partly hidden by what was drawn later
+    # (the scenes' bytes are unchanged by the clutter mask: tests/model_zoo/test_shapes_world.py pins them)
+
+
+def test_hue_masks_by_hand():
+    img = np.zeros((1, 4, 3), np.uint8)
+    img[0] = [(230, 20, 20), (20, 20, 230), (120, 120, 120), (240, 230, 30)]
+    h = concepts.hue_masks(img)
+    assert h["red"][0].tolist() == [True, False, False, False]
+    assert h["blue"][0].tolist() == [False, True, False, False]
+    assert h["yellow"][0].tolist() == [False, False, False, True]
+    assert not any(v[0, 2] for v in h.values())  # grey has no hue
+
+
+def test_region_at_with_tolerance():
+    s = make_scene(20000, 3, "single", "match")
+    x0, y0, x1, y1 = CUE_BOX
+    assert concepts.region_at(s, y1, x1, s.label, 0) != "corner mark"
+    assert concepts.region_at(s, y1, x1, s.label, 4) == "corner mark"  # one pixel off, diagonally
+    ys, xs = np.nonzero(s.objects[0].mask)
+    assert concepts.region_at(s, int(ys[0]), int(xs[0]), s.label) == "true object"
+    assert concepts.region_at(s, int(ys[0]), int(xs[0]), (s.label + 1) % 8) == "other object"
+
+
+def test_mistakes_of_the_biased_model_peak_on_the_misleading_mark(biased):
+    r = diagnosis.mistakes(biased, 200, 20000, "flip", keep=5)
+    assert r["errors"] == 200 and len(r["mistakes"]) == 5 and sum(r["tally"].values()) == 200
+    assert r["tally"]["corner mark"] > 0.6 * r["errors"]
+    m = r["mistakes"][0]
+    assert m.predicted == make_scene(20000, m.index, "single", "flip").cue.label  # it read the mark
+    assert m.predicted_map.shape == (64, 64) and m.peak == np.unravel_index(np.argmax(m.predicted_map), (64, 64))
+
+
+def test_folder_mistakes_count_what_they_skip(tmp_path, biased):
+    for i in range(6):
+        export_scene(make_scene(20000, i, "single", "flip"), tmp_path, f"s{i}")
+    (tmp_path / "annotations" / "s5.xml").write_text((tmp_path / "annotations" / "s5.xml").read_text()
+                                                       .replace("<name>", "<name>zebra-", 1))
+    from evaluation import data
+    r = diagnosis.folder_mistakes(biased, data.voc_folder(tmp_path), "layer3")
+    assert r["images"] == 5 and r["errors"] == 5
+    assert r["skipped"] == [("s5.png", "class 'zebra-" + make_scene(20000, 5, "single").objects[0].name
+                             + "' is not one of the model's categories")]
+
+
+@pytest.mark.slow
+def test_maps_of_the_original_class_survive_pgd(resnet):
+    r = diagnosis.adversarial_pointing(resnet, 200, 20000, 8 / 255, steps=10)
+    assert r["flip_rate"] >= 0.9
+    assert r["pointing_original_clean"] >= 0.95
+    assert r["pointing_original_attacked"] > 0.5  # most attacked scenes (the paper's claim)
+
+
+def test_maps_survive_pgd_on_a_few_scenes(resnet):
+    r = diagnosis.adversarial_pointing(resnet, 40, 20001, 8 / 255, steps=10)
+    assert r["flip_rate"] >= 0.9 and r["pointing_original_attacked"] > 0.5
+
+
+def test_biased_maps_put_several_times_the_mass_on_the_mark(biased, resnet):
+    r = diagnosis.bias_report([biased, resnet], 100, 20000)
+    assert r["shapes-biased"]["match"]["accuracy"] > 0.95 and r["shapes-biased"]["none"]["accuracy"] < 0.3
+    assert r["shapes-resnet"]["none"]["accuracy"] > 0.95 and r["shapes-resnet"]["flip"]["accuracy"] > 0.95
+    assert r["shapes-biased"]["match"]["mark_mass"] > 5 * r["shapes-resnet"]["match"]["mark_mass"]
+
+
+@pytest.mark.parametrize("model_id, low, high", [("shapes-biased", 0.8, 1.0), ("shapes-resnet", 0.0, 0.1)])
+def test_units_named_corner_mark_lead_the_biased_decisions_only(model_id, low, high, tmp_path, monkeypatch):
+    monkeypatch.setattr(diagnosis, "notes_path", lambda m, what: tmp_path / f"{m}.{what}.json")
+    loaded = model_zoo.load(model_id)
+    d = diagnosis.dissection(loaded, "layer3", 400, 30000)
+    r = diagnosis.mark_units(loaded, d, 200, 20000)
+    assert low <= r["share"] <= high, r
+    # cached beside the card: the second call reads the file
+    monkeypatch.setattr(D, "dissect", lambda *a, **k: pytest.fail("recomputed"))
+    again = diagnosis.dissection(loaded, "layer3", 400, 30000)
+    assert again.names() == d.names()
+
+
+def test_dissection_from_a_folder_of_masks(tmp_path, biased):
+    for i in range(40):
+        s = make_scene(30000, i, "single", "random")
+        s.pil().save((tmp_path / "images").mkdir(exist_ok=True) or tmp_path / "images" / f"s{i}.png")
+        for c in ("corner mark", "background"):
+            (tmp_path / "masks" / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(concepts.concept_masks(s)[c].astype(np.uint8) * 255).save(
+                tmp_path / "masks" / c / f"s{i}.png")
+    Image.new("L", (10, 10)).save(tmp_path / "masks" / "corner mark" / "s0.png")  # the wrong size
+    d, skipped = diagnosis.folder_dissection(biased, "layer3", tmp_path)
+    assert skipped == [("s0.png", "a 10 x 10 mask for a 64 x 64 image")]
+    assert d.images == 39 and d.concepts == ("background", "corner mark")
+    assert d.summary().get("corner mark", 0) > 20
+    with pytest.raises(ValueError, match="needs an images/ folder"):
+        diagnosis.folder_dissection(biased, "layer3", tmp_path / "masks")

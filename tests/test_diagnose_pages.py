@@ -1,0 +1,117 @@
+"""The Diagnose pages (Mistakes, Adversarial, Bias, Neurons) through AppTest: what they show is
+what the library computes on the same scenes."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import model_zoo
+from evaluation import diagnosis
+from explainers import adversarial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _open(page: str, model: str | None = None, scene: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=180).run()
+    if model:
+        at.selectbox(key="model").set_value(model).run()
+    if scene:
+        at.selectbox(key="gallery").set_value(scene).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _text(at) -> str:
+    return "\n".join([*(m.value for m in at.markdown), *(c.value for c in at.caption),
+                      *(s.value for s in at.success), *(w.value for w in at.warning)])
+
+
+def test_mistakes_page_tallies_what_the_library_finds():
+    at = _open("pages/mistakes.py", model="shapes-biased")
+    at.selectbox(key="mis_cue").set_value("flip").run()
+    at.number_input(key="mis_n").set_value(100).run()
+    assert not at.exception
+    want = diagnosis.mistakes(model_zoo.load("shapes-biased"), 100, 20000, "flip", "single", "layer3", keep=0)
+    assert want["tolerance_px"] == 4.0
+    assert f"{want['errors']} mistakes" in _text(at)
+    # a misleading mark fools the biased model, and its maps say so: most peaks lie on the mark
+    assert want["tally"]["corner mark"] > 0.5 * want["errors"]
+    shares = f"corner mark: {want['tally']['corner mark']} ({want['tally']['corner mark'] / want['errors']:.0%})"
+    assert shares in _text(at)
+    assert len(at.get("image")) >= 2 * min(12, want["errors"])
+
+
+def test_mistakes_page_on_a_labelled_folder_counts_what_it_skips(tmp_path):
+    from model_zoo.shapes.voc import export_scene
+    from model_zoo.shapes.world import make_scene
+    for i in range(12):
+        export_scene(make_scene(20000, i, "single", "flip"), tmp_path, f"s{i:02d}")
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    at = _open("pages/mistakes.py", model="shapes-biased")
+    at.radio(key="mis_source").set_value("folder").run()
+    at.text_input(key="mis_folder").set_value(str(tmp_path)).run()
+    assert not at.exception
+    from evaluation import data
+    want = diagnosis.folder_mistakes(model_zoo.load("shapes-biased"), data.voc_folder(tmp_path, 200), "layer3")
+    assert f"on {want['images']} images: {want['errors']} mistakes" in _text(at)
+    assert want["images"] == 12 and want["errors"] >= 9  # a misleading mark fools it
+    assert [e.label for e in at.expander] == ["1 image skipped"]
+    at.text_input(key="mis_folder").set_value(str(tmp_path / "absent")).run()
+    assert not at.exception and "does not exist" in at.error[0].value
+
+
+def test_adversarial_page_flips_and_shows_the_maps():
+    at = _open("pages/adversarial.py", model="shapes-resnet", scene="circle")
+    at.slider(key="adv_eps").set_value(16).run()
+    assert not at.exception
+    loaded = model_zoo.load("shapes-resnet")
+    from model_zoo.shapes import gallery
+    from PIL import Image
+    x = loaded.preprocess(Image.fromarray(dict(gallery())["circle"].image)).unsqueeze(0)
+    label = int(loaded.model(x).argmax(1))
+    att = adversarial.pgd(loaded.model, x, label, 16 / 255, steps=10, mean=loaded.preprocess.mean,
+                          std=loaded.preprocess.std)
+    names = loaded.categories
+    text = _text(at)
+    if att.flip_rate == 1:
+        assert f"**{names[label]}** → **{names[int(att.prediction[0])]}**" in text
+    else:
+        assert "stayed" in text
+    assert len(at.get("image")) >= 6
+    at.radio(key="adv_method").set_value("fgsm").run()
+    assert not at.exception
+
+
+def test_bias_page_shows_the_library_figures():
+    at = _open("pages/bias.py")
+    at.number_input(key="bias_n").set_value(60).run()
+    assert not at.exception
+    want = diagnosis.bias_report([model_zoo.load("shapes-biased"), model_zoo.load("shapes-resnet")], 60, 20000)
+    table = at.dataframe[0].value
+    for _, row in table.iterrows():
+        cue = {v: k for k, v in diagnosis.BIAS_CUES.items()}[row["mark"]]
+        assert row["accuracy"] == f"{want[row['model']][cue]['accuracy']:.1%}"
+        assert row["map mass on the mark"] == f"{want[row['model']][cue]['mark_mass']:.1%}"
+    b, f = want["shapes-biased"]["match"]["mark_mass"], want["shapes-resnet"]["match"]["mark_mass"]
+    assert b > 3 * f  # several times the unbiased model's mass
+    assert f"{b / f:.1f} times" in _text(at)
+
+
+def test_neurons_page_names_units_and_writes_the_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(diagnosis, "notes_path", lambda model_id, what: tmp_path / f"{model_id}.{what}.json")
+    at = _open("pages/neurons.py", model="shapes-biased", scene="circle")
+    at.number_input(key="neu_n").set_value(200).run()
+    assert not at.exception
+    quote = [m.value for m in at.markdown if m.value.startswith("> predicted")]
+    assert quote, _text(at)
+    loaded = model_zoo.load("shapes-biased")
+    d = diagnosis.dissection(loaded, "layer3", 200, 30000)
+    top = at.dataframe[0].value
+    for _, row in top.iterrows():
+        assert row["name"] == (d.name(int(row["unit"])) or "(unnamed)")
+    assert (tmp_path / "shapes-biased.dissection-layer3-200-30000.json").is_file()  # kept for next time
+    assert "corner mark" in quote[0]  # the biased model's decision rests on units for the mark

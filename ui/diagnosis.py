@@ -1,0 +1,113 @@
+"""What the Diagnose pages compute, with a progress bar while it runs, then kept for every session
+(``cache.map_store``): mistakes, attacks, bias figures and dissections."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+import explainers
+from evaluation import diagnosis
+from explainers import adversarial
+from ui import cache
+
+
+def _kept(key: tuple, text: str, compute):
+    """``compute(progress)`` once per key (``progress(done, total)``; total 0: unknown), with a bar."""
+    store = cache.map_store()
+    got = store.get(key)
+    if got is None:
+        bar = st.progress(0.0, text=text)
+
+        def progress(done, total):
+            bar.progress(min(1.0, done / total) if total else 0.5,
+                         text=f"{text} {done} of {total}" if total else f"{text} {done} done")
+
+        got = compute(progress)
+        bar.empty()
+        store.put(key, got)
+    return got
+
+
+def mistakes(model_id: str, n: int, seed: int, cue: str, kind: str, layer: str, keep: int) -> dict:
+    return _kept(("mistakes", model_id, n, seed, cue, kind, layer, keep), f"Classifying {n} scenes...",
+                 lambda p: diagnosis.mistakes(cache.load_model(model_id), n, seed, cue, kind, layer, keep=keep,
+                                              progress=p))
+
+
+def folder_mistakes(model_id: str, folder: str, n: int, layer: str, keep: int) -> dict:
+    from evaluation import data
+    return _kept(("folder_mistakes", model_id, folder, n, layer, keep), "Classifying the folder's images...",
+                 lambda p: diagnosis.folder_mistakes(cache.load_model(model_id), data.voc_folder(folder, n), layer,
+                                                     keep=keep, progress=p))
+
+
+def bias(model_ids: tuple[str, ...], n: int, seed: int) -> dict:
+    return _kept(("bias", model_ids, n, seed), f"Running {len(model_ids)} models on {n} scenes per mark...",
+                 lambda p: diagnosis.bias_report([cache.load_model(m) for m in model_ids], n, seed, progress=p))
+
+
+def bias_examples(model_ids: tuple[str, ...], index: int, seed: int) -> dict:
+    """For one scene index under each mark policy: the image, and per model the prediction and
+    its Grad-CAM."""
+    def compute(progress):
+        from model_zoo.shapes.world import make_scene
+        out = {}
+        for cue in diagnosis.BIAS_CUES:
+            scene = make_scene(seed, index, "single", cue)
+            row = {"image": scene.image, "label": scene.label, "models": {}}
+            for m in model_ids:
+                loaded = cache.load_model(m)
+                x = loaded.preprocess(Image.fromarray(scene.image)).unsqueeze(0)
+                cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
+                pred = int(cap.output.argmax(1))
+                e = cap.explain("gradcam", pred)
+                row["models"][m] = {"prediction": pred, "map": e.attribution}
+            out[cue] = row
+        return out
+    return _kept(("bias_examples", model_ids, index, seed), "Explaining the example scene...", compute)
+
+
+def attack(model_id: str, digest: str, image: np.ndarray, method: str, epsilon: float, steps: int,
+           step_size: float | None, target: int | None, layer: str) -> dict:
+    """The attacked image and what the model and Grad-CAM say before and after."""
+    def compute(progress):
+        loaded = cache.load_model(model_id)
+        x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
+        pre = dict(mean=loaded.preprocess.mean, std=loaded.preprocess.std)
+        with torch.no_grad():
+            clean_label = int(loaded.model(x).argmax(1))
+        if method == "fgsm":
+            att = adversarial.fgsm(loaded.model, x, clean_label, epsilon, target=target, **pre)
+        else:
+            att = adversarial.pgd(loaded.model, x, clean_label, epsilon, steps=steps, step_size=step_size,
+                                  target=target, progress=progress, **pre)
+        adv_label = int(att.prediction[0])
+        clean = explainers.Capture(loaded.model, x, layer=layer)
+        attacked = explainers.Capture(loaded.model, att.x, layer=layer)
+        std = torch.tensor(loaded.preprocess.std).view(3, 1, 1)
+        mean = torch.tensor(loaded.preprocess.mean).view(3, 1, 1)
+        pixels = (att.x[0] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+        return {"clean_label": clean_label, "adversarial_label": adv_label,
+                "clean_probs": torch.softmax(clean.output.detach(), 1)[0].numpy(),
+                "adversarial_probs": torch.softmax(attacked.output.detach(), 1)[0].numpy(),
+                "image": (pixels * 255).round().astype(np.uint8),
+                "perturbation": att.perturbation[0].permute(1, 2, 0).numpy(),
+                "step_size": att.step_size,
+                "maps": {"original_clean": clean.explain("gradcam", clean_label).attribution,
+                         "original_attacked": attacked.explain("gradcam", clean_label).attribution,
+                         "adversarial_attacked": attacked.explain("gradcam", adv_label).attribution}}
+    label = "PGD step" if method == "pgd" else "FGSM"
+    return _kept(("attack", model_id, digest, method, epsilon, steps, step_size, target, layer), f"{label}...",
+                 compute)
+
+
+def dissection(model_id: str, layer: str, n: int, seed: int):
+    return _kept(("dissection", model_id, layer, n, seed), "Dissecting: probe batch",
+                 lambda p: diagnosis.dissection(cache.load_model(model_id), layer, n, seed, progress=p))
+
+
+def folder_dissection(model_id: str, layer: str, folder: str):
+    return _kept(("folder_dissection", model_id, layer, folder), "Dissecting: image batch",
+                 lambda p: diagnosis.folder_dissection(cache.load_model(model_id), layer, folder, progress=p))
