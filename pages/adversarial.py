@@ -23,7 +23,10 @@ method = b.radio("Attack", ["pgd", "fgsm"], horizontal=True, key="adv_method",
 levels = c.slider("Epsilon (grey levels of 255)", 1, 32, 8, key="adv_eps")
 steps = int(d.number_input("PGD steps", 1, 100, 10, key="adv_steps", disabled=method == "fgsm"))
 epsilon = levels / 255
-a, b = st.columns(2)
+a, b, c = st.columns(3)
+step_levels = c.number_input("PGD step size (grey levels; 0: 2.5 x epsilon / steps, as Madry et al.)", 0.0, 32.0,
+                             0.0, 0.25, key="adv_step", disabled=method == "fgsm")
+step_size = float(step_levels) / 255 if step_levels > 0 and method == "pgd" else None
 targeted = a.checkbox("Targeted: push towards a class", key="adv_targeted")
 probs = cache.probabilities(model_id, digest, layer, shown)
 top = [int(i) for i in np.argsort(-probs)]
@@ -34,7 +37,8 @@ if targeted:
         st.info("The target is already the prediction: pick another class.")
         st.stop()
 
-result = diag.attack(model_id, digest, shown, method, epsilon, steps if method == "pgd" else 1, None, target, layer)
+result = diag.attack(model_id, digest, shown, method, epsilon, steps if method == "pgd" else 1, step_size, target,
+                     layer)
 clean, adv = result["clean_label"], result["adversarial_label"]
 alpha = 0.5
 m = result["maps"]

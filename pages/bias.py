@@ -6,6 +6,7 @@ import streamlit as st
 
 from evaluation import diagnosis
 from explainers import render
+from model_zoo.shapes import world
 from ui import cache
 from ui import diagnosis as diag
 
@@ -37,13 +38,15 @@ fig.update_layout(barmode="group", height=300, margin=dict(l=0, r=0, t=30, b=0),
 st.plotly_chart(fig, key="bias_mass")
 
 rb, rf = report[biased], report[fair]
+x0, y0, x1, y1 = world.CUE_BOX
+mark_share = (x1 - x0) * (y1 - y0) / world.SIZE ** 2
 ratio = rb["match"]["mark_mass"] / rf["match"]["mark_mass"] if rf["match"]["mark_mass"] > 0 else float("inf")
 st.markdown(
     f"**The story, in this run's figures.** With the mark matching the class, **{biased}** is right "
     f"{rb['match']['accuracy']:.0%} of the time, but without the mark only {rb['none']['accuracy']:.0%} "
     f"and with a misleading mark {rb['flip']['accuracy']:.0%}: it learned the mark, not the shapes. "
     f"Grad-CAM shows it before any accuracy test does: {rb['match']['mark_mass']:.1%} of its map lies on the "
-    f"mark's box (0.5% of the image), {ratio:.1f} times the {rf['match']['mark_mass']:.1%} of **{fair}**. "
+    f"mark's box ({mark_share:.1%} of the image), {ratio:.1f} times the {rf['match']['mark_mass']:.1%} of **{fair}**. "
     f"Retrained without the shortcut, {fair} is right {rf['none']['accuracy']:.0%} without the mark and "
     f"{rf['flip']['accuracy']:.0%} with a misleading one.")
 

@@ -82,6 +82,10 @@ def test_adversarial_page_flips_and_shows_the_maps():
     else:
         assert "stayed" in text
     assert len(at.get("image")) >= 6
+    at.checkbox(key="adv_targeted").check().run()  # towards the second most probable class
+    assert not at.exception and len(at.get("image")) >= 6
+    at.number_input(key="adv_step").set_value(1.0).run()
+    assert not at.exception and "steps of 1.00" in _text(at) or "stayed" in _text(at)
     at.radio(key="adv_method").set_value("fgsm").run()
     assert not at.exception
 

@@ -126,3 +126,16 @@ def test_dissection_from_a_folder_of_masks(tmp_path, biased):
     assert d.summary().get("corner mark", 0) > 20
     with pytest.raises(ValueError, match="needs an images/ folder"):
         diagnosis.folder_dissection(biased, "layer3", tmp_path / "masks")
+
+
+@pytest.mark.slow
+def test_the_readme_figures_command(tmp_path, monkeypatch, capsys):
+    import json
+
+    from evaluation.__main__ import main
+    monkeypatch.setattr(diagnosis, "notes_path", lambda m, what: tmp_path / f"{m}.{what}.json")
+    assert main(["diagnose", "--n", "30", "--out", str(tmp_path / "figures.json")]) == 0
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert json.loads(capsys.readouterr().out) == figures
+    assert figures["adversarial"]["scenes"] == 30 and figures["mark_units shapes-biased"]["share"] >= 0.8
+    assert set(figures) >= {"bias", "mistakes shapes-weak none", "mark_units shapes-resnet"}
