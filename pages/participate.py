@@ -1,11 +1,16 @@
-"""Take part in a study: reached with a study code (``?study=CODE`` shows this page alone). The
-participant sees the instructions, then one trial at a time, blinded; each answer is committed
-before the next trial appears, and a reload continues at the next unanswered trial. Nothing the
-URL carries is rendered as Markdown, and a participant never sees a database address or a
-driver's error: a failed save keeps the chosen answer and retries."""
+"""Take part in a study: reached with a study code (``?study=CODE`` shows this page alone), and
+from a recruitment platform with its identifiers (Prolific's PROLIFIC_PID, STUDY_ID, SESSION_ID;
+Mechanical Turk's workerId, assignmentId, hitId, turkSubmitTo; or a generic pid). The same
+platform id coming back resumes its own participant. Consent first when the study asks for it
+(declining stores nothing but the decline), optional demographics, a practice trial, then one
+trial at a time, blinded, attention checks among them; each answer is committed before the next
+trial appears (its time measured on the server from the trial's first showing), and a reload or
+another replica continues at the next unanswered trial. At the end: the completion code and the
+way back to the platform. Nothing the URL carries is rendered as Markdown, and a participant never
+sees a database address or a driver's error: a failed save keeps the chosen answer and retries."""
 import streamlit as st
 
-from studies import participation
+from studies import field, participation
 from ui import studies
 
 store = studies.store(participant=True)
@@ -16,42 +21,105 @@ if not code:
     st.info("Enter the study code you were given.")
     st.stop()
 study = studies.guarded(store.study, code, participant=True)
+settings = field.FieldSettings.from_config(study.config)
 st.title(study.title)
+try:
+    recruit = field.recruitment_from(st.query_params)
+except ValueError as err:
+    st.error(f"This study link is not valid: {studies.plain(err)}. Please open the link from the platform again.")
+    st.stop()
 
 token = st.query_params.get("p")
+if not token and recruit.identified:  # the same platform id again: their own participant, resumed
+    token = studies.guarded(store.recruit_token, study.code, recruit.platform, recruit.platform_id,
+                            participant=True)
+    if token:
+        st.query_params["p"] = token
 if token:
     owner, seed = studies.guarded(store.participant, token, participant=True)
     if owner != study.code:
         st.error("This participant link belongs to another study; start again from the study link.")
         st.stop()
 else:
+    if st.session_state.get(f"declined_{study.code}"):
+        st.info("You chose not to take part. Nothing about you was stored. Thank you for your time; you may "
+                "close this page.")
+        st.stop()
     if study.closed:
         st.error("This study is closed and takes no more answers. Thank you for your interest.")
         st.stop()
     st.markdown(study.config.get("instructions") or "")
-    st.caption(f"{study.n_trials} short questions. Your answers are saved as you go; if you reload "
+    trials_total = sum(1 for t in studies.guarded(store.trials, study.code, participant=True)
+                       if t.get("role", "trial") != "practice")
+    st.caption(f"{trials_total} short questions. Your answers are saved as you go; if you reload "
                "the page you continue where you left off.")
-    if st.button("Start", type="primary", key="participate_start"):
+    if recruit.preview:
+        st.info("This is a preview of the task. Accept the HIT to start; the questions appear then.")
+        st.stop()
+
+    def start():
+        joined = studies.guarded(store.enrol, study.code, recruit.platform, recruit.platform_id, recruit.meta,
+                                 participant=True)
         st.query_params["study"] = study.code
-        st.query_params["p"] = studies.guarded(store.join, study.code, participant=True)
+        st.query_params["p"] = joined.token
+        st.rerun()
+
+    if settings.consent:
+        st.subheader("Consent")
+        st.markdown(studies.plain(settings.consent))
+        a, b = st.columns(2)
+        if a.button("I agree and want to take part", type="primary", key="participate_consent"):
+            start()
+        if b.button("I do not agree", key="participate_decline"):
+            studies.guarded(store.decline, study.code, participant=True)
+            st.session_state[f"declined_{study.code}"] = True
+            st.rerun()
+    elif st.button("Start", type="primary", key="participate_start"):
+        start()
+    st.stop()
+
+if settings.demographics and not studies.guarded(store.has_demographics, token, participant=True):
+    with st.form(key="demographics"):
+        st.markdown("A few questions about you (optional answers are marked so).")
+        answers = {q: st.radio(field.DEMOGRAPHICS[q][0], field.DEMOGRAPHICS[q][1], index=None, key=f"demo_{q}")
+                   for q in settings.demographics}
+        sent = st.form_submit_button("Continue", type="primary")
+    if sent:
+        if any(v is None for v in answers.values()):
+            st.warning("Please answer each question (\"I prefer not to say\" is an answer).")
+            st.stop()
+        studies.guarded(store.save_demographics, token, answers, participant=True)
         st.rerun()
     st.stop()
 
-plan = participation.schedule(study.n_trials, seed)
+trials = studies.guarded(store.trials, study.code, participant=True)
+roles = [t.get("role", "trial") for t in trials]
+plan = field.plan(roles, seed)
 done = studies.guarded(store.answered, token, participant=True)
-remaining = [(pos, t, flag) for pos, (t, flag) in enumerate(plan) if t not in done]
-st.progress(len(done) / study.n_trials, text=f"{len(done)} of {study.n_trials} answered")
+remaining = [item for item in plan if item.trial not in done]
+counted = [item for item in plan if item.role != "practice"]
+answered = sum(1 for item in counted if item.trial in done)
+st.progress(answered / max(1, len(counted)), text=f"{answered} of {len(counted)} answered")
 if not remaining:
     st.success("All your answers are saved. Thank you for taking part!")
+    end = field.completion(settings, recruit)
+    if end.code:
+        st.markdown(f"Your completion code: **{studies.plain(end.code)}**")
+    if end.url:
+        st.link_button(end.label, end.url, type="primary")
     st.stop()
 if study.closed:
     st.error("This study has been closed; your earlier answers are saved. Thank you!")
     st.stop()
 
-position, trial_idx, flag = remaining[0]
-trial = studies.guarded(store.trials, study.code, participant=True)[trial_idx]
+item = remaining[0]
+position, trial_idx, flag = item.position, item.trial, item.flag
+trial = trials[trial_idx]
+studies.guarded(store.mark_shown, token, trial_idx, participant=True)  # the answer's clock starts here
 pending_key = f"participate_pending_{token}_{trial_idx}"
 pending = st.session_state.get(pending_key)  # an answer given whose save failed: kept, not lost
+if item.role == "practice":
+    st.info("A practice question first, to get to know the task; it does not count.")
 with st.form(key=f"trial_{position}", clear_on_submit=True):
     if study.kind == "trust":
         first, second = participation.trust_slots(flag)
@@ -64,12 +132,14 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
                     caption="Robot B", width=256)
         options = [label for label, _ in participation.TRUST_SCALE]
         question = "Which robot is more reliable?"
-        shown = {"robot_a": first, "robot_b": second}
+        shown = {"robot_a": first, "robot_b": second, "role": item.role}
     else:
         options = participation.discrimination_options(trial, flag)
         st.image(studies.guarded(store.stimulus, study.code, trial_idx, "map", participant=True), width=256)
         question = "Which of these does the picture show?"
-        shown = {"options": list(options)}
+        if item.role == "attention":
+            question = f"To show you are reading: choose \"{studies.plain(trial['explained'])}\" here."
+        shown = {"options": list(options), "role": item.role}
     choice = st.radio(question, options, index=options.index(pending) if pending in options else None,
                       key=f"answer_{position}")
     submitted = st.form_submit_button("Save answer and continue", type="primary")
@@ -90,7 +160,7 @@ if submitted:
         st.stop()
     save(choice)
 if pending is not None:
-    st.warning("Saving failed; your answer is kept. We retried a few times: press \"Retry saving my "
-               "answer\" in a moment. Nothing you answered before is lost.")
+    st.warning("Saving failed, retrying: your answer is kept. We retried a few times; press \"Retry saving "
+               "my answer\" in a moment. Nothing you answered before is lost.")
     if st.button("Retry saving my answer", key="participate_retry"):
         save(pending)

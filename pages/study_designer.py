@@ -5,6 +5,7 @@ import streamlit as st
 
 import studies as studies_lib
 from explainers import METHODS, get_method
+from studies import field
 from ui import cache, studies
 
 st.title("Design a study")
@@ -63,11 +64,35 @@ require_correct = b.checkbox("Only images the models get right", value=kind == "
 seed = int(c.number_input("Seed", 0, 10**6, 0, key="design_seed"))
 instructions = st.text_area("Instructions", DEFAULT_INSTRUCTIONS[kind], key=f"design_instructions_{kind}")
 
+with st.expander("In the field: consent, checks, exclusions, completion (fixed before anyone takes part)"):
+    consent = st.text_area("Consent text (empty: no consent step; declining stores nothing but the decline)",
+                           "", key="design_consent")
+    demographics = st.multiselect("Demographics questions", list(field.DEMOGRAPHICS), key="design_demographics",
+                                  format_func=lambda q: field.DEMOGRAPHICS[q][0])
+    a, b, c = st.columns(3)
+    practice = a.checkbox("One practice trial first (not counted)", key="design_practice")
+    attention_rate = b.number_input("Attention checks per trial (0.1: one per ten)", 0.0, 0.5, 0.0, 0.05,
+                                    key="design_attention",
+                                    help="Trust: one robot's map is pure noise; class discrimination: the "
+                                         "question names the option to choose. Never counted as trials.")
+    completion_code = c.text_input("Completion code (shown at the end; Prolific's redirect uses it)",
+                                   key="design_completion")
+    a, b, c = st.columns(3)
+    max_failed = int(a.number_input("Exclude after more failed checks than", 0, 50, 0, key="design_max_failed"))
+    min_median = float(b.number_input("Exclude a median answer time below (s)", 0.0, 60.0, 0.0, 0.5,
+                                      key="design_min_median"))
+    require_complete = c.checkbox("Exclude incomplete participants", value=True, key="design_complete")
+field_settings = {"consent": consent, "demographics": list(demographics), "practice": practice,
+                  "attention_rate": float(attention_rate), "min_median_seconds": min_median,
+                  "max_failed_checks": max_failed, "require_complete": require_complete,
+                  "completion_code": completion_code.strip()}
+
 missing_folder = source["source"] == "folder" and not source["path"]
 if st.button("Create study", type="primary", key="design_create", disabled=missing_folder):
     design = studies_lib.StudyDesign(kind=kind, title=title, models=models, methods=tuple(methods),
                                      stronger=stronger, source=source, n_images=n_images,
-                                     require_correct=require_correct, instructions=instructions, seed=seed)
+                                     require_correct=require_correct, instructions=instructions, seed=seed,
+                                     field_settings=field_settings)
     bar = st.progress(0.0, text="Running the models on candidate images...")
     try:
         config, trials, stimuli = studies_lib.build_study(
@@ -80,8 +105,12 @@ if st.button("Create study", type="primary", key="design_create", disabled=missi
     bar.empty()
     code = studies.guarded(store.save_study, title, kind, config, trials, stimuli)
     st.session_state["design_last_code"] = code
-    st.success(f"Study saved: code **{code}**, {len(trials)} trials from {config['images_kept']} images "
-               f"({config['candidates_seen']} candidates looked at).")
+    roles = [t["role"] for t in trials]
+    st.success(f"Study saved: code **{code}**, {roles.count('trial')} trials from {config['images_kept']} images "
+               f"({config['candidates_seen']} candidates looked at)"
+               + (f", {roles.count('attention')} attention checks" if "attention" in roles else "")
+               + (", a practice trial" if "practice" in roles else "") + ". Its pre-registration record "
+               "(settings, trials, stimuli hashes, weights sha256) was written with it.")
     if config["images_kept"] < n_images:
         st.warning(f"You asked for {n_images} images; only {config['images_kept']} of the "
                    f"{config['candidates_seen']} candidates passed the filter, so the study has "
@@ -98,6 +127,9 @@ if last:
     st.markdown(f"Participants open this link (copy it with the button at its right): they see that "
                 f"study and nothing else.")
     st.code(link, language=None)
+    st.caption("From Prolific add `&PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID="
+               "{{%SESSION_ID%}}`; Mechanical Turk's external question adds workerId, assignmentId, hitId and "
+               "turkSubmitTo itself; any other platform: `&pid=<id>`. The same id coming back resumes.")
 
 st.subheader("Studies")
 rows = []

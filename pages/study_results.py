@@ -1,6 +1,8 @@
-"""Study results (admin): per study and method, the relative reliability in favour of the
-stronger model with a bootstrap interval, a sign test and a permutation test (trust), or the
-accuracy per method (class discrimination); per participant and per image; raw answers as CSV."""
+"""Study results (admin): included and excluded participants with the reason (the rule fixed in
+the design), then, on the included participants' counted trials only, per method the relative
+reliability in favour of the stronger model with a bootstrap interval, a sign test and a
+permutation test (trust), or the accuracy per method (class discrimination); per participant and
+per image; the pre-registration record, the platform's approval list and the raw answers."""
 import csv
 import io
 from collections import defaultdict
@@ -9,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import studies as studies_lib
+from studies import field
 from ui import studies
 
 st.title("Study results")
@@ -43,8 +46,44 @@ if study.closed:
 elif st.button("Close the study (no more participants or answers)", key="results_close"):
     studies.guarded(store.close_study, code)
     st.rerun()
+settings = field.FieldSettings.from_config(cfg)
+roles = [t.get("role", "trial") for t in trials]
+try:
+    record, record_hash = store.preregistration(code)
+    st.download_button(f"Pre-registration record (JSON, sha256 {record_hash[:12]}...)", record,
+                       f"study_{code}_preregistration.json", "application/json", key="results_prereg",
+                       help=f"The frozen design written when the study was made; sha256 {record_hash}")
+except studies_lib.StudyNotFound as err:
+    st.caption(studies.plain(str(err)))
+except studies_lib.StorageError as err:
+    st.error(f"{studies.plain(str(err))}. Try again in a moment.")
+declined = studies.guarded(store.declines, code)
+tokens = studies.guarded(store.participant_tokens, code)
+excluded = field.exclusions(tokens, rows, roles, settings)
+out = {p: why for p, why in excluded.items() if why}
+recruits = studies.guarded(store.recruits, code)
+rule = [f"incomplete (fewer than {roles.count('trial')} counted trials)" if settings.require_complete else None,
+        f"more than {settings.max_failed_checks} failed attention check(s)" if roles.count("attention") else None,
+        f"median answer time below {settings.min_median_seconds:g} s" if settings.min_median_seconds > 0 else None]
+st.markdown(f"**Participants**: {len(tokens) - len(out)} included, {len(out)} excluded"
+            + (f", {declined} declined consent" if declined else "") + ". Exclusion rule fixed in the design: "
+            + ("; ".join(r for r in rule if r) or "none") + f". Attention checks per participant: "
+            f"{roles.count('attention')}; practice trials: {roles.count('practice')} (neither is counted).")
+if out:
+    st.dataframe([{"participant": p[:8], "excluded because": why} for p, why in out.items()], hide_index=True,
+                 key="results_excluded")
+if recruits:
+    approvals = field.approval_rows(recruits, excluded)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(approvals[0]))
+    writer.writeheader()
+    writer.writerows(approvals)
+    st.download_button(f"Approval list for the platform (CSV, {len(approvals)} participants)", buf.getvalue(),
+                       f"study_{code}_approvals.csv", "text/csv", key="results_approvals")
+all_rows = rows
+rows = field.included_rows(rows, roles, excluded)
 if not rows:
-    st.info("No answers yet.")
+    st.info("No answers yet." if not all_rows else "No counted answers from included participants yet.")
     st.stop()
 method_of = {i: t["method"] for i, t in enumerate(trials)}
 
@@ -104,11 +143,12 @@ st.dataframe([{"image": k[0], "method": k[1], "answers": len(v), "mean score": r
 
 buf = io.StringIO()
 writer = csv.writer(buf)
-writer.writerow(["response_id", "participant", "trial", "position", "method", "image", "shown", "answer", "score",
-                 "created_at"])
-for r in rows:
+writer.writerow(["response_id", "participant", "trial", "role", "position", "method", "image", "shown", "answer",
+                 "score", "seconds", "excluded_because", "created_at"])
+for r in all_rows:
     t = trials[r["trial_idx"]]
-    writer.writerow([r["id"], r["participant"], r["trial_idx"], r["position"], t["method"],
+    writer.writerow([r["id"], r["participant"], r["trial_idx"], roles[r["trial_idx"]], r["position"], t["method"],
                      t["image"].get("index", t["image"].get("file")), r["shown"], r["answer"], r["score"],
+                     "" if r.get("seconds") is None else f"{r['seconds']:.3f}", excluded.get(r["participant"]) or "",
                      r["created_at"].isoformat() if hasattr(r["created_at"], "isoformat") else r["created_at"]])
 st.download_button("Raw answers (CSV)", buf.getvalue(), f"study_{code}.csv", "text/csv", key="results_csv")

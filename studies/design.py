@@ -21,6 +21,7 @@ from explainers import render
 from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
 from model_zoo.shapes import world
 
+from .field import FieldSettings
 from .participation import KINDS, TRUST_SCALE, schedule  # noqa: F401 (re-exported)
 
 __all__ = ["StudyDesign", "DesignError", "build_study", "schedule", "TRUST_SCALE", "KINDS"]
@@ -43,6 +44,7 @@ class StudyDesign:
     require_correct: bool = False
     instructions: str = ""
     seed: int = 0
+    field_settings: dict = field(default_factory=dict)  # studies.field.FieldSettings as a dict
 
     def check(self) -> None:
         if self.kind not in KINDS:
@@ -68,6 +70,10 @@ class StudyDesign:
             raise DesignError("ask for at least one image")
         if self.kind == "discrimination" and self.source.get("source") != "shapes":
             raise DesignError("class-discrimination studies use two-object shapes scenes (both classes known)")
+        try:
+            FieldSettings.from_config({"field_settings": self.field_settings}).check()
+        except ValueError as err:
+            raise DesignError(str(err)) from err
 
 
 @dataclass
@@ -120,6 +126,41 @@ def _stimulus(loaded, view: np.ndarray, capture, method: str, cls: int, with_ima
         return render.png_bytes(render.pixel_image(e.attribution))
     (m01,) = render.normalize([e.attribution], "per_map")
     return render.png_bytes(render.overlay(view, m01, 0.5) if with_image else render.colorize(m01))
+
+
+def _noise_png(rng: np.random.Generator, like: bytes) -> bytes:
+    """A map of pure noise the size of a stimulus: an attention check's obviously wrong map."""
+    import io
+    w, h = Image.open(io.BytesIO(like)).size
+    (m01,) = render.normalize([rng.random((h // 8 + 1, w // 8 + 1))], "per_map")
+    return render.png_bytes(render.colorize(np.asarray(Image.fromarray((m01 * 255).astype(np.uint8))
+                                                       .resize((w, h), Image.BILINEAR), np.float32) / 255))
+
+
+def _add_field_trials(design: StudyDesign, trials: list[dict], stimuli: dict, rng: np.random.Generator) -> None:
+    """Attention checks (trust: one robot's map is pure noise, the other a real one; the answer
+    passes when it prefers the real map. Discrimination: the page asks for a named option) and
+    the practice trial (a copy of the first trial, answered and never counted)."""
+    settings = FieldSettings.from_config({"field_settings": design.field_settings})
+    n = len(trials)
+    for _ in range(settings.checks_for(n)):
+        src = int(rng.integers(n))
+        i = len(trials)
+        if design.kind == "trust":
+            trials.append({**trials[src], "role": "attention", "check": "noise map as the weaker robot"})
+            stimuli[(i, "stronger")] = stimuli[(src, "stronger")]
+            stimuli[(i, "weaker")] = _noise_png(rng, stimuli[(src, "stronger")])
+        else:
+            wanted = str(rng.choice(trials[src]["classes"]))
+            trials.append({**trials[src], "role": "attention", "explained": wanted,
+                           "check": f"asks for {wanted} by name"})
+            stimuli[(i, "map")] = stimuli[(src, "map")]
+    if settings.practice:
+        i = len(trials)
+        trials.append({**trials[0], "role": "practice"})
+        for (t, slot), png in list(stimuli.items()):
+            if t == 0:
+                stimuli[(i, slot)] = png
 
 
 def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None = None,
@@ -190,6 +231,9 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
                 trials.append({"image": cand.ref, "method": method, "classes": list(cand.truth),
                                "explained": explained, "class_index": cls, "box": cand.boxes.get(explained)})
                 stimuli[(i, "map")] = _stimulus(models[m], views[m], caps[m], method, cls, False)
+    for t in trials:
+        t["role"] = "trial"
+    _add_field_trials(design, trials, stimuli, rng)
     config = {**asdict(design), "models": list(design.models), "methods": list(design.methods),
               "weights_sha256": {m: models[m].sha256 for m in design.models},
               "layers": {m: models[m].default_layer for m in design.models},

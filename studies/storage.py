@@ -7,6 +7,8 @@ answers a trial at most once (a unique constraint, so a double submit from two t
 count twice); each answer is committed before the call returns."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import time
@@ -14,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import (JSON, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData,
+from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData,
                         PrimaryKeyConstraint, String, Table, Text, UniqueConstraint, create_engine,
-                        event, exists, func, literal, select)
+                        event, exists, func, inspect, literal, select, text)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-__all__ = ["Store", "StorageError", "StudyNotFound", "StudyClosed", "default_url", "Study"]
+__all__ = ["Store", "StorageError", "StudyNotFound", "StudyClosed", "default_url", "Study", "Joined"]
 
 meta = MetaData()
 studies_t = Table(
@@ -65,7 +67,43 @@ responses_t = Table(
     Column("answer", Integer, nullable=False),  # the participant's choice as given
     Column("score", Integer, nullable=False),  # in favour of the stronger model / 1 if correct
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seconds", Float, nullable=True),  # from the trial's first showing to this commit (server clocks)
     UniqueConstraint("participant", "trial_idx", name="one_answer_per_trial"),
+)
+recruits_t = Table(  # a participant's id on a recruitment platform: the same id resumes the same token
+    "recruits", meta,
+    Column("study_code", String(16), ForeignKey("studies.code"), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("platform_id", String(128), nullable=False),
+    Column("token", String(40), ForeignKey("participants.token"), nullable=False, unique=True),
+    Column("meta", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("study_code", "platform", "platform_id"),
+)
+declines_t = Table(  # a declined consent: the study and the time, nothing about the person
+    "declines", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_code", String(16), ForeignKey("studies.code"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+demographics_t = Table(
+    "demographics", meta,
+    Column("token", String(40), ForeignKey("participants.token"), primary_key=True),
+    Column("answers", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+views_t = Table(  # when a trial was first shown to a participant (answer times are measured from it)
+    "views", meta,
+    Column("token", String(40), ForeignKey("participants.token"), nullable=False),
+    Column("trial_idx", Integer, nullable=False),
+    Column("shown_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("token", "trial_idx"),
+)
+preregistrations_t = Table(  # the frozen design, written with the study: settings, trials, stimuli hashes
+    "preregistrations", meta,
+    Column("study_code", String(16), ForeignKey("studies.code"), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
 )
 closures_t = Table(
     "closures", meta,
@@ -93,6 +131,12 @@ def default_url() -> str:
         return url
     path = Path(__file__).resolve().parents[1] / "data" / "studies.sqlite"
     return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class Joined:
+    token: str
+    resumed: bool  # the platform id had joined before: their own token, not a new participant
 
 
 @dataclass(frozen=True)
@@ -150,6 +194,7 @@ class Store:
         for attempt in range(attempts):
             try:
                 meta.create_all(self.engine)
+                self._add_missing_columns()
                 return
             except (OperationalError, ProgrammingError, IntegrityError) as err:
                 text = str(err).lower()
@@ -157,6 +202,16 @@ class Store:
                                                    or "locked" in text):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    def _add_missing_columns(self) -> None:
+        """A database made by an earlier version lacks the columns added since (``create_all``
+        makes missing tables, not missing columns): add them, nullable. Two processes may race
+        here; the loser's "already exists" / "duplicate column" is retried by the caller."""
+        have = {c["name"] for c in inspect(self.engine).get_columns("responses")}
+        if "seconds" not in have:
+            with self.engine.begin() as conn:
+                kind = "DOUBLE PRECISION" if self.engine.dialect.name == "postgresql" else "FLOAT"
+                conn.execute(text(f"ALTER TABLE responses ADD COLUMN seconds {kind}"))
 
     def _run(self, fn):
         try:
@@ -177,14 +232,24 @@ class Store:
 
     def save_study(self, title: str, kind: str, config: dict, trials: list[dict],
                    stimuli: dict[tuple[int, str], bytes]) -> str:
-        """Write a study with its fixed trials and rendered stimuli in one transaction; return
-        its new code (8 characters, hard to guess)."""
+        """Write a study with its fixed trials and rendered stimuli in one transaction, with its
+        pre-registration record (:meth:`preregistration`); return its new code (8 characters,
+        hard to guess)."""
         code = secrets.token_hex(4)
+        created = _now()
+        record = {"study": code, "title": title, "kind": kind, "created_at": created.isoformat(),
+                  "settings": config, "trials": trials,
+                  "stimuli_sha256": {f"{i}/{slot}": hashlib.sha256(png).hexdigest()
+                                     for (i, slot), png in sorted(stimuli.items())},
+                  "weights_sha256": config.get("weights_sha256", {})}
+        record_text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
 
         def go():
             with self.engine.begin() as conn:
                 conn.execute(studies_t.insert().values(code=code, title=title, kind=kind, config=config,
-                                                       n_trials=len(trials), created_at=_now()))
+                                                       n_trials=len(trials), created_at=created))
+                conn.execute(preregistrations_t.insert().values(
+                    study_code=code, record=record_text, sha256=hashlib.sha256(record_text.encode()).hexdigest()))
                 conn.execute(trials_t.insert(), [{"study_code": code, "idx": i, "payload": t}
                                                  for i, t in enumerate(trials)])
                 conn.execute(stimuli_t.insert(), [{"study_code": code, "trial_idx": i, "slot": slot, "png": png}
@@ -271,6 +336,91 @@ class Store:
             return token
         return self._run(go)
 
+    def enrol(self, code: str, platform: str | None = None, platform_id: str | None = None,
+              platform_meta: dict | None = None) -> Joined:
+        """A participant of an open study, recorded with their platform id when they came from
+        one. The same (platform, id) coming back gets its own token again (``resumed``), never a
+        second participant: the id is a primary key, so two tabs racing to join make one."""
+        if platform_id is None:
+            return Joined(self.join(code), False)
+        study = self.study(code)
+        known = self.recruit_token(study.code, platform, platform_id)
+        if known is not None:
+            return Joined(known, True)
+        if study.closed:
+            raise StudyClosed(f"the study {study.code!r} is closed and takes no more answers; thank you")
+        token, seed = secrets.token_urlsafe(12), secrets.randbelow(2**31)
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(participants_t.insert().values(token=token, study_code=study.code, seed=seed,
+                                                            created_at=_now()))
+                conn.execute(recruits_t.insert().values(study_code=study.code, platform=platform,
+                                                        platform_id=platform_id, token=token,
+                                                        meta=dict(platform_meta or {}), created_at=_now()))
+            return Joined(token, False)
+        try:
+            return self._run(go)
+        except IntegrityError as err:  # the same id joined at the same moment in another tab
+            known = self.recruit_token(study.code, platform, platform_id)
+            if known is None:
+                raise self._error(err) from err
+            return Joined(known, True)
+
+    def recruit_token(self, code: str, platform: str | None, platform_id: str | None) -> str | None:
+        """The token of a platform id in a study, if it has joined."""
+        if platform_id is None:
+            return None
+
+        def go():
+            with self.engine.connect() as conn:
+                row = conn.execute(select(recruits_t.c.token).where(
+                    recruits_t.c.study_code == code, recruits_t.c.platform == platform,
+                    recruits_t.c.platform_id == platform_id)).first()
+            return None if row is None else row[0]
+        return self._run(go)
+
+    def decline(self, code: str) -> None:
+        """Record that someone declined consent: the study and the time, nothing else."""
+        study = self.study(code)
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(declines_t.insert().values(study_code=study.code, created_at=_now()))
+        self._run(go)
+
+    def save_demographics(self, token: str, answers: dict) -> None:
+        """Once per participant; a second save (a double submit) keeps the first."""
+        self.participant(token)
+
+        def go():
+            with self.engine.begin() as conn:
+                conn.execute(demographics_t.insert().values(token=token, answers=dict(answers), created_at=_now()))
+        try:
+            self._run(go)
+        except IntegrityError:
+            pass  # already saved
+
+    def has_demographics(self, token: str) -> bool:
+        def go():
+            with self.engine.connect() as conn:
+                return conn.execute(select(demographics_t.c.token).where(demographics_t.c.token == token)).first() \
+                    is not None
+        return self._run(go)
+
+    def mark_shown(self, token: str, trial_idx: int) -> None:
+        """The first time a trial is shown to a participant (a reload keeps the first time)."""
+        def go():
+            with self.engine.begin() as conn:
+                seen = conn.execute(select(views_t.c.token).where(views_t.c.token == token,
+                                                                  views_t.c.trial_idx == int(trial_idx))).first()
+                if seen is None:
+                    conn.execute(views_t.insert().values(token=token, trial_idx=int(trial_idx), shown_at=_now()))
+        try:
+            self._run(go)
+        except IntegrityError:
+            pass  # another replica marked it first
+
     def participant(self, token: str) -> tuple[str, int]:
         """(study code, schedule seed) of a participant token."""
         def go():
@@ -299,12 +449,19 @@ class Store:
                   "position": int(position), "answer": int(answer), "score": int(score)}
 
         def go():
-            columns = [*values, "shown", "created_at"]
+            columns = [*values, "shown", "created_at", "seconds"]
             open_now = ~exists(select(closures_t.c.study_code).where(closures_t.c.study_code == code))
-            row = select(*[literal(v) for v in values.values()],
-                         literal(shown, type_=responses_t.c.shown.type),
-                         literal(_now(), type_=responses_t.c.created_at.type)).where(open_now)
             with self.engine.begin() as conn:
+                shown_at = conn.execute(select(views_t.c.shown_at).where(
+                    views_t.c.token == token, views_t.c.trial_idx == int(trial_idx))).scalar()
+                now = _now()
+                if shown_at is not None and shown_at.tzinfo is None:  # SQLite gives naive UTC back
+                    shown_at = shown_at.replace(tzinfo=timezone.utc)
+                seconds = None if shown_at is None else max(0.0, (now - shown_at).total_seconds())
+                row = select(*[literal(v) for v in values.values()],
+                             literal(shown, type_=responses_t.c.shown.type),
+                             literal(now, type_=responses_t.c.created_at.type),
+                             literal(seconds, type_=responses_t.c.seconds.type)).where(open_now)
                 written = conn.execute(responses_t.insert().from_select(columns, row)
                                        .returning(responses_t.c.id)).first()
             if written is None:
@@ -329,6 +486,49 @@ class Store:
                 rows = conn.execute(select(responses_t).where(responses_t.c.study_code == code)
                                     .order_by(responses_t.c.id)).mappings().all()
             return [dict(r) for r in rows]
+        return self._run(go)
+
+    def participant_tokens(self, code: str) -> list[str]:
+        def go():
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(participants_t.c.token).where(participants_t.c.study_code == code)
+                                    .order_by(participants_t.c.created_at))
+                return [r[0] for r in rows]
+        return self._run(go)
+
+    def recruits(self, code: str) -> list[dict]:
+        def go():
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(recruits_t).where(recruits_t.c.study_code == code)
+                                    .order_by(recruits_t.c.created_at)).mappings().all()
+            return [dict(r) for r in rows]
+        return self._run(go)
+
+    def declines(self, code: str) -> int:
+        def go():
+            with self.engine.connect() as conn:
+                return conn.execute(select(func.count()).select_from(declines_t)
+                                    .where(declines_t.c.study_code == code)).scalar_one()
+        return self._run(go)
+
+    def demographics(self, code: str) -> list[dict]:
+        def go():
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(demographics_t.c.token, demographics_t.c.answers)
+                                    .join(participants_t, participants_t.c.token == demographics_t.c.token)
+                                    .where(participants_t.c.study_code == code)).all()
+            return [{"participant": t, **a} for t, a in rows]
+        return self._run(go)
+
+    def preregistration(self, code: str) -> tuple[str, str]:
+        """(the frozen design as canonical JSON, its sha256), written when the study was made."""
+        def go():
+            with self.engine.connect() as conn:
+                row = conn.execute(select(preregistrations_t.c.record, preregistrations_t.c.sha256)
+                                   .where(preregistrations_t.c.study_code == code)).first()
+            if row is None:
+                raise StudyNotFound(f"study {code!r} has no pre-registration record (made before they were kept)")
+            return row[0], row[1]
         return self._run(go)
 
     def counts(self, code: str) -> tuple[int, int]:

@@ -255,7 +255,7 @@ def test_a_failed_save_keeps_the_answer_and_retries(env, monkeypatch):
     at.button[0].click().run()
     assert not at.exception and len(calls) == 3  # retried before giving up
     text = _page_text(at)
-    assert "Saving failed; your answer is kept" in text
+    assert "Saving failed, retrying: your answer is kept" in text
     assert "db.internal" not in text and "connection refused" not in text and "cannot be used" not in text
     assert at.radio[0].value == choice  # the chosen answer is kept, not discarded
     monkeypatch.setattr(storage.Store, "record", real)

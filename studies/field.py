@@ -1,0 +1,236 @@
+"""Studies in the field: who a participant is on a recruitment platform, where they go when they
+finish, the schedule with practice and attention checks, and the exclusion rule fixed in the
+design. Plain Python and numpy (the participant's page imports it, never torch).
+
+Platforms (the link's query parameters):
+
+* Prolific: ``PROLIFIC_PID``, ``STUDY_ID``, ``SESSION_ID``; at the end the study's completion
+  code and the redirect ``https://app.prolific.com/submissions/complete?cc=<code>``;
+* Mechanical Turk: ``workerId``, ``assignmentId``, ``hitId``, ``turkSubmitTo``; an
+  ``assignmentId`` of ``ASSIGNMENT_ID_NOT_AVAILABLE`` is the HIT's preview (instructions only);
+  at the end the external-submit form ``<turkSubmitTo>/mturk/externalSubmit`` with the
+  ``assignmentId``;
+* any other: ``pid``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlencode
+
+import numpy as np
+
+__all__ = ["Recruitment", "recruitment_from", "Completion", "completion", "FieldSettings", "plan",
+           "PlanItem", "exclusions", "included_rows", "approval_rows", "canonical_hash", "MTURK_PREVIEW",
+           "ROLES"]
+
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+PROLIFIC_DONE = "https://app.prolific.com/submissions/complete"
+ROLES = ("trial", "attention", "practice")
+_MAX_ID = 128
+
+
+@dataclass(frozen=True)
+class Recruitment:
+    platform: str | None  # "prolific" | "mturk" | "generic" | None (came without a platform id)
+    platform_id: str | None
+    meta: dict = field(default_factory=dict)  # every platform parameter the link carried
+    preview: bool = False  # an MTurk HIT seen before it was accepted
+
+    @property
+    def identified(self) -> bool:
+        return self.platform_id is not None
+
+
+def _clean(v) -> str | None:
+    v = (v or "").strip()
+    if not v:
+        return None
+    if len(v) > _MAX_ID or any(not (ch.isalnum() or ch in "-_.:@") for ch in v):
+        raise ValueError(f"a platform id must be at most {_MAX_ID} letters, digits or -_.:@")
+    return v
+
+
+def recruitment_from(params: Mapping[str, str]) -> Recruitment:
+    """The platform a link came from and the participant's id there (ValueError for an id that
+    is not a plain token)."""
+    get = {k: params.get(k) for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId", "hitId",
+                                      "turkSubmitTo", "pid")}
+    if get["PROLIFIC_PID"]:
+        meta = {k: _clean(get[k]) for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID") if get[k]}
+        return Recruitment("prolific", meta["PROLIFIC_PID"], meta)
+    if get["assignmentId"] or get["workerId"]:
+        assignment = (get["assignmentId"] or "").strip()
+        if assignment == MTURK_PREVIEW:
+            return Recruitment("mturk", None, {"assignmentId": MTURK_PREVIEW}, preview=True)
+        meta = {k: _clean(get[k]) for k in ("workerId", "assignmentId", "hitId") if get[k]}
+        submit = (get["turkSubmitTo"] or "").strip()
+        if submit:
+            if submit.rstrip("/") not in ("https://www.mturk.com", "https://workersandbox.mturk.com"):
+                raise ValueError("turkSubmitTo must be Mechanical Turk's own address (www.mturk.com or its sandbox)")
+            meta["turkSubmitTo"] = submit.rstrip("/")
+        if "workerId" not in meta:
+            raise ValueError("a Mechanical Turk link needs its workerId")
+        return Recruitment("mturk", meta["workerId"], meta)
+    if get["pid"]:
+        pid = _clean(get["pid"])
+        return Recruitment("generic", pid, {"pid": pid})
+    return Recruitment(None, None)
+
+
+@dataclass(frozen=True)
+class Completion:
+    code: str | None
+    url: str | None  # where the participant goes next (None: show the code only)
+    label: str
+
+
+def completion(settings: "FieldSettings", recruitment: Recruitment) -> Completion:
+    code = settings.completion_code or None
+    if recruitment.platform == "prolific" and code:
+        return Completion(code, f"{PROLIFIC_DONE}?{urlencode({'cc': code})}", "Back to Prolific")
+    if recruitment.platform == "mturk" and recruitment.meta.get("turkSubmitTo"):
+        query = {"assignmentId": recruitment.meta.get("assignmentId", ""), "completion": code or "done"}
+        return Completion(code, f"{recruitment.meta['turkSubmitTo']}/mturk/externalSubmit?{urlencode(query)}",
+                          "Submit the HIT")
+    return Completion(code, None, "")
+
+
+@dataclass(frozen=True)
+class FieldSettings:
+    """What a design fixes for the field, before any participant comes (the exclusion rule
+    included, so it cannot be chosen after seeing the data)."""
+
+    consent: str = ""  # shown before anything is stored; empty: no consent step
+    demographics: tuple[str, ...] = ()  # any of "age", "gender", "vision"
+    practice: bool = False  # one practice trial first (answered, never counted)
+    attention_rate: float = 0.0  # attention checks per counted trial (0.1: one per ten trials)
+    min_median_seconds: float = 0.0  # exclude a participant whose median answer time is below
+    max_failed_checks: int = 0  # exclude a participant who fails more attention checks than this
+    require_complete: bool = True  # exclude a participant who did not answer every counted trial
+    completion_code: str = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "FieldSettings":
+        f = dict(config.get("field_settings") or {})
+        unknown = set(f) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown field setting(s) {', '.join(sorted(unknown))}")
+        f["demographics"] = tuple(f.get("demographics") or ())
+        return cls(**f)
+
+    def check(self) -> None:
+        if not 0 <= self.attention_rate <= 0.5:
+            raise ValueError(f"attention checks per trial must be within 0 and 0.5, not {self.attention_rate}")
+        if self.min_median_seconds < 0 or self.max_failed_checks < 0:
+            raise ValueError("the exclusion floors cannot be negative")
+        unknown = set(self.demographics) - set(DEMOGRAPHICS)
+        if unknown:
+            raise ValueError(f"unknown demographics question(s) {', '.join(sorted(unknown))}; choose among "
+                             f"{', '.join(DEMOGRAPHICS)}")
+
+    def checks_for(self, n_trials: int) -> int:
+        """How many attention checks a participant meets: the rate times the counted trials,
+        rounded, at least one when the rate is positive."""
+        return 0 if self.attention_rate <= 0 else max(1, int(round(self.attention_rate * n_trials)))
+
+
+DEMOGRAPHICS = {
+    "age": ("Your age", ("18-24", "25-34", "35-44", "45-54", "55-64", "65 or over", "I prefer not to say")),
+    "gender": ("Your gender", ("woman", "man", "non-binary", "another", "I prefer not to say")),
+    "vision": ("Do you have normal or corrected-to-normal vision, and normal colour vision?",
+               ("yes", "no", "I prefer not to say")),
+}
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    position: int
+    trial: int  # index into the study's trial list
+    flag: bool  # the stronger model is Robot A / options in stored order
+    role: str  # "trial" | "attention" | "practice"
+
+
+def plan(roles: list[str], seed: int) -> list[PlanItem]:
+    """A participant's schedule: practice trials first (in stored order), then the counted
+    trials in a random order with the attention checks at random places among them (never first,
+    never two in a row when there are enough trials). The flag is balanced over the counted
+    trials (exactly half, rounding at random) and random for the others."""
+    rng = np.random.default_rng(seed)
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown trial role(s) {', '.join(sorted(unknown))}")
+    counted = [i for i, r in enumerate(roles) if r == "trial"]
+    checks = [i for i, r in enumerate(roles) if r == "attention"]
+    practice = [i for i, r in enumerate(roles) if r == "practice"]
+    order = [counted[j] for j in rng.permutation(len(counted))]
+    n_a = len(order) // 2 + (int(rng.integers(0, 2)) if len(order) % 2 else 0)
+    flags = np.zeros(len(order), bool)
+    flags[:n_a] = True
+    rng.shuffle(flags)
+    flag_of = {t: bool(f) for t, f in zip(order, flags)}
+    # checks go into distinct gaps after the first counted trial
+    gaps = list(range(1, len(order) + 1))
+    chosen = sorted(rng.choice(gaps, size=min(len(checks), len(gaps)), replace=False).tolist()) if gaps else []
+    sequence, k = [], 0
+    for pos, t in enumerate(order, start=1):
+        sequence.append(t)
+        while k < len(chosen) and chosen[k] == pos:
+            sequence.append(checks[k])
+            k += 1
+    sequence += checks[k:]
+    out = [PlanItem(p, t, bool(rng.integers(0, 2)), "practice") for p, t in enumerate(practice)]
+    for t in sequence:
+        role = roles[t]
+        out.append(PlanItem(len(out), t, flag_of[t] if role == "trial" else bool(rng.integers(0, 2)), role))
+    return out
+
+
+def _median(v):
+    return float(np.median(v)) if len(v) else float("nan")
+
+
+def exclusions(participants: list[str], rows: list[dict], roles: list[str], settings: FieldSettings) -> dict:
+    """{participant: None (included) or the reason(s) for excluding them}. ``rows``: their
+    responses (participant, trial_idx, score, seconds). An attention check passes when its
+    score is positive (the real map preferred; the instructed option chosen)."""
+    counted = {i for i, r in enumerate(roles) if r == "trial"}
+    checks = {i for i, r in enumerate(roles) if r == "attention"}
+    by: dict[str, list[dict]] = {p: [] for p in participants}
+    for r in rows:
+        by.setdefault(r["participant"], []).append(r)
+    out = {}
+    for p, rs in by.items():
+        reasons = []
+        answered = [r for r in rs if r["trial_idx"] in counted]
+        if settings.require_complete and len(answered) < len(counted):
+            reasons.append(f"incomplete ({len(answered)} of {len(counted)} trials)")
+        failed = sum(1 for r in rs if r["trial_idx"] in checks and r["score"] <= 0)
+        if failed > settings.max_failed_checks:
+            reasons.append(f"failed {failed} attention check{'s' if failed != 1 else ''}")
+        times = [r["seconds"] for r in answered if r.get("seconds") is not None]
+        if settings.min_median_seconds > 0 and times and _median(times) < settings.min_median_seconds:
+            reasons.append(f"median answer time {_median(times):.1f} s, below {settings.min_median_seconds:g} s")
+        out[p] = "; ".join(reasons) or None
+    return out
+
+
+def included_rows(rows: list[dict], roles: list[str], excluded: dict) -> list[dict]:
+    """The responses the statistics use: counted trials of included participants only."""
+    counted = {i for i, r in enumerate(roles) if r == "trial"}
+    return [r for r in rows if r["trial_idx"] in counted and excluded.get(r["participant"]) is None]
+
+
+def approval_rows(recruits: list[dict], excluded: dict) -> list[dict]:
+    """The platform's approval list: one row per recruited participant."""
+    return [{"platform": r["platform"], "platform_id": r["platform_id"], "participant": r["token"],
+             "status": "complete" if excluded.get(r["token"]) is None else "excluded",
+             "reason": excluded.get(r["token"]) or ""} for r in recruits]
+
+
+def canonical_hash(record: dict) -> tuple[str, str]:
+    """(the record as canonical JSON: sorted keys, no spaces; its sha256)."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return text, hashlib.sha256(text.encode()).hexdigest()
