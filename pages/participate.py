@@ -105,7 +105,9 @@ if not remaining:
     end = field.completion(settings, recruit)
     if end.code:
         st.markdown(f"Your completion code: **{studies.plain(end.code)}**")
-    if end.url:
+    if end.url and end.fields:  # MTurk: its external-submit form, by POST
+        st.html(end.form_html())
+    elif end.url:
         st.link_button(end.label, end.url, type="primary")
     st.stop()
 if study.closed:

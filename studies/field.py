@@ -8,8 +8,8 @@ Platforms (the link's query parameters):
   code and the redirect ``https://app.prolific.com/submissions/complete?cc=<code>``;
 * Mechanical Turk: ``workerId``, ``assignmentId``, ``hitId``, ``turkSubmitTo``; an
   ``assignmentId`` of ``ASSIGNMENT_ID_NOT_AVAILABLE`` is the HIT's preview (instructions only);
-  at the end the external-submit form ``<turkSubmitTo>/mturk/externalSubmit`` with the
-  ``assignmentId``;
+  at the end the external-submit form, POSTed to ``<turkSubmitTo>/mturk/externalSubmit`` with
+  the ``assignmentId`` (as MTurk's documentation asks);
 * any other: ``pid``.
 """
 from __future__ import annotations
@@ -85,6 +85,15 @@ class Completion:
     code: str | None
     url: str | None  # where the participant goes next (None: show the code only)
     label: str
+    fields: dict = field(default_factory=dict)  # a form's fields: POSTed to ``url`` (MTurk), else a link
+
+    def form_html(self) -> str:
+        """The form that submits ``fields`` to ``url`` by POST, values escaped."""
+        from html import escape
+        inputs = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(str(v))}">'
+                         for k, v in self.fields.items())
+        return (f'<form method="post" action="{escape(self.url or "")}" target="_top">{inputs}'
+                f'<button type="submit">{escape(self.label)}</button></form>')
 
 
 def completion(settings: "FieldSettings", recruitment: Recruitment) -> Completion:
@@ -92,9 +101,9 @@ def completion(settings: "FieldSettings", recruitment: Recruitment) -> Completio
     if recruitment.platform == "prolific" and code:
         return Completion(code, f"{PROLIFIC_DONE}?{urlencode({'cc': code})}", "Back to Prolific")
     if recruitment.platform == "mturk" and recruitment.meta.get("turkSubmitTo"):
-        query = {"assignmentId": recruitment.meta.get("assignmentId", ""), "completion": code or "done"}
-        return Completion(code, f"{recruitment.meta['turkSubmitTo']}/mturk/externalSubmit?{urlencode(query)}",
-                          "Submit the HIT")
+        fields = {"assignmentId": recruitment.meta.get("assignmentId", ""), "completion": code or "done"}
+        return Completion(code, f"{recruitment.meta['turkSubmitTo']}/mturk/externalSubmit", "Submit the HIT",
+                          fields)
     return Completion(code, None, "")
 
 

@@ -87,8 +87,10 @@ def test_mturk_preview_shows_no_trials_and_accepted_hits_submit(env):
     at = _visit(code, workerId="W9", assignmentId="A7", hitId="H1", turkSubmitTo="https://workersandbox.mturk.com")
     _consent_and_demographics(at)
     _answer(at, len(Store().trials(code)), lambda r: r.options[0])
-    (link,) = at.get("link_button")
-    assert link.proto.url == "https://workersandbox.mturk.com/mturk/externalSubmit?assignmentId=A7&completion=C0DE42"
+    assert not at.get("link_button")
+    (form,) = at.get("html")
+    assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in form.proto.body
+    assert '<input type="hidden" name="assignmentId" value="A7">' in form.proto.body
 
 
 def test_a_decline_stores_nothing_but_itself(env):

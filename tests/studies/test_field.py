@@ -38,7 +38,12 @@ def test_completion_goes_back_to_the_platform():
         field.recruitment_from({"workerId": "W", "assignmentId": "A 1"})
     m = field.completion(s, field.recruitment_from({"workerId": "W", "assignmentId": "A1",
                                                      "turkSubmitTo": "https://www.mturk.com"}))
-    assert m.url == "https://www.mturk.com/mturk/externalSubmit?assignmentId=A1&completion=C0DE42"
+    assert m.url == "https://www.mturk.com/mturk/externalSubmit"
+    assert m.fields == {"assignmentId": "A1", "completion": "C0DE42"}
+    assert m.form_html() == ('<form method="post" action="https://www.mturk.com/mturk/externalSubmit" target="_top">'
+                             '<input type="hidden" name="assignmentId" value="A1">'
+                             '<input type="hidden" name="completion" value="C0DE42">'
+                             '<button type="submit">Submit the HIT</button></form>')
     assert field.completion(s, field.recruitment_from({})).url is None
 
 
