@@ -1,6 +1,7 @@
 """python -m evaluation --model shapes-resnet --data shapes:single --methods gradcam,random --n 200
 --out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar.
-``python -m evaluation diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes)."""
+``python -m evaluation diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes).
+``python -m evaluation scale``: localisation and pointing at scale (batched, resumable, Ray)."""
 from __future__ import annotations
 
 import argparse
@@ -67,10 +68,82 @@ def diagnose(argv) -> int:
     return 0
 
 
+def scaled(argv) -> int:
+    """The localisation-and-pointing protocol at scale: batched, DataLoader workers, resumable,
+    on one machine or on Ray."""
+    from . import imagenet, scale
+    p = argparse.ArgumentParser(prog="python -m evaluation scale", description=scaled.__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--weights", default=None, help="a checkpoint, or 'untrained' for random weights (speed)")
+    p.add_argument("--data", default="shapes:single",
+                   help="shapes:single, shapes:pair, a VOC folder, or an ImageNet val folder with --mapping")
+    p.add_argument("--mapping", default=None, help="WordNet id per model class, in order (LOC_synset_mapping.txt)")
+    p.add_argument("--n", type=int, default=None, help="images (default: all of a folder; 200 shapes scenes)")
+    p.add_argument("--seed", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader worker processes decoding images (default: the cores beyond 2, at most 4)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--threshold", type=float, default=0.15)
+    p.add_argument("--tolerance", type=float, default=15.0)
+    p.add_argument("--method", default="gradcam", help="a layer-map method of the registry (default gradcam)")
+    p.add_argument("--results", type=Path, default=None, help="per-image results (JSON lines): a rerun resumes")
+    p.add_argument("--engine", choices=["local", "ray"], default="local")
+    p.add_argument("--address", default=None, help="an existing Ray cluster (default: a local one)")
+    p.add_argument("--shards", type=int, default=2, help="Ray actors (each loads the model once)")
+    p.add_argument("--out", type=Path, default=Path("report.json"))
+    args = p.parse_args(argv)
+    settings = scale.Settings(threshold=args.threshold, tolerance=args.tolerance, method=args.method)
+    try:
+        import explainers
+        if explainers.get_method(args.method).kind != "layer map":
+            raise ValueError(f"{args.method} is a pixel map; the protocol at scale takes a layer-map method "
+                             f"({', '.join(m for m in explainers.METHODS if explainers.get_method(m).kind == 'layer map')})")
+        loaded = model_zoo.load(args.model, args.weights)
+        if args.data.startswith("shapes"):
+            kind = args.data.split(":", 1)[1] if ":" in args.data else "single"
+            items = scale.ShapesItems(args.n or 200, args.seed, kind, loaded.preprocess)
+        elif args.mapping:
+            items = scale.FileItems(imagenet.imagenet_val(args.data, args.mapping, loaded.categories),
+                                    loaded.preprocess, args.n)
+        else:
+            items = scale.FileItems(data.voc_folder(args.data), loaded.preprocess, args.n)
+        with tqdm(total=len(items), desc="localisation and pointing", unit="image", file=sys.stderr) as bar:
+            def tick(done, total):
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+            if args.engine == "ray":
+                if args.results:
+                    raise ValueError("--results resumes local runs; a Ray run returns its records in the report")
+                report = scale.run_ray(args.model, items, settings, shards=args.shards, batch=args.batch,
+                                       address=args.address, weights=args.weights, progress=tick)
+            else:
+                workers = scale.auto_workers() if args.workers is None else args.workers
+                report = scale.loc_pointing(loaded, items, settings, batch=args.batch, workers=workers,
+                                            device=args.device, results=args.results, progress=tick)
+    except (ValueError, model_zoo.ZooError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    report.pop("records", None)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    ran = report.get("new_images", report["images"])
+    resumed = f" ({report['resumed_images']} resumed from {args.results})" if report.get("resumed_images") else ""
+    print(f"{report['model']}: {report['images']} images{resumed}; {ran} run in {report['seconds']:.1f} s "
+          f"({ran / max(report['seconds'], 1e-9):.2f} images/s); top-1 localisation error "
+          f"{report['localisation_error_top1']:.3f}, GT-known {report['gt_known_localisation_accuracy']:.3f}, "
+          f"pointing {report['pointing']:.3f}"
+          + (f"; skipped {len(report['skipped_files'])} file(s)" if report["skipped_files"] else ""))
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["diagnose"]:
         return diagnose(argv[1:])
+    if argv[:1] == ["scale"]:
+        return scaled(argv[1:])
     p = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a registry id, e.g. shapes-resnet")
     p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")

@@ -58,29 +58,43 @@ class VocFolder:
         self.n = n
         self.skipped: list[tuple[str, str]] = []
 
+    @property
+    def _images(self) -> Path:
+        return self.root / "images" if (self.root / "images").is_dir() else self.root
+
+    def files(self) -> list[Path]:
+        """The folder's images, in name order."""
+        return sorted(p for p in self._images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    def annotate(self, p: Path) -> tuple[Object, ...] | str:
+        """The objects of image ``p`` from its XML, or why it has none."""
+        notes = self.root / "annotations" if (self.root / "annotations").is_dir() else self._images
+        xml = notes / f"{p.stem}.xml"
+        if not xml.exists():
+            return f"no annotation {xml.name}"
+        try:
+            ann = read_voc(xml)
+        except ValueError as err:
+            return str(err).split(": ", 1)[-1][:200]
+        return tuple(Object(o.name, tuple(o.box)) for o in ann.objects)
+
     def __iter__(self) -> Iterator[Sample]:
-        root = self.root
-        images = root / "images" if (root / "images").is_dir() else root
-        notes = root / "annotations" if (root / "annotations").is_dir() else images
         count = 0
         self.skipped = []
-        for p in sorted(images.iterdir()):
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        for p in self.files():
             if self.n is not None and count >= self.n:
                 break
-            xml = notes / f"{p.stem}.xml"
-            if not xml.exists():
-                self.skipped.append((p.name, f"no annotation {xml.name}"))
+            objects = self.annotate(p)
+            if isinstance(objects, str):
+                self.skipped.append((p.name, objects))
                 continue
             try:
                 img = np.asarray(open_image(p))
-                ann = read_voc(xml)
-            except (ImageError, ValueError) as err:
+            except ImageError as err:
                 self.skipped.append((p.name, str(err).split(": ", 1)[-1][:200]))
                 continue
             count += 1
-            yield Sample(p.name, img, tuple(Object(o.name, tuple(o.box)) for o in ann.objects))
+            yield Sample(p.name, img, objects)
 
 
 def voc_folder(path, n: int | None = None) -> VocFolder:

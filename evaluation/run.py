@@ -52,6 +52,12 @@ def method_map(capture, method: str, classes: list[int], size, rng: np.random.Ge
     return [np.abs(e.attribution).sum(0) if e.attribution.ndim == 3 else e.attribution for e in out]
 
 
+def _lap(terms: dict, key: str, since: float) -> float:
+    now = time.perf_counter()
+    terms[key] += now - since
+    return now
+
+
 class _Sums:
     def __init__(self):
         self.s: dict[str, float] = {}
@@ -88,8 +94,12 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
     skipped_objects = 0
     nan_maps = {m: 0 for m in methods}
     map_seconds = {m: 0.0 for m in methods}
+    terms = {k: 0.0 for k in ("decode and preprocess", "forward (kept)", "occlusion reference", "maps",
+                              "boxes and pointing", "faithfulness", "deletion and insertion",
+                              "average drop and increase")}
     started = time.perf_counter()
     for sample in samples:
+        tick = time.perf_counter()
         image = Image.fromarray(sample.image)
         view = np.asarray(loaded.preprocess.display(image))
         objects = sample.objects
@@ -97,9 +107,11 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             moved = [(o.name, loaded.preprocess.view_box(o.box, image.size)) for o in objects]
             objects = tuple(Object(name, box) for name, box in moved if box is not None)
         x = loaded.preprocess(image).unsqueeze(0)
+        tick = _lap(terms, "decode and preprocess", tick)
         capture = explainers.Capture(model, x, layer=loaded.default_layer,
                                      pixels=any(m not in BASELINES and explainers.get_method(m).needs_pixels
                                                 for m in methods))
+        tick = _lap(terms, "forward (kept)", tick)
         logits = capture.output[0]
         top5 = [int(i) for i in logits.topk(min(5, logits.numel())).indices]
         top1_prob = float(torch.softmax(logits.float(), 0)[top5[0]])
@@ -107,7 +119,9 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         skipped_objects += len(sample.objects) - len(present)
         truth = [(o.name, o.box) for o in objects]
         correct += int(any(names[top5[0]] == o.name for o in sample.objects))
+        tick = time.perf_counter()
         occlusion = capture.explain("occlusion", top5[0], patch=patch, stride=stride).attribution
+        _lap(terms, "occlusion reference", tick)
         size = tuple(x.shape[-2:])
         classes = list(dict.fromkeys(top5 + [c for c, _ in present]))
         object_regions = [(c, o.region(size)) for c, o in present]
@@ -119,6 +133,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             maps = dict(zip(classes, method_map(capture, m, classes, size, rng,
                                                 {"patch": patch, "stride": stride} if m == "occlusion" else None)))
             map_seconds[m] += time.perf_counter() - tick
+            tick = _lap(terms, "maps", tick)
             s = sums[m]
             if not all(np.isfinite(v).all() for v in maps.values()):
                 nan_maps[m] += 1  # counted in the report; this image's metrics for m are left out
@@ -135,16 +150,20 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             cut = reject * max(float(np.max(v)) for v in maps.values())
             for c in classes:
                 s.add("pointing_recall_aware", metrics.recall_aware_hit(maps[c], regions.get(c), cut, tolerance))
+            tick = _lap(terms, "boxes and pointing", tick)
             s.add("faithfulness_spearman", agreement.rank_correlation(maps[top5[0]], occlusion))
+            tick = _lap(terms, "faithfulness", tick)
             deletion, insertion = perturb.deletion_insertion(model, x, maps[top5[0]], top5[0], steps)
             curves[m]["deletion"] += deletion
             curves[m]["insertion"] += insertion
             s.add("deletion_auc", metrics.auc(deletion))
             s.add("insertion_auc", metrics.auc(insertion))
+            tick = _lap(terms, "deletion and insertion", tick)
             (m01,) = render.normalize([np.maximum(maps[top5[0]], 0)], "per_map")
             drop, increase = perturb.average_drop_increase(model, x, m01, top5[0], top1_prob)
             s.add("average_drop_pct", 100 * drop)
             s.add("increase_in_confidence_pct", 100 * increase)
+            _lap(terms, "average drop and increase", tick)
         del capture
         n_images += 1
         if progress:
@@ -163,6 +182,8 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
         "seconds": round(time.perf_counter() - started, 2),
         # the maps of one image (its top-5 and present classes, one capture shared), not the metrics
         "map_seconds_per_image": {m: map_seconds[m] / n_images for m in methods},
+        # where an image's time goes, every method together (maps: all methods' maps of its classes)
+        "term_seconds_per_image": {k: v / n_images for k, v in terms.items()},
         "settings": {"threshold": threshold, "tolerance_px": tolerance, "reject": reject, "steps": steps,
                      "occlusion_patch": patch, "occlusion_stride": stride, "seed": seed},
         "scores": SCORES,

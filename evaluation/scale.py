@@ -1,0 +1,288 @@
+"""The localisation-and-pointing protocol at scale (the paper's ILSVRC and pointing results):
+batches of images decoded by ``DataLoader`` workers, one forward and one batched backward per
+batch (Grad-CAM of each image's predicted class and of its true class), per-image results
+appended to a results file as they finish (a rerun with the same settings skips them), and the
+same per-shard function on Ray actors when one machine is not enough.
+
+Per image (records, one JSON line each):
+
+* ``loc_error_top1``: 1 unless the box of the predicted class's map (threshold x max, largest
+  8-connected segment, ``metrics.box_from_map``) names a true class and overlaps one of its boxes
+  by IoU >= 0.5 (the ILSVRC rule, every box of the image);
+* ``gt_known``: the box of the true class's map overlaps one of that class's boxes by IoU >= 0.5;
+* ``pointing``: the maximum of the true class's map within ``tolerance`` pixels of one of its
+  boxes;
+* ``correct``: the predicted class is one of the image's classes.
+
+The report sums the records in image order, so a resumed run, a run in other batches and the Ray
+engine (whose shards are merged by image) give the same report.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+import explainers
+
+from . import metrics
+from .data import Object
+
+__all__ = ["auto_workers", "Settings", "ShapesItems", "FileItems", "loc_pointing", "report_from", "run_ray", "SettingsMismatch"]
+
+
+def auto_workers() -> int:
+    """DataLoader workers for this machine: the cores beyond the two that the forward pass's
+    threads use, at most 4 (none on a 2-core machine, where a decoding worker measurably slowed
+    resnet50's batches: 0.85 of the limit with one worker, 0.95 without; bench/README.md)."""
+    import os
+    return max(0, min(4, (os.cpu_count() or 1) - 2))
+
+
+class SettingsMismatch(ValueError):
+    """A results file made with other settings (or another model) than this run's."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    threshold: float = 0.15
+    tolerance: float = 15.0
+    method: str = "gradcam"
+
+
+class ShapesItems(Dataset):
+    """Shapes scenes by index (made in the worker); objects with their masks' boxes."""
+
+    def __init__(self, n: int, seed: int = 20000, kind: str = "single", preprocess=None):
+        self.n, self.seed, self.kind, self.preprocess = n, seed, kind, preprocess
+        self.skipped: list = []
+
+    def __len__(self):
+        return self.n
+
+    def key(self) -> dict:
+        return {"data": f"shapes:{self.kind}", "seed": self.seed}
+
+    def __getitem__(self, i):
+        from model_zoo.shapes.world import make_scene
+        s = make_scene(self.seed, int(i), self.kind)
+        x = self.preprocess(Image.fromarray(s.image))
+        return int(i), f"shapes-{self.kind}-{self.seed}-{i}", x, [(o.name, tuple(o.box)) for o in s.objects], None
+
+
+class FileItems(Dataset):
+    """Images of a folder by index: ``source`` has ``files()`` and ``annotate(path)`` (a VOC
+    folder, an ImageNet validation folder). An image that cannot be used comes back with the
+    reason (counted in the report), never raised from a worker."""
+
+    def __init__(self, source, preprocess, n: int | None = None):
+        self.source, self.preprocess = source, preprocess
+        self.paths = source.files()[:n] if n is not None else source.files()
+
+    def __len__(self):
+        return len(self.paths)
+
+    def key(self) -> dict:
+        return {"data": str(self.source.root)}
+
+    def __getitem__(self, i):
+        from explainers.images import ImageError, open_image
+        p = self.paths[int(i)]
+        objects = self.source.annotate(p)
+        if isinstance(objects, str):
+            return int(i), p.name, None, [], objects
+        try:
+            img = open_image(p)
+            self.preprocess.check(img.size)
+        except (ImageError, ValueError) as err:
+            return int(i), p.name, None, [], str(err).split(": ", 1)[-1][:200]
+        moved = [(o.name, self.preprocess.view_box(o.box, img.size)) for o in objects]
+        return int(i), p.name, self.preprocess(img), [(n, b) for n, b in moved if b is not None], None
+
+
+def _collate(batch):
+    return batch  # a list of (index, name, tensor or None, objects, why skipped)
+
+
+def _per_sample(labels: torch.Tensor, name: str) -> explainers.Custom:
+    return explainers.Custom(lambda out: out.gather(1, labels.view(-1, 1).to(out.device))[:, 0], name)
+
+
+def _records(loaded, batch, settings: Settings, device) -> list[dict]:
+    names = list(loaded.categories)
+    index = {n: i for i, n in enumerate(names)}
+    out = [{"i": i, "name": name, "skipped": why} for i, name, x, _, why in batch if x is None]
+    rows = [b for b in batch if b[2] is not None]
+    if not rows:
+        return out
+    x = torch.stack([r[2] for r in rows]).to(device)
+    truth_cls = [next((index[n] for n, _ in r[3] if n in index), -1) for r in rows]
+    cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
+    pred = cap.output.detach().argmax(1)
+    true_or_pred = torch.tensor([t if t >= 0 else int(p) for t, p in zip(truth_cls, pred.tolist())])
+    e_pred, e_true = cap.explain(settings.method, [_per_sample(pred, "predicted class"),
+                                                   _per_sample(true_or_pred, "true class")])
+    size = x.shape[-2:]
+    pm = e_pred.attribution.reshape(len(rows), *size)
+    tm = e_true.attribution.reshape(len(rows), *size)
+    for j, (i, name, _, objects, _) in enumerate(rows):
+        p = int(pred[j])
+        truth = [(n, b) for n, b in objects]
+        rec = {"i": i, "name": name, "skipped": None, "predicted": names[p],
+               "correct": any(n == names[p] for n, _ in truth), "objects_not_in_model": sum(n not in index for n, _ in truth)}
+        rec["loc_error_top1"] = 1 - metrics.localisation([(names[p], metrics.box_from_map(pm[j], settings.threshold))],
+                                                         truth)
+        c = truth_cls[j]
+        if c >= 0:
+            mine = [b for n, b in truth if n == names[c]]
+            box = metrics.box_from_map(tm[j], settings.threshold)
+            rec["gt_known"] = int(any(metrics.box_iou(box, b) >= 0.5 for b in mine))
+            region = np.zeros(tuple(size), bool)
+            for x0, y0, x1, y1 in mine:
+                region[y0:y1, x0:x1] = True
+            rec["pointing"] = int(metrics.pointing_hit(tm[j], region, settings.tolerance))
+        else:
+            rec["gt_known"] = rec["pointing"] = None
+        out.append(rec)
+    return out
+
+
+def report_from(records: Sequence[dict], settings: Settings, model_id: str) -> dict:
+    """The report of a set of per-image records, summed in image order."""
+    records = sorted(records, key=lambda r: r["i"])
+    used = [r for r in records if r["skipped"] is None]
+    skipped = [{"file": r["name"], "reason": r["skipped"]} for r in records if r["skipped"] is not None]
+
+    def mean(key):
+        vals = [r[key] for r in used if r.get(key) is not None]
+        return float(sum(vals) / len(vals)) if vals else float("nan")
+
+    return {"model": model_id, "images": len(used), "settings": asdict(settings), "skipped_files": skipped,
+            "top1_accuracy": mean("correct"), "localisation_error_top1": mean("loc_error_top1"),
+            "gt_known_localisation_accuracy": mean("gt_known"), "pointing": mean("pointing"),
+            "images_with_a_true_class": sum(r.get("gt_known") is not None for r in used),
+            "objects_not_in_model_classes": sum(r.get("objects_not_in_model", 0) for r in used)}
+
+
+def _header(loaded, items, settings: Settings) -> dict:
+    return {"model": loaded.id, "weights_sha256": loaded.sha256, "layer": loaded.default_layer,
+            "settings": asdict(settings), **items.key()}
+
+
+def _read_results(path: Path, header: dict) -> list[dict]:
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    lines = path.read_text().splitlines()
+    head = json.loads(lines[0])
+    if head != {"header": header}:
+        raise SettingsMismatch(f"{path} was made with other settings ({head.get('header')}); this run is "
+                               f"{header}: give another results file or delete this one")
+    done = []
+    for line in lines[1:]:
+        try:
+            done.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by an interruption: that image runs again
+    return done
+
+
+def loc_pointing(loaded, items, settings: Settings = Settings(), *, batch: int = 16, workers: int = 0,
+                 device: str = "cpu", results: Path | None = None, indices: Sequence[int] | None = None,
+                 progress: Callable[[int, int], None] | None = None, stop_after: int | None = None) -> dict:
+    """Run the protocol over ``items`` (or the ``indices`` of them): the report, with
+    ``records`` (every image's) and ``seconds``. ``results``: a JSON-lines file; images already
+    in it are skipped and new ones appended as each batch finishes. ``stop_after``: stop after
+    that many new images (an interruption, for tests)."""
+    if device != "cpu":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA device here (torch {torch.__version__})")
+        loaded.model.to(device)
+    header = _header(loaded, items, settings)
+    results = Path(results) if results is not None else None
+    done = _read_results(results, header) if results is not None else []
+    seen = {r["i"] for r in done}
+    todo = [i for i in (range(len(items)) if indices is None else indices) if i not in seen]
+    records = list(done)
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        if not done:
+            results.write_text(json.dumps({"header": header}) + "\n")
+        else:  # drop a cut last line before appending
+            good = [json.dumps({"header": header})] + [json.dumps(r) for r in done]
+            results.write_text("\n".join(good) + "\n")
+    loader = DataLoader(torch.utils.data.Subset(items, todo), batch_size=batch, num_workers=workers,
+                        collate_fn=_collate, shuffle=False, persistent_workers=False)
+    started, new = time.perf_counter(), 0
+    fh = results.open("a") if results is not None else None
+    try:
+        for b in loader:
+            recs = _records(loaded, b, settings, device)
+            records += recs
+            new += len(recs)
+            if fh is not None:
+                fh.write("".join(json.dumps(r) + "\n" for r in recs))
+                fh.flush()
+            if progress:
+                progress(len(records), len(todo) + len(done))
+            if stop_after is not None and new >= stop_after:
+                break
+    finally:
+        if fh is not None:
+            fh.close()
+        if device != "cpu":
+            loaded.model.to("cpu")
+    report = report_from(records, settings, loaded.id)
+    report.update(seconds=time.perf_counter() - started, new_images=new, resumed_images=len(done),
+                  records=sorted(records, key=lambda r: r["i"]))
+    return report
+
+
+def run_ray(model_id: str, items, settings: Settings = Settings(), *, shards: int = 2, batch: int = 16,
+            address: str | None = None, num_cpus: int | None = None, weights: str | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """The same protocol on Ray: one actor per shard loads the model once, each runs
+    :func:`loc_pointing` on its share of the images (every ``shards``-th image), and the records
+    are merged by image. ``address``: an existing cluster (default: a local one started here)."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("the Ray engine needs the optional package ray (pip install ray; it is in "
+                         "requirements-dev.txt)") from err
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True)
+    try:
+        @ray.remote(num_cpus=1)
+        class Worker:
+            def __init__(self, model_id_, weights_):
+                import model_zoo
+                torch.set_num_threads(1)
+                self.loaded = model_zoo.load(model_id_, weights_)
+
+            def run(self, items_, settings_, indices_, batch_):
+                return loc_pointing(self.loaded, items_, settings_, batch=batch_, indices=indices_)["records"]
+
+        workers = [Worker.remote(model_id, weights) for _ in range(shards)]
+        ref = ray.put(items)
+        t0 = time.perf_counter()
+        jobs = [w.run.remote(ref, settings, list(range(k, len(items), shards)), batch) for k, w in enumerate(workers)]
+        records = []
+        for k, part in enumerate(ray.get(jobs)):
+            records += part
+            if progress:
+                progress(k + 1, shards)
+        seconds = time.perf_counter() - t0
+    finally:
+        if started_here:
+            ray.shutdown()
+    report = report_from(records, settings, model_id)
+    report.update(seconds=seconds, engine="ray", shards=shards, records=sorted(records, key=lambda r: r["i"]))
+    return report
