@@ -290,6 +290,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["heavy"]:  # ./studio bench heavy ...: Score-CAM, Ablation-CAM, IG, occlusion, SmoothGrad
         from bench import heavy
         return heavy.main(argv[1:])
+    if argv[:1] == ["browser"]:  # ./studio bench browser ...: widget change to painted map, in Chromium
+        from bench import browser
+        return browser.main(argv[1:])
     if argv[:1] == ["field"]:  # ./studio bench field ...: 200 participants against PostgreSQL, with a restart
         from bench import field
         return field.main(argv[1:])

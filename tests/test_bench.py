@@ -58,3 +58,26 @@ def test_heavy_bench_smoke(tmp_path, capsys):
         # ms and forward_ms are rounded to 0.1 ms (the latter's error grows with the ratio), the ratio to 0.01
         assert abs(r["ratio"] * report["forward_ms"] - r["ms"]) <= 0.05 + 0.05 * r["ratio"] + 0.005 * report["forward_ms"]
     assert "| scorecam |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_browser_bench_smoke(tmp_path, capsys):
+    """The browser benchmark plays its interactions once each in Chromium and checks the
+    download's settings against the widgets; no timing is asserted."""
+    import shutil
+    if not shutil.which("chromium") and not __import__("os").path.exists("/usr/bin/chromium"):
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    out = tmp_path / "browser.json"
+    assert main(["browser", "--repeats", "1", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["shapes"]) == {"class", "colour map", "opacity", "method", "layer", "gallery scene",
+                                      "upload", "model"}
+    assert all("median_s" in v for v in figures["shapes"].values()), figures["shapes"]
+    assert figures["settings"]["checked"] and figures["cold start to the first map"]["median_s"] > 0
+    assert "| class |" in capsys.readouterr().out
+
+
+def test_loc_evaluation_bench_smoke(capsys):
+    from bench import evaluation
+    row = evaluation.measure_loc("shapes-resnet", "-", 16, 8, 0)
+    assert row["images"] == 16 and row["images_per_s"] > 0 and row["limit_images_per_s"] > 0 and row["peak_mib"] > 0

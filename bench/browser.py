@@ -1,0 +1,310 @@
+"""How the app feels in a real browser: the time from a widget change to the moment the new map
+is painted (its <img> replaced and decoded, the app idle again), in headless Chromium through
+Playwright, with the app started by this benchmark.
+
+    ./studio bench browser [--repeats 6] [--resnet50]
+
+Explore on the shapes models: class, method, colour map, opacity, layer, gallery scene, upload and
+model changes, and the cold start (server launch to the first Grad-CAM painted); the page switch
+to Compare, Captioning, VQA, Mistakes and Neurons (to their first image). ``--resnet50`` adds the
+same Explore interactions on resnet50 with random weights (a plugin registers it), with its
+forward pass timed beside them. At the end the settings JSON of the Explore download is checked
+against the widgets on screen. Needs Debian's chromium (/usr/bin/chromium)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the dev requirements have it; main() says so when it is missing
+    PlaywrightTimeout = TimeoutError
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+PLUGIN = '''
+import torchvision
+import model_zoo
+
+CATEGORIES = tuple(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+@model_zoo.register_model("bench-resnet50", categories=CATEGORIES, weights="untrained",
+                          title="resnet50, random weights (benchmark)", default_layer="layer4")
+def build(num_classes):
+    return torchvision.models.resnet50(num_classes=num_classes)
+'''
+
+PAINTED = """([index, prev]) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  const imgs = document.querySelectorAll('[data-testid="stImage"] img');
+  const img = imgs[index];
+  return !!img && img.src !== prev && img.complete && img.naturalWidth > 0;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _src(page, index: int) -> str | None:
+    imgs = page.locator('[data-testid="stImage"] img')
+    return imgs.nth(index).get_attribute("src") if imgs.count() > index else None
+
+
+def _timed(page, action, index: int = 1, timeout: float = 120_000) -> float:
+    prev = _src(page, index)
+    started = time.perf_counter()
+    action()
+    page.wait_for_function(PAINTED, arg=[index, prev], timeout=timeout, polling="raf")
+    return time.perf_counter() - started
+
+
+def _select(page, label: str, option: str):
+    """Pick the option named ``option`` exactly (an option may add " (...)": a layer's shape, a
+    class's probability), not the first fuzzy match of the typed text."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.locator("input").click()
+    page.keyboard.type(option)
+    pattern = re.compile(rf"^{re.escape(option)}( \(.*\))?$")
+    page.locator('[role="option"]').filter(has_text=pattern).first.click()
+
+
+def _settle(page):
+    page.wait_for_timeout(150)
+    page.wait_for_selector(IDLE, timeout=120_000)
+
+
+def _stats(values):
+    return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values), "n": len(values)}
+
+
+def explore(page, model: str, other_model: str, repeats: int, upload_files) -> dict:
+    out = {}
+
+    def alternate(name, make, index=1, before=None):
+        if before:
+            before()
+            _settle(page)
+        print(f"{model}: {name}", file=sys.stderr, flush=True)
+        times = []
+        try:
+            for k in range(repeats):
+                times.append(_timed(page, make(k), index))
+            out[name] = _stats(times)
+        except PlaywrightTimeout:  # said in the table, not hidden: the other interactions still run
+            out[name] = {"error": f"no new map within 120 s at repeat {len(times) + 1}", **(
+                _stats(times) if times else {})}
+        _settle(page)
+
+    _select(page, "Model", model)
+    _settle(page)
+    page.wait_for_function(PAINTED, arg=[1, None], timeout=300_000)
+    def choose(name, label, values, index=1):
+        """From values[1], alternate values[0], values[1], ...: every step changes the widget."""
+        _select(page, label, values[1])
+        _settle(page)
+        page.wait_for_function(PAINTED, arg=[index, None], timeout=300_000)
+        alternate(name, lambda k: lambda: _select(page, label, values[k % 2]), index)
+
+    choose("class", "Class to explain", ("square", "circle") if model.startswith("shapes") else ("goldfish", "tench"))
+    choose("colour map", "Colour map", ("viridis", "jet"))
+
+    def opacity(k):
+        def go():
+            page.locator('[data-testid="stSlider"]').filter(has_text="Overlay opacity").get_by_role("slider") \
+                .press("ArrowRight" if k % 2 == 0 else "ArrowLeft")
+        return go
+    alternate("opacity", opacity)
+    # a method shown only "in detail": its image is the sixth on the page
+    choose("method", "Method in detail", ("Grad-CAM++", "XGrad-CAM"), index=5)
+    _select(page, "Method in detail", "Grad-CAM")
+    _settle(page)
+    choose("layer", "Layer", ("layer2", "layer3") if model.startswith("shapes") else ("layer3", "layer4"))
+    choose("gallery scene", "Sample scene", ("square", "triangle"))
+
+    def upload(k):
+        return lambda: page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            str(upload_files[k % 2]))
+    page.locator('[data-testid="stRadio"] label').filter(has_text="Upload").click()
+    _settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload_files[1]))
+    _settle(page)
+    alternate("upload", upload)
+    page.locator('[data-testid="stRadio"] label').filter(has_text="Gallery").click()
+    _settle(page)
+    if other_model:
+        alternate("model", lambda k: lambda: _select(page, "Model", (other_model, model)[k % 2]))
+    return out
+
+
+OPENED = """(heading) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  const h1 = document.querySelector('h1');
+  if (!h1 || !h1.textContent.includes(heading)) return false;
+  const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+  // images below the fold load lazily: what is in view must be decoded
+  return imgs.filter(i => i.getBoundingClientRect().top < window.innerHeight)
+             .every(i => i.complete && i.naturalWidth > 0);
+}"""
+
+
+DUMP = """() => ({state: document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state'),
+  h1: [...document.querySelectorAll('h1')].map(h => h.textContent),
+  imgs: [...document.querySelectorAll('[data-testid="stImage"] img')].map(
+    i => [i.complete, i.naturalWidth, Math.round(i.getBoundingClientRect().top)])})"""
+
+
+def pages(page, repeats: int) -> dict:
+    """From Explore to another page: until its heading, every image in view decoded and the app
+    idle."""
+    out = {}
+    for title, heading in (("Compare", "Compare"), ("Captioning", "Captioning"),
+                           ("VQA", "Visual question answering"), ("Mistakes", "Mistakes"), ("Neurons", "Neurons")):
+        times = []
+        print(f"open {title}", file=sys.stderr, flush=True)
+        for _ in range(repeats):
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Explore").first.click()
+            page.wait_for_function(OPENED, arg="Explore", timeout=120_000, polling="raf")
+            started = time.perf_counter()
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+            page.wait_for_timeout(50)  # the click's rerun starts
+            try:
+                page.wait_for_function(OPENED, arg=heading, timeout=120_000, polling="raf")
+            except Exception:
+                print(page.evaluate(DUMP), file=sys.stderr)
+                raise
+            times.append(time.perf_counter() - started)
+        out[f"open {title}"] = _stats(times)
+    return out
+
+
+def check_settings(page) -> dict:
+    """The Explore download's settings JSON against the widgets on screen."""
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Explore").first.click()
+    _settle(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Settings to make it again (JSON)").click()
+    settings = json.loads(Path(dl.value.path()).read_text())
+    body = page.locator("body").inner_text()
+    def shown(label):
+        return page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.locator("input").input_value()
+    layer_box, cmap_box = shown("Layer"), shown("Colour map")
+    alpha = page.locator('[data-testid="stSlider"]').filter(has_text="Overlay opacity") \
+        .locator('[data-testid="stSliderThumbValue"]').inner_text()
+    ok = (f"Explaining {settings['class_name']}" in body and layer_box.startswith(settings["layer"] + " (")
+          and cmap_box.strip() == settings["cmap"] and abs(float(alpha) - settings["alpha"]) < 1e-9)
+    if not ok:
+        raise AssertionError(f"settings {settings} do not match the widgets ({layer_box!r}, {cmap_box!r})")
+    return {"checked": True, "class": settings["class_name"], "layer": settings["layer"], "cmap": settings["cmap"]}
+
+
+def forward_seconds(model_id: str) -> float:
+    import torch
+    import model_zoo
+    loaded = model_zoo.load(model_id, model_zoo.UNTRAINED if model_id == "resnet50" else None)
+    x = torch.zeros(1, 3, loaded.preprocess.crop, loaded.preprocess.crop)
+    with torch.no_grad():
+        loaded.model(x)
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            loaded.model(x)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="./studio bench browser", description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=6)
+    p.add_argument("--resnet50", action="store_true", help="also Explore on resnet50 with random weights")
+    p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from model_zoo.shapes import gallery
+    tmp = Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    scenes = [s for name, s in gallery() if name in ("hexagon", "diamond")]
+    uploads = []
+    for k, s in enumerate(scenes):
+        uploads.append(tmp / f"upload{k}.png")
+        s.pil().resize((128, 128)).save(uploads[-1])
+    (tmp / "plugin.py").write_text(PLUGIN)
+    port = _free_port()
+    env = {**os.environ, "STUDIO_MODELS": str(tmp / "plugin.py") if args.resnet50 else "",
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    launched = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    figures = {"machine": f"{os.cpu_count()} cores, {sys.platform}", "repeats": args.repeats}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            page.goto(url)
+            page.wait_for_function(PAINTED, arg=[1, None], timeout=300_000, polling="raf")
+            figures["cold start to the first map"] = {"median_s": time.perf_counter() - launched, "n": 1}
+            _settle(page)
+            figures["shapes"] = explore(page, "shapes-resnet", "shapes-fc", args.repeats, uploads)
+            if args.resnet50:
+                figures["resnet50"] = explore(page, "bench-resnet50", "", args.repeats, uploads)
+            _select(page, "Model", "shapes-resnet")
+            _settle(page)
+            figures["pages"] = pages(page, max(2, args.repeats // 2))
+            figures["settings"] = check_settings(page)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    figures["forward_s"] = {"shapes-resnet": forward_seconds("shapes-resnet")}
+    if args.resnet50:
+        figures["forward_s"]["resnet50"] = forward_seconds("resnet50")
+    print(f"machine: {figures['machine']}; median (min to max) of {args.repeats} in seconds")
+    print("| interaction | shapes-resnet |" + (" resnet50 (random weights) |" if args.resnet50 else ""))
+    print("|---|---|" + ("---|" if args.resnet50 else ""))
+    def row(s):
+        if "median_s" not in s:
+            return s.get("error", "n/a")
+        text = f"{s['median_s']:.2f} ({s['min_s']:.2f} to {s['max_s']:.2f})"
+        return text + (f"; {s['error']}" if "error" in s else "")
+    for name, s in figures["shapes"].items():
+        print(f"| {name} | {row(s)} |" + (f" {row(figures['resnet50'][name])} |" if args.resnet50 and
+                                          name in figures["resnet50"] else (" |" if args.resnet50 else "")))
+    for name, s in figures["pages"].items():
+        print(f"| {name} | {row(s)} |" + (" |" if args.resnet50 else ""))
+    print(f"| cold start to the first map | {figures['cold start to the first map']['median_s']:.2f} |")
+    print("forward pass (one image, no grad): " + ", ".join(f"{k} {1000 * v:.1f} ms"
+                                                            for k, v in figures["forward_s"].items()))
+    print(f"settings JSON matches the widgets: {figures['settings']}")
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
