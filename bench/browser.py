@@ -98,10 +98,7 @@ def _stats(values):
 def explore(page, model: str, other_model: str, repeats: int, upload_files) -> dict:
     out = {}
 
-    def alternate(name, make, index=1, before=None):
-        if before:
-            before()
-            _settle(page)
+    def alternate(name, make, index=1):
         print(f"{model}: {name}", file=sys.stderr, flush=True)
         times = []
         try:
@@ -166,12 +163,6 @@ OPENED = """(heading) => {
 }"""
 
 
-DUMP = """() => ({state: document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state'),
-  h1: [...document.querySelectorAll('h1')].map(h => h.textContent),
-  imgs: [...document.querySelectorAll('[data-testid="stImage"] img')].map(
-    i => [i.complete, i.naturalWidth, Math.round(i.getBoundingClientRect().top)])})"""
-
-
 def pages(page, repeats: int) -> dict:
     """From Explore to another page: until its heading, every image in view decoded and the app
     idle."""
@@ -186,11 +177,7 @@ def pages(page, repeats: int) -> dict:
             started = time.perf_counter()
             page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
             page.wait_for_timeout(50)  # the click's rerun starts
-            try:
-                page.wait_for_function(OPENED, arg=heading, timeout=120_000, polling="raf")
-            except Exception:
-                print(page.evaluate(DUMP), file=sys.stderr)
-                raise
+            page.wait_for_function(OPENED, arg=heading, timeout=120_000, polling="raf")
             times.append(time.perf_counter() - started)
         out[f"open {title}"] = _stats(times)
     return out

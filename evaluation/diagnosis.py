@@ -33,7 +33,7 @@ from model_zoo.shapes.train import scenes_to_tensor
 from model_zoo.shapes.world import CUE_BOX, make_scene
 
 from .data import Sample
-from .groundtruth import mass_in_box
+from .groundtruth import batch_maps, mass_in_box, per_sample
 from .metrics import pointing_hit
 
 __all__ = ["Mistake", "mistakes", "folder_mistakes", "adversarial_pointing", "bias_report", "dissection",
@@ -57,16 +57,8 @@ class Mistake:
     region: str
 
 
-def _per_sample(labels: torch.Tensor, name: str) -> explainers.Custom:
-    return explainers.Custom(lambda out: out.gather(1, labels.view(-1, 1))[:, 0], name)
-
-
 def _layer(loaded, layer):
     return layer or loaded.default_layer or explainers.default_layer(loaded.model)
-
-
-def _maps(e, n) -> np.ndarray:
-    return e.attribution.reshape(n, *e.attribution.shape[-2:])
 
 
 def _peak(m: np.ndarray) -> tuple[int, int]:
@@ -78,11 +70,11 @@ def _find(loaded, x, labels, layer):
     """(probabilities, predictions, predicted maps, true maps) from one forward pass."""
     capture = explainers.Capture(loaded.model, x, layer=layer)
     pred = capture.output.argmax(1)
-    e_pred, e_true = capture.explain("gradcam", [_per_sample(pred, "predicted class"),
-                                                 _per_sample(labels, "true class")])
+    e_pred, e_true = capture.explain("gradcam", [per_sample(pred, "predicted class"),
+                                                 per_sample(labels, "true class")])
     probs = torch.softmax(capture.output.detach(), 1)
     n = x.shape[0]
-    return probs, pred, _maps(e_pred, n), _maps(e_true, n)
+    return probs, pred, batch_maps(e_pred, n), batch_maps(e_true, n)
 
 
 def _tally(found: list[Mistake]) -> dict[str, int]:
@@ -182,7 +174,7 @@ def adversarial_pointing(loaded, n: int, seed: int, epsilon: float, steps: int =
         labels = torch.tensor([s.label for s in scenes])
         clean = explainers.Capture(loaded.model, x, layer=layer)
         ok = (clean.output.argmax(1) == labels)
-        original = _maps(clean.explain("gradcam", _per_sample(labels, "original class")), len(scenes))
+        original = batch_maps(clean.explain("gradcam", per_sample(labels, "original class")), len(scenes))
         keep = torch.nonzero(ok).flatten()
         correct += len(keep)
         if len(keep):
@@ -194,9 +186,9 @@ def adversarial_pointing(loaded, n: int, seed: int, epsilon: float, steps: int =
                 xa = att.x[moved]
                 rows = keep[moved]
                 cap = explainers.Capture(loaded.model, xa, layer=layer)
-                e_orig, e_adv = cap.explain("gradcam", [_per_sample(labels[rows], "original class"),
-                                                        _per_sample(att.prediction[moved], "adversarial class")])
-                mo, ma = _maps(e_orig, len(moved)), _maps(e_adv, len(moved))
+                e_orig, e_adv = cap.explain("gradcam", [per_sample(labels[rows], "original class"),
+                                                        per_sample(att.prediction[moved], "adversarial class")])
+                mo, ma = batch_maps(e_orig, len(moved)), batch_maps(e_adv, len(moved))
                 for j, r in enumerate(rows.tolist()):
                     mask = scenes[r].objects[0].mask
                     hits["original_clean"].append(pointing_hit(original[r], mask, 0))
@@ -225,7 +217,7 @@ def bias_report(loaded_models: list, n: int, seed: int, cues=tuple(BIAS_CUES), l
                 scenes = [make_scene(seed, i, "single", cue) for i in range(start, min(n, start + batch))]
                 capture = explainers.Capture(loaded.model, scenes_to_tensor(scenes), layer=lay)
                 pred = capture.output.argmax(1)
-                maps = _maps(capture.explain("gradcam", _per_sample(pred, "predicted class")), len(scenes))
+                maps = batch_maps(capture.explain("gradcam", per_sample(pred, "predicted class")), len(scenes))
                 right += (pred == torch.tensor([s.label for s in scenes])).tolist()
                 mass += [mass_in_box(m, CUE_BOX) for m in maps]
                 done += len(scenes)
@@ -333,7 +325,7 @@ def mark_units(loaded, d: D.Dissection, n: int, seed: int, k: int = 5, batch: in
         scenes = [make_scene(seed, i, "single", "match") for i in range(start, min(n, start + batch))]
         capture = explainers.Capture(loaded.model, scenes_to_tensor(scenes), layer=d.layer)
         pred = capture.output.argmax(1)
-        e = capture.explain("gradcam", _per_sample(pred, "predicted class"))
+        e = capture.explain("gradcam", per_sample(pred, "predicted class"))
         weights = e.weights.reshape(len(scenes), -1)
         for w in weights:
             top, _ = D.decision_units(w, d, k)

@@ -19,7 +19,7 @@ from model_zoo.shapes.world import CUE_BOX, make_scene
 
 from .metrics import pointing_hit
 
-__all__ = ["pointing", "pair_discrimination", "cue_energy", "mass_in_box"]
+__all__ = ["pointing", "pair_discrimination", "cue_energy", "mass_in_box", "per_sample", "batch_maps"]
 
 
 def mass_in_box(attribution: np.ndarray, box) -> float:
@@ -31,11 +31,12 @@ def mass_in_box(attribution: np.ndarray, box) -> float:
     return float(attribution[y0:y1, x0:x1].sum()) / total
 
 
-def _per_sample(labels: torch.Tensor, name: str) -> explainers.Custom:
-    return explainers.Custom(lambda out: out.gather(1, labels.view(-1, 1))[:, 0], name)
+def per_sample(labels: torch.Tensor, name: str) -> explainers.Custom:
+    """A target that scores each image of a batch by its own class (``labels``: N ids)."""
+    return explainers.Custom(lambda out: out.gather(1, labels.view(-1, 1).to(out.device))[:, 0], name)
 
 
-def _maps(e, n: int) -> np.ndarray:
+def batch_maps(e, n: int) -> np.ndarray:
     """An explanation's attribution as N x H x W (a batch of one comes back unbatched)."""
     return e.attribution.reshape(n, *e.attribution.shape[-2:])
 
@@ -52,9 +53,9 @@ def pointing(model, layer: str, n: int, seed: int, method: str = "gradcam", batc
         x = scenes_to_tensor(scenes)
         labels = torch.tensor([s.label for s in scenes])
         capture = explainers.Capture(model, x, layer=layer, pixels=method.startswith("guided"))
-        e = capture.explain(method, _per_sample(labels, "true class"))
+        e = capture.explain(method, per_sample(labels, "true class"))
         pred = capture.output.argmax(1)  # the same forward pass, not a second one
-        for s, m, ok in zip(scenes, _maps(e, len(scenes)), (pred == labels).tolist()):
+        for s, m, ok in zip(scenes, batch_maps(e, len(scenes)), (pred == labels).tolist()):
             if ok:
                 correct += 1
                 hits += pointing_hit(m, s.objects[0].mask, tolerance=0)
@@ -67,9 +68,9 @@ def pair_discrimination(model, layer: str, n: int, seed: int, batch: int = 100) 
     for idx in _batches(n, batch):
         scenes = [make_scene(seed, i, "pair") for i in idx]
         x = scenes_to_tensor(scenes)
-        targets = [_per_sample(torch.tensor([s.objects[k].label for s in scenes]), f"object {k}") for k in (0, 1)]
+        targets = [per_sample(torch.tensor([s.objects[k].label for s in scenes]), f"object {k}") for k in (0, 1)]
         capture = explainers.Capture(model, x, layer=layer)
-        maps = [_maps(e, len(scenes)) for e in capture.explain("gradcam", targets)]
+        maps = [batch_maps(e, len(scenes)) for e in capture.explain("gradcam", targets)]
         top2 = capture.output.topk(2, dim=1).indices
         for j, s in enumerate(scenes):
             both_top2 += {o.label for o in s.objects} == set(top2[j].tolist())
@@ -87,6 +88,6 @@ def cue_energy(model, layer: str, n: int, seed: int, batch: int = 100) -> dict:
     for idx in _batches(n, batch):
         scenes = [make_scene(seed, i, "single", "match") for i in idx]
         labels = torch.tensor([s.label for s in scenes])
-        e = explainers.explain(model, scenes_to_tensor(scenes), layer=layer, target=_per_sample(labels, "true class"))
-        shares.extend(mass_in_box(m, CUE_BOX) for m in _maps(e, len(scenes)))
+        e = explainers.explain(model, scenes_to_tensor(scenes), layer=layer, target=per_sample(labels, "true class"))
+        shares.extend(mass_in_box(m, CUE_BOX) for m in batch_maps(e, len(scenes)))
     return {"n": n, "seed": seed, "cue_mass": round(float(np.mean(shares)), 4)}

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 import explainers
 
 from . import metrics
-from .data import Object
+from .groundtruth import batch_maps, per_sample
 
 __all__ = ["auto_workers", "Settings", "ShapesItems", "FileItems", "loc_pointing", "report_from", "run_ray", "SettingsMismatch"]
 
@@ -111,10 +111,6 @@ def _collate(batch):
     return batch  # a list of (index, name, tensor or None, objects, why skipped)
 
 
-def _per_sample(labels: torch.Tensor, name: str) -> explainers.Custom:
-    return explainers.Custom(lambda out: out.gather(1, labels.view(-1, 1).to(out.device))[:, 0], name)
-
-
 def _records(loaded, batch, settings: Settings, device) -> list[dict]:
     names = list(loaded.categories)
     index = {n: i for i, n in enumerate(names)}
@@ -127,11 +123,10 @@ def _records(loaded, batch, settings: Settings, device) -> list[dict]:
     cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
     pred = cap.output.detach().argmax(1)
     true_or_pred = torch.tensor([t if t >= 0 else int(p) for t, p in zip(truth_cls, pred.tolist())])
-    e_pred, e_true = cap.explain(settings.method, [_per_sample(pred, "predicted class"),
-                                                   _per_sample(true_or_pred, "true class")])
+    e_pred, e_true = cap.explain(settings.method, [per_sample(pred, "predicted class"),
+                                                   per_sample(true_or_pred, "true class")])
     size = x.shape[-2:]
-    pm = e_pred.attribution.reshape(len(rows), *size)
-    tm = e_true.attribution.reshape(len(rows), *size)
+    pm, tm = batch_maps(e_pred, len(rows)), batch_maps(e_true, len(rows))
     for j, (i, name, _, objects, _) in enumerate(rows):
         p = int(pred[j])
         truth = [(n, b) for n, b in objects]

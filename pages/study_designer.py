@@ -124,8 +124,8 @@ if st.button("Create study", type="primary", key="design_create", disabled=missi
 last = st.session_state.get("design_last_code")
 if last:
     link = studies.participant_link(last)
-    st.markdown(f"Participants open this link (copy it with the button at its right): they see that "
-                f"study and nothing else.")
+    st.markdown("Participants open this link (copy it with the button at its right): they see that "
+                "study and nothing else.")
     st.code(link, language=None)
     st.caption("From Prolific add `&PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID="
                "{{%SESSION_ID%}}`; Mechanical Turk's external question adds workerId, assignmentId, hitId and "

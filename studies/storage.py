@@ -8,7 +8,6 @@ count twice); each answer is committed before the call returns."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import time
@@ -21,6 +20,8 @@ from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Integer, Larg
                         event, exists, func, inspect, literal, select, text)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+
+from .field import canonical_hash
 
 __all__ = ["Store", "StorageError", "StudyNotFound", "StudyClosed", "default_url", "Study", "Joined"]
 
@@ -242,14 +243,14 @@ class Store:
                   "stimuli_sha256": {f"{i}/{slot}": hashlib.sha256(png).hexdigest()
                                      for (i, slot), png in sorted(stimuli.items())},
                   "weights_sha256": config.get("weights_sha256", {})}
-        record_text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+        record_text, record_hash = canonical_hash(record)
 
         def go():
             with self.engine.begin() as conn:
                 conn.execute(studies_t.insert().values(code=code, title=title, kind=kind, config=config,
                                                        n_trials=len(trials), created_at=created))
                 conn.execute(preregistrations_t.insert().values(
-                    study_code=code, record=record_text, sha256=hashlib.sha256(record_text.encode()).hexdigest()))
+                    study_code=code, record=record_text, sha256=record_hash))
                 conn.execute(trials_t.insert(), [{"study_code": code, "idx": i, "payload": t}
                                                  for i, t in enumerate(trials)])
                 conn.execute(stimuli_t.insert(), [{"study_code": code, "trial_idx": i, "slot": slot, "png": png}

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from tests.pgserver import own_postgres  # noqa: F401  (a PostgreSQL server a test owns)
+
 torch.set_num_threads(2)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pgserver import free_port, own_postgres  # noqa: F401
+from tests.pgserver import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = ROOT / "deploy" / "entrypoint.sh"

@@ -2,9 +2,6 @@
 what the library computes on the same scenes."""
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import model_zoo

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from studies import Store
-from tests.pgserver import free_port, own_postgres  # noqa: F401
+from tests.pgserver import free_port
 from tests.test_browser import ARGS, CHROMIUM, _settle, sync_playwright
 from tests.test_deploy import serve, stop, wait_healthy
 

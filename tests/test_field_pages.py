@@ -2,11 +2,10 @@
 attention checks and a completion code; Prolific participants resume by their id and are sent
 back with the code; an MTurk preview shows no trials; a decline stores nothing but itself; the
 results page excludes by the design's rule and counts only the included participants."""
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from studies import Store, field
-from tests.test_study_pages import ROOT, SECRET, _admin, _page_text, env, fresh_throttle  # noqa: F401
+from tests.test_study_pages import ROOT, _admin, _page_text, env, fresh_throttle  # noqa: F401 (fixtures)
 
 
 def _design_field(n=3, rate=0.34, **extra) -> str:

@@ -74,28 +74,27 @@ def attack(model_id: str, digest: str, image: np.ndarray, method: str, epsilon: 
     """The attacked image and what the model and Grad-CAM say before and after."""
     def compute(progress):
         loaded = cache.load_model(model_id)
+        clean = cache.capture(model_id, digest, layer, image)  # the kept forward: no second clean pass
+        clean_label = int(clean.output.detach().argmax(1))
         x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
         pre = dict(mean=loaded.preprocess.mean, std=loaded.preprocess.std)
-        with torch.no_grad():
-            clean_label = int(loaded.model(x).argmax(1))
         if method == "fgsm":
             att = adversarial.fgsm(loaded.model, x, clean_label, epsilon, target=target, **pre)
         else:
             att = adversarial.pgd(loaded.model, x, clean_label, epsilon, steps=steps, step_size=step_size,
                                   target=target, progress=progress, **pre)
         adv_label = int(att.prediction[0])
-        clean = explainers.Capture(loaded.model, x, layer=layer)
         attacked = explainers.Capture(loaded.model, att.x, layer=layer)
-        std = torch.tensor(loaded.preprocess.std).view(3, 1, 1)
-        mean = torch.tensor(loaded.preprocess.mean).view(3, 1, 1)
+        delta = att.perturbation[0].permute(1, 2, 0).numpy()
+        std, mean = (torch.tensor(v).view(3, 1, 1) for v in (loaded.preprocess.std, loaded.preprocess.mean))
         pixels = (att.x[0] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
         return {"clean_label": clean_label, "adversarial_label": adv_label,
-                "clean_probs": torch.softmax(clean.output.detach(), 1)[0].numpy(),
+                "clean_probs": cache.probabilities(model_id, digest, layer, image),
                 "adversarial_probs": torch.softmax(attacked.output.detach(), 1)[0].numpy(),
-                "image": (pixels * 255).round().astype(np.uint8),
-                "perturbation": att.perturbation[0].permute(1, 2, 0).numpy(),
+                "image": (pixels * 255).round().astype(np.uint8), "perturbation": delta,
                 "step_size": att.step_size,
-                "maps": {"original_clean": clean.explain("gradcam", clean_label).attribution,
+                "maps": {"original_clean": cache.explanation(model_id, digest, layer, "gradcam", clean_label,
+                                                             image)["attribution"],
                          "original_attacked": attacked.explain("gradcam", clean_label).attribution,
                          "adversarial_attacked": attacked.explain("gradcam", adv_label).attribution}}
     label = "PGD step" if method == "pgd" else "FGSM"

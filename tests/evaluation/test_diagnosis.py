@@ -3,7 +3,6 @@ training): maps under adversarial attack, the biased model's mass on the mark, n
 decisions, where mistakes' maps peak; and the concept masks they rest on."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import model_zoo

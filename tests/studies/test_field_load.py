@@ -5,7 +5,6 @@ import time
 import pytest
 
 from studies.load import field_load
-from tests.pgserver import own_postgres  # noqa: F401
 
 
 @pytest.mark.slow
