@@ -8,7 +8,12 @@ their training (seeded, on the CPU, minutes) and the figures on their cards.
   from which cell it is in, so a word's gradient spreads over both objects); linear maps of it give the initial state of an LSTM decoder and an image vector
   fed beside every word (Show and Tell without attention: no weights over positions); ``forward(x, tokens)`` gives
   the next-word logits under teacher forcing (N x T x words); ``generate`` decodes greedily or by
-  beam search.
+  beam search. In training, one linear layer on the pooled features also predicts which concepts
+  the caption names (its colours, shapes and colour-shape pairs: image-level labels read off the
+  caption, as visual-concept detectors in captioning are trained; ``concept_loss``), and is dropped
+  afterwards: the features then hold a channel per colour-shape pair that is on where that object
+  is, as a classifier's do for its classes, and a colour word's map finds its object (89% of
+  colour words against 64% without it; the card has the figures).
 * ``ShapesVQA``: the same trunk and pooling, an LSTM question encoder (questions left-padded, so its
   last state has read the whole question), the two fused by an element-wise product, an answer
   classifier; ``forward(x, question)`` gives N x answers logits.
@@ -67,7 +72,9 @@ class ShapesCaptioner(_Trunk):
 
     def _start(self, x):
         """(the LSTM's initial state, the image vector given beside every word)."""
-        f = self.encode(x)
+        return self._start_from(self.encode(x))
+
+    def _start_from(self, f):
         h, c = torch.tanh(self.init(f)).chunk(2, dim=1)
         return (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()), torch.tanh(self.image(f))
 
@@ -178,17 +185,35 @@ class MultiRecipe:
     # start the trunk from a shipped model (as the paper's models start from ImageNet weights): the
     # classifier for the captioner, the captioner (whose trunk has learned colours) for VQA
     trunk_from: str | None = "shapes-resnet"
+    # weight of an auxiliary loss on the pooled image features: which concepts the caption names
+    # (its colours, shapes and colour-shape pairs), read by one linear layer and dropped after training
+    concept_loss: float = 0.0
     description: str = ""
 
 
 MULTI_RECIPES = {r.id: r for r in (
-    MultiRecipe("shapes-captioner", "Shapes captioner (CNN + LSTM)", "caption", 4000, 16000, 12,
+    MultiRecipe("shapes-captioner", "Shapes captioner (CNN + LSTM)", "caption", 4000, 16000, 12, concept_loss=1.0,
                 description="the shapes trunk and an LSTM decoder, no attention: captions with sizes, colours and "
                             "spatial words"),
     MultiRecipe("shapes-vqa", "Shapes VQA (CNN + LSTM)", "vqa", 4000, 12000, 8, trunk_from="shapes-captioner",
                 description="the shapes trunk and an LSTM question encoder, fused; answers about shape, colour, "
                             "presence, count and position"),
 )}
+
+
+CONCEPTS = (*L.COLOURS, *L.CLASSES, *(f"{c} {k}" for c in L.COLOURS for k in L.CLASSES))
+
+
+def concept_labels(scenes) -> torch.Tensor:
+    """N x len(CONCEPTS): 1 where a scene's caption names the concept (a colour, a shape, a colour
+    with its shape); image-level labels read off the captions, no positions."""
+    out = torch.zeros(len(scenes), len(CONCEPTS))
+    index = {c: i for i, c in enumerate(CONCEPTS)}
+    for n, s in enumerate(scenes):
+        for o in s.objects:
+            for c in (o.colour, o.name, f"{o.colour} {o.name}"):
+                out[n, index[c]] = 1.0
+    return out
 
 
 def build_multimodal(recipe: MultiRecipe) -> nn.Module:
@@ -198,6 +223,19 @@ def build_multimodal(recipe: MultiRecipe) -> nn.Module:
 def _scenes(n_single, n_pair, seed):
     return [L.make_described(seed, i, "single") for i in range(n_single)] + \
            [L.make_described(seed, i, "pair") for i in range(n_pair)]
+
+
+def exact_match(model, seed: int, n: int = 100) -> dict:
+    """Greedy captions equal to the truth, for ``n`` one-object and ``n`` two-object held-out scenes
+    (the first 200 held-out scenes are all one-object ones, which is what the cards measured before)."""
+    out = {}
+    for kind in ("single", "pair"):
+        scenes = [L.make_described(seed, i, kind) for i in range(n)]
+        generated = model.generate(images_tensor(scenes))
+        out[kind] = sum(L.decode_caption(g) == s.caption for g, s in zip(generated, scenes)) / n
+    return {"caption_exact_match_greedy": (out["single"] + out["pair"]) / 2,
+            "caption_exact_match_single": out["single"], "caption_exact_match_pair": out["pair"],
+            "exact_match_scenes": 2 * n}
 
 
 def _evaluate(model, recipe: MultiRecipe, seed: int, n: int) -> dict:
@@ -214,11 +252,8 @@ def _evaluate(model, recipe: MultiRecipe, seed: int, n: int) -> dict:
                 mask = tgt != 0
                 words += int(((pred == tgt) & mask).sum())
                 total += int(mask.sum())
-        generated = model.generate(x[:200])
-        exact = sum(L.decode_caption(g) == s.caption for g, s in zip(generated, scenes[:200]))
         return {"heldout_seed": seed, "heldout_scenes": len(scenes),
-                "word_accuracy_teacher_forced": words / total, "caption_exact_match_greedy": exact / 200,
-                "exact_match_scenes": 200}
+                "word_accuracy_teacher_forced": words / total, **exact_match(model, seed)}
     per_type: dict[str, list[int]] = {}
     batch_q, batch_a, batch_i = [], [], []
     for i, s in enumerate(scenes):
@@ -257,7 +292,12 @@ def train_multimodal(recipe: MultiRecipe, out_dir: Path, heldout: int = 800, sho
         missing, unexpected = model.load_state_dict(trunk, strict=False)
         if unexpected or any(k.split(".")[0] in ("stem", "layer1", "layer2", "layer3") for k in missing):
             raise ValueError(f"{recipe.trunk_from}'s trunk does not fit {recipe.id}: {unexpected or missing}")
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
+    params = list(model.parameters())
+    if recipe.concept_loss:
+        concepts = nn.Linear(model.features, len(CONCEPTS))
+        labels = concept_labels(scenes)
+        params += list(concepts.parameters())
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=1e-4)
     steps = recipe.epochs * (len(scenes) // recipe.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)
     if recipe.task == "caption":
@@ -271,15 +311,20 @@ def train_multimodal(recipe: MultiRecipe, out_dir: Path, heldout: int = 800, sho
         for b in range(len(scenes) // recipe.batch):
             idx = order[b * recipe.batch:(b + 1) * recipe.batch]
             xb = x_all[idx]
+            f = model.encode(xb)
             if recipe.task == "caption":
                 inp, tgt = caption_batch([captions[i] for i in idx])
-                logits = model(xb, inp)
+                state, v = model._start_from(f)
+                y, _ = model.lstm(model._step_inputs(inp, v), state)
+                logits = model.out(y)
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=0)
             else:  # every question of every scene: the image passes once, its vector meets each question
                 rows = [j for j, i in enumerate(idx) for _ in qa[i]]
                 picks = [p for i in idx for p in qa[i]]
-                logits = model.answer(model.image_vector(xb)[rows], question_batch([q for q, _ in picks]))
+                logits = model.answer(torch.tanh(model.image(f))[rows], question_batch([q for q, _ in picks]))
                 loss = F.cross_entropy(logits, torch.tensor([a for _, a in picks]))
+            if recipe.concept_loss:
+                loss = loss + recipe.concept_loss * F.binary_cross_entropy_with_logits(concepts(f), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -23,10 +23,10 @@ def vqa():
 def test_word_maps_point_at_the_object_the_word_names(captioner):
     r = ground.word_pointing(captioner, 40, FRESH)
     assert r["words"] == 160  # two shape and two colour words per two-object scene
+    # 0.95 and 0.875 on these 40 scenes (the card's 200: 0.945 and 0.89); without the captioner's
+    # concept loss colour words found their object 0.64 of the time (README, "Captioning and VQA")
     assert r["pointing_shape_words"] >= 0.85
-    # colour words fall short of the issue's 85% (about 0.69 here; README, "Captioning and VQA"):
-    # pinned where they are, so that a regression shows, and a fix can raise the bar
-    assert r["pointing_colour_words"] >= 0.6 and r["pointing"] >= 0.75
+    assert r["pointing_colour_words"] >= 0.8 and r["pointing"] >= 0.85
 
 
 def test_region_captions_concentrate_on_their_object(captioner):
@@ -39,7 +39,8 @@ def test_region_captions_concentrate_on_their_object(captioner):
 def test_answers_point_at_the_object_asked_about(vqa):
     r = ground.vqa_pointing(vqa, 40, FRESH)
     assert r["questions"] == 160
-    # the issue asks 85%; the card's 800 questions give 0.84 (README): pinned just below
+    # the issue asks 85%: the card's 800 answers give 0.859, these 160 give 0.84 and 800 answers of
+    # this seed 0.846 (README): pinned just below, so that a regression shows
     assert r["pointing"] >= 0.8
     rho = r["rank_correlation_with_mask"]
     assert rho["gradcam"] > rho["random"] + 0.05 and abs(rho["random"]) < 0.05
@@ -47,8 +48,12 @@ def test_answers_point_at_the_object_asked_about(vqa):
 
 def test_cards_carry_the_figures():
     cap, vqa = model_zoo.shapes.card("shapes-captioner"), model_zoo.shapes.card("shapes-vqa")
-    assert cap["gradcam"]["word_pointing"]["pointing_shape_words"] >= 0.85
-    assert cap["caption_exact_match_greedy"] >= 0.95 and vqa["accuracy"] >= 0.95
-    assert vqa["gradcam"]["vqa"]["pointing"] >= 0.8
+    words = cap["gradcam"]["word_pointing"]
+    assert words["pointing_shape_words"] >= 0.85 and words["pointing_colour_words"] >= 0.85
+    assert cap["recipe"]["concept_loss"] > 0  # what the colour words owe their maps to
+    # exact match over one- and two-object scenes alike (the first 200 held-out ones are one-object)
+    assert cap["caption_exact_match_pair"] >= 0.95 and cap["caption_exact_match_single"] >= 0.95
+    assert cap["exact_match_scenes"] == 200 and vqa["accuracy"] >= 0.95
+    assert vqa["gradcam"]["vqa"]["pointing"] >= 0.85
     for card in (cap, vqa):
         assert card["retrain"] == f"./studio shapes train --model {card['id']}"

@@ -66,3 +66,18 @@ def test_tokens_and_unknown_words():
         L.encode_question("why is the circle red")
     with pytest.raises(ValueError, match="empty"):
         L.encode_caption("  ")
+
+
+def test_concept_labels_are_the_words_of_the_caption():
+    """The captioner's auxiliary labels: exactly the colours, shapes and colour-shape pairs its
+    caption names, nothing about where."""
+    from model_zoo.shapes.multimodal import CONCEPTS, concept_labels
+    scenes = [L.make_described(5, i, kind) for i in range(6) for kind in ("single", "pair")]
+    labels = concept_labels(scenes)
+    assert labels.shape == (len(scenes), len(CONCEPTS)) == (12, len(L.COLOURS) * (1 + len(L.CLASSES)) + len(L.CLASSES))
+    for s, row in zip(scenes, labels):
+        words = L.caption_words(s)
+        named = {CONCEPTS[i] for i in np.flatnonzero(row.numpy())}
+        expected = {w for w in words if w in L.COLOURS or w in L.CLASSES}
+        expected |= {f"{a} {b}" for a, b in zip(words, words[1:]) if a in L.COLOURS and b in L.CLASSES}
+        assert named == expected and len(named) == 3 * len(s.objects)
