@@ -32,5 +32,5 @@ while True:
             sys.exit(3)
         time.sleep(1)
 PY
-exec "$PYTHON" -m streamlit run dashboard.py --server.port "${PORT:-8501}" --server.address 0.0.0.0 \
+exec "$PYTHON" -m ui.launch --server.port "${PORT:-8501}" --server.address 0.0.0.0 \
   --server.headless true

@@ -1,5 +1,6 @@
 """Compare: one image as a grid over methods, layers, classes or models, with the normalisation
-named on screen; and two models side by side with the agreement between their maps."""
+named on screen; and two models side by side with the agreement between their maps. The grid and the
+two-model comparison are fragments: a widget of one reruns that one alone."""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -33,148 +34,162 @@ def layer_picker(key: str) -> str:
     return views.layer_picker(model_id, key)
 
 
-cells = []  # (title, base image, map at input resolution or a pixel attribution, kind)
-if mode == "Methods":
-    a, b = st.columns(2)
-    with a:
-        layer = layer_picker("compare_m_layer")
-    with b:
-        cls = class_picker("compare_m_class")
-    chosen = st.multiselect("Methods (every method of the registry; forward-heavy ones run when asked)",
-                            list(explainers.METHODS), default=["gradcam", "counterfactual", "guided_backprop",
-                                                               "guided_gradcam"],
-                            format_func=views.method_title, key="compare_m_methods")
-    got = views.maps_on_demand(model_id, digest, layer, [(m, cls) for m in chosen], shown, "compare_heavy")
-    for method in chosen:
-        e = got[(method, cls)]
-        if e is not None:
-            kind = "pixels" if e["attribution"].ndim == 3 else "cam"
-            cells.append((views.method_title(method), shown, e["attribution"], kind))
-    blind = [views.method_title(m) for m in chosen if not explainers.get_method(m).class_discriminative]
-    if blind:
-        st.caption(f"Not class-discriminative: {', '.join(blind)} (the same map whatever the class).")
-    subject = f"{names[cls]} at layer `{layer}`"
-elif mode == "Layers":
-    options = [n for n, _ in cache.layers(model_id)]
-    a, b = st.columns(2)
-    with a:
-        chosen = st.multiselect("Layers", options, default=cache.stage_layers(model_id),
-                                key=f"compare_l_layers_{model_id}", max_selections=6)
-    with b:
-        cls = class_picker("compare_l_class")
-    for i, layer in enumerate(chosen):
-        e = cache.explanation(model_id, digest, layer, "gradcam", cls, shown)
-        cells.append((f"{layer} ({e['layer_map'].shape[0]}x{e['layer_map'].shape[1]})", shown, e["attribution"], "cam"))
-    subject = f"Grad-CAM of {names[cls]}, one forward pass per layer"
-elif mode == "Classes":
-    chosen = st.multiselect("Classes", list(range(len(names))), default=top[:4],
-                            format_func=lambda i: f"{names[i]} ({probs[i]:.1%})",
-                            key=f"compare_c_classes_{model_id}_{digest}", max_selections=8)
-    layer = layer_picker("compare_c_layer")
-    for cls in chosen:
-        e = cache.explanation(model_id, digest, layer, "gradcam", cls, shown)
-        cells.append((f"{names[cls]} (logit {e['score']:.2f})", shown, e["attribution"], "cam"))
-    subject = f"Grad-CAM at layer `{layer}`, one forward pass for every class"
-else:
-    peers = cache.compatible_models(model_id)
-    chosen = st.multiselect("Models (those sharing this model's classes)", peers, default=peers[:4],
-                            key=f"compare_models_{model_id}", max_selections=6)
-    cls = class_picker("compare_mo_class")
-    for other in chosen:
-        view = selection.view_of(other, sel)
-        other_loaded = cache.load_model(other)
-        d = cache.digest(view)
-        e = cache.explanation(other, d, other_loaded.default_layer, "gradcam", cls, view)
-        p = cache.probabilities(other, d, other_loaded.default_layer, view)
-        cells.append((f"{other} ({names[int(np.argmax(p))]} {p.max():.0%})", view, e["attribution"], "cam"))
-    subject = f"Grad-CAM of {names[cls]}, each model at its default layer"
-
-if not cells:
-    st.info("Pick at least one item to compare.")
-    st.stop()
-
-cams = [i for i, c in enumerate(cells) if c[3] == "cam"]
-pix = [i for i, c in enumerate(cells) if c[3] == "pixels"]
-scaled = dict(zip(cams, render.normalize([cells[i][2] for i in cams], norm)))
-views.faint_notice({cells[i][0]: cells[i][2] for i in cams}, norm)
-pix_scale = None
-if norm == "joint" and pix:
-    pix_scale = max(3.0 * float(np.std(cells[i][2])) for i in pix) or None
-pictures = []
-for i, (title, base, attribution, kind) in enumerate(cells):
-    if kind == "cam":
-        pictures.append(render.overlay(base, scaled[i], alpha, "jet"))
+@st.fragment
+def grid() -> None:
+    """The grid: its own widgets rerun it alone (not the sidebar, the page's top row or the two-model
+    comparison)."""
+    cells = []  # (title, base image, map at input resolution or a pixel attribution, kind)
+    if mode == "Methods":
+        a, b = st.columns(2)
+        with a:
+            layer = layer_picker("compare_m_layer")
+        with b:
+            cls = class_picker("compare_m_class")
+        chosen = st.multiselect("Methods (every method of the registry; forward-heavy ones run when asked)",
+                                list(explainers.METHODS), default=["gradcam", "counterfactual", "guided_backprop",
+                                                                   "guided_gradcam"],
+                                format_func=views.method_title, key="compare_m_methods")
+        got = views.maps_on_demand(model_id, digest, layer, [(m, cls) for m in chosen], shown, "compare_heavy")
+        for method in chosen:
+            e = got[(method, cls)]
+            if e is not None:
+                kind = "pixels" if e["attribution"].ndim == 3 else "cam"
+                cells.append((views.method_title(method), shown, e["attribution"], kind))
+        blind = [views.method_title(m) for m in chosen if not explainers.get_method(m).class_discriminative]
+        if blind:
+            st.caption(f"Not class-discriminative: {', '.join(blind)} (the same map whatever the class).")
+        subject = f"{names[cls]} at layer `{layer}`"
+    elif mode == "Layers":
+        options = [n for n, _ in cache.layers(model_id)]
+        a, b = st.columns(2)
+        with a:
+            chosen = st.multiselect("Layers", options, default=cache.stage_layers(model_id),
+                                    key=f"compare_l_layers_{model_id}", max_selections=6)
+        with b:
+            cls = class_picker("compare_l_class")
+        for i, layer in enumerate(chosen):
+            e = cache.explanation(model_id, digest, layer, "gradcam", cls, shown)
+            cells.append((f"{layer} ({e['layer_map'].shape[0]}x{e['layer_map'].shape[1]})", shown, e["attribution"], "cam"))
+        subject = f"Grad-CAM of {names[cls]}, one forward pass per layer"
+    elif mode == "Classes":
+        chosen = st.multiselect("Classes", list(range(len(names))), default=top[:4],
+                                format_func=lambda i: f"{names[i]} ({probs[i]:.1%})",
+                                key=f"compare_c_classes_{model_id}_{digest}", max_selections=8)
+        layer = layer_picker("compare_c_layer")
+        for cls in chosen:
+            e = cache.explanation(model_id, digest, layer, "gradcam", cls, shown)
+            cells.append((f"{names[cls]} (logit {e['score']:.2f})", shown, e["attribution"], "cam"))
+        subject = f"Grad-CAM at layer `{layer}`, one forward pass for every class"
     else:
-        pictures.append(render.pixel_image(attribution, pix_scale))
-st.caption(f"{mode}: {subject}. {views.NORMALISATION_TEXT[norm]}"
-           + (" Pixel maps (Guided Backprop, Guided Grad-CAM, gradients) share their own signed scale."
-              if pix and norm == "joint" else " Pixel maps are each scaled to 3 standard deviations."
-              if pix else ""))
-per_row = min(len(pictures), 5)
-for row in range(0, len(pictures), per_row):
-    for col, title, picture in zip(st.columns(per_row), [c[0] for c in cells[row:row + per_row]],
-                                   pictures[row:row + per_row]):
-        col.image(picture, caption=title, width="stretch")
+        peers = cache.compatible_models(model_id)
+        chosen = st.multiselect("Models (those sharing this model's classes)", peers, default=peers[:4],
+                                key=f"compare_models_{model_id}", max_selections=6)
+        cls = class_picker("compare_mo_class")
+        for other in chosen:
+            view = selection.view_of(other, sel)
+            other_loaded = cache.load_model(other)
+            d = cache.digest(view)
+            e = cache.explanation(other, d, other_loaded.default_layer, "gradcam", cls, view)
+            p = cache.probabilities(other, d, other_loaded.default_layer, view)
+            cells.append((f"{other} ({names[int(np.argmax(p))]} {p.max():.0%})", view, e["attribution"], "cam"))
+        subject = f"Grad-CAM of {names[cls]}, each model at its default layer"
 
-grid_settings = views.settings_of(sel, loaded, grid=mode.lower(), items=[c[0] for c in cells],
-                                  subject=subject, normalisation=norm, alpha=alpha)
-arrays = {f"{i}_{title.split(' (')[0]}": cell for i, (title, _, cell, _) in enumerate(cells)}
-views.downloads("compare_dl", f"compare_{mode.lower()}", [(c[0], p) for c, p in zip(cells, pictures)], arrays,
-                grid_settings, what=f"Grid over {mode.lower()}", array_what="Maps", image=shown)
+    if not cells:
+        st.info("Pick at least one item to compare.")
+        return
+
+    cams = [i for i, c in enumerate(cells) if c[3] == "cam"]
+    pix = [i for i, c in enumerate(cells) if c[3] == "pixels"]
+    scaled = dict(zip(cams, render.normalize([cells[i][2] for i in cams], norm)))
+    views.faint_notice({cells[i][0]: cells[i][2] for i in cams}, norm)
+    pix_scale = None
+    if norm == "joint" and pix:
+        pix_scale = max(3.0 * float(np.std(cells[i][2])) for i in pix) or None
+    pictures = []
+    for i, (title, base, attribution, kind) in enumerate(cells):
+        if kind == "cam":
+            pictures.append(render.overlay(base, scaled[i], alpha, "jet"))
+        else:
+            pictures.append(render.pixel_image(attribution, pix_scale))
+    st.caption(f"{mode}: {subject}. {views.NORMALISATION_TEXT[norm]}"
+               + (" Pixel maps (Guided Backprop, Guided Grad-CAM, gradients) share their own signed scale."
+                  if pix and norm == "joint" else " Pixel maps are each scaled to 3 standard deviations."
+                  if pix else ""))
+    per_row = min(len(pictures), 5)
+    for row in range(0, len(pictures), per_row):
+        for col, title, picture in zip(st.columns(per_row), [c[0] for c in cells[row:row + per_row]],
+                                       pictures[row:row + per_row]):
+            col.image(picture, caption=title, width="stretch")
+
+    grid_settings = views.settings_of(sel, loaded, grid=mode.lower(), items=[c[0] for c in cells],
+                                      subject=subject, normalisation=norm, alpha=alpha)
+    arrays = {f"{i}_{title.split(' (')[0]}": cell for i, (title, _, cell, _) in enumerate(cells)}
+    views.downloads("compare_dl", f"compare_{mode.lower()}", [(c[0], p) for c, p in zip(cells, pictures)], arrays,
+                    grid_settings, what=f"Grid over {mode.lower()}", array_what="Maps", image=shown)
+
+
 
 # ----------------------------------------------------------------------------- two models
-st.subheader("Two models, one image, one class")
-peers = [m for m in cache.compatible_models(model_id) if m != model_id]
-if not peers:
-    st.info("No other model with this model's classes has its weights here; the shapes models "
-            "can always be compared with each other.")
-    st.stop()
-a, b, c = st.columns(3)
-other = a.selectbox("Second model", peers, key=f"compare_pair_model_{model_id}")
-with b:
-    pair_cls = class_picker("compare_pair_class", "Class for both")
-fraction = c.slider("Top region (% of pixels)", 5, 50, 15, 5, key="compare_pair_fraction") / 100
+@st.fragment
+def two_models() -> None:
+    """Two models side by side: its widgets rerun it alone."""
+    st.subheader("Two models, one image, one class")
+    peers = [m for m in cache.compatible_models(model_id) if m != model_id]
+    if not peers:
+        st.info("No other model with this model's classes has its weights here; the shapes models "
+                "can always be compared with each other.")
+        return
+    a, b, c = st.columns(3)
+    other = a.selectbox("Second model", peers, key=f"compare_pair_model_{model_id}")
+    with b:
+        pair_cls = class_picker("compare_pair_class", "Class for both")
+    fraction = c.slider("Top region (% of pixels)", 5, 50, 15, 5, key="compare_pair_fraction") / 100
 
-results = []
-for m in (model_id, other):
-    view = selection.view_of(m, sel)
-    m_loaded = cache.load_model(m)
-    d = cache.digest(view)
-    p = cache.probabilities(m, d, m_loaded.default_layer, view)
-    e = cache.explanation(m, d, m_loaded.default_layer, "gradcam", pair_cls, view)
-    results.append((m, view, p, e))
+    results = []
+    for m in (model_id, other):
+        view = selection.view_of(m, sel)
+        m_loaded = cache.load_model(m)
+        d = cache.digest(view)
+        p = cache.probabilities(m, d, m_loaded.default_layer, view)
+        e = cache.explanation(m, d, m_loaded.default_layer, "gradcam", pair_cls, view)
+        results.append((m, view, p, e))
 
-maps_joint = render.normalize([r[3]["attribution"] for r in results], "joint")
-pair_pictures = [render.overlay(r[1], m01, alpha, "jet") for r, m01 in zip(results, maps_joint)]
-cols = st.columns(2)
-for col, (m, view, p, e), picture in zip(cols, results, pair_pictures):
-    order = np.argsort(-p)[:3]
-    col.image(picture, caption=f"{m}: Grad-CAM of {names[pair_cls]}", width="stretch")
-    bars = go.Figure(go.Bar(x=p[order][::-1], y=[names[i] for i in order][::-1], orientation="h",
-                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    bars.update_layout(height=160, margin=dict(l=0, r=0, t=24, b=0), title=f"{m} predicts",
-                       xaxis=dict(tickformat=".0%", range=[0, 1]))
-    col.plotly_chart(bars, key=f"compare_pair_pred_{m}")
+    maps_joint = render.normalize([r[3]["attribution"] for r in results], "joint")
+    pair_pictures = [render.overlay(r[1], m01, alpha, "jet") for r, m01 in zip(results, maps_joint)]
+    cols = st.columns(2)
+    for col, (m, view, p, e), picture in zip(cols, results, pair_pictures):
+        order = np.argsort(-p)[:3]
+        col.image(picture, caption=f"{m}: Grad-CAM of {names[pair_cls]}", width="stretch")
+        bars = go.Figure(go.Bar(x=p[order][::-1], y=[names[i] for i in order][::-1], orientation="h",
+                                hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+        bars.update_layout(height=160, margin=dict(l=0, r=0, t=24, b=0), title=f"{m} predicts",
+                           xaxis=dict(tickformat=".0%", range=[0, 1]))
+        col.plotly_chart(bars, key=f"compare_pair_pred_{m}")
 
-first, second = results[0][3]["attribution"], results[1][3]["attribution"]
-if first.shape == second.shape:
-    rho = agreement.rank_correlation(first, second)
-    overlap = agreement.top_region_iou(first, second, fraction)
-else:
-    rho = overlap = float("nan")
-    st.warning("The two models see the image at different sizes; their maps are not compared pixel by pixel.")
-m1, m2, m3 = st.columns(3)
-m1.metric("Rank correlation (Spearman)", "n/a" if np.isnan(rho) else f"{rho:.3f}")
-m2.metric(f"IoU of top-{fraction:.0%} regions", "n/a" if np.isnan(overlap) else f"{overlap:.3f}")
-same = int(np.argmax(results[0][2])) == int(np.argmax(results[1][2]))
-m3.metric("Same top-1 prediction", "yes" if same else "no")
-st.caption("Both maps on one scale (joint normalisation). Rank correlation compares the two maps' "
-           "orderings of all pixels; the IoU compares the pixels each map ranks in its top "
-           f"{fraction:.0%} (pixels with a zero map value never count). n/a: a map is all zero.")
-pair_settings = views.settings_of(sel, loaded, second_model=other, class_index=pair_cls,
-                                  class_name=names[pair_cls], normalisation="joint",
-                                  rank_correlation=rho, top_region_fraction=fraction, top_region_iou=overlap)
-views.downloads("compare_pair_dl", "compare_two_models",
-                [(f"{m} ({names[pair_cls]})", p) for m, p in zip((model_id, other), pair_pictures)],
-                np.stack([first, second if second.shape == first.shape else render.resize_map(second, first.shape)]),
-                pair_settings, what="Two models' maps", image=shown)
+    first, second = results[0][3]["attribution"], results[1][3]["attribution"]
+    if first.shape == second.shape:
+        rho = agreement.rank_correlation(first, second)
+        overlap = agreement.top_region_iou(first, second, fraction)
+    else:
+        rho = overlap = float("nan")
+        st.warning("The two models see the image at different sizes; their maps are not compared pixel by pixel.")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Rank correlation (Spearman)", "n/a" if np.isnan(rho) else f"{rho:.3f}")
+    m2.metric(f"IoU of top-{fraction:.0%} regions", "n/a" if np.isnan(overlap) else f"{overlap:.3f}")
+    same = int(np.argmax(results[0][2])) == int(np.argmax(results[1][2]))
+    m3.metric("Same top-1 prediction", "yes" if same else "no")
+    st.caption("Both maps on one scale (joint normalisation). Rank correlation compares the two maps' "
+               "orderings of all pixels; the IoU compares the pixels each map ranks in its top "
+               f"{fraction:.0%} (pixels with a zero map value never count). n/a: a map is all zero.")
+    pair_settings = views.settings_of(sel, loaded, second_model=other, class_index=pair_cls,
+                                      class_name=names[pair_cls], normalisation="joint",
+                                      rank_correlation=rho, top_region_fraction=fraction, top_region_iou=overlap)
+    views.downloads("compare_pair_dl", "compare_two_models",
+                    [(f"{m} ({names[pair_cls]})", p) for m, p in zip((model_id, other), pair_pictures)],
+                    np.stack([first, second if second.shape == first.shape else render.resize_map(second, first.shape)]),
+                    pair_settings, what="Two models' maps", image=shown)
+
+
+
+grid()
+two_models()

@@ -2,90 +2,103 @@
 (Grad-CAM, the counterfactual map, Guided Backprop, Guided Grad-CAM) at once, and any method of
 the registry in detail. Only the first view of an image runs the model; switching class, a
 gradient method, a layer already seen, opacity or colour map reuses it; forward-heavy methods
-show their cost and run when asked, with a progress bar."""
+show their cost and run when asked, with a progress bar.
+
+Everything under the title is one fragment: a change of layer, class, method, opacity or colour
+map reruns it alone (not the sidebar, the navigation or the model lookup), and its pictures are
+encoded once per setting (``cache.map_png``), so a rerun sends only the pictures that changed."""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 import explainers
-from explainers import render
 from ui import cache, prefs, selection, views
 
 PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
 TITLES = {m: views.method_title(m) for m in PAPER}
-st.title("Explore")
-sel = selection.current()
-model_id, shown, digest = sel.model_id, sel.image, sel.digest
-loaded = cache.load_model(model_id)
 
-# keyed by model (and below by model and image): a new model starts at its default layer, a new
-# image at its own top-1 class, instead of keeping the previous one's choice
-layer = views.layer_picker(model_id, "explore_layer")
 
-probs = cache.probabilities(model_id, digest, layer, shown)
-top = np.argsort(-probs)[:5]
-
-col_pred, col_ctrl = st.columns([1, 1])
-with col_pred:
-    fig = go.Figure(go.Bar(x=probs[top][::-1], y=[loaded.categories[i] for i in top][::-1],
-                           orientation="h", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+@st.cache_data(max_entries=64, show_spinner=False)
+def predictions_figure(model_id: str, image_digest: str, names: tuple, values: tuple) -> go.Figure:
+    """The top-5 bar chart (built once per model and image, not on every change of class)."""
+    fig = go.Figure(go.Bar(x=values[::-1], y=names[::-1], orientation="h",
+                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(height=230, margin=dict(l=0, r=0, t=24, b=0), title="Top predictions",
                       xaxis=dict(tickformat=".0%", range=[0, 1]))
-    st.plotly_chart(fig, key="explore_predictions")
-with col_ctrl:
-    class_index = views.class_picker(loaded.categories, probs, f"explore_class_{model_id}_{digest}",
-                                     "Class to explain", pref=views.image_class_pref(model_id, digest))
-    alpha = views.opacity_slider("explore_alpha")
-    cmap = views.colormap_picker("explore_cmap")
-    method = st.selectbox("Method in detail (heatmap and downloads)", list(explainers.METHODS),
-                          format_func=views.method_title,
-                          key=prefs.bind("explore_method", "method", "gradcam", list(explainers.METHODS)))
+    return fig
 
-gradcam = cache.explanation(model_id, digest, layer, "gradcam", class_index, shown)
-st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {gradcam['score']:.3f}) "
-           f"at layer `{layer}`. Each map normalised to its own maximum (per map).")
-columns = st.columns(5)
-columns[0].image(shown, caption="Image", width="stretch")
-# the Grad-CAM maps first (a backward through the head only), then the pixel-space maps
-maps, pictures = {}, {}
-for col, m in zip(columns[1:], TITLES):
-    maps[m] = cache.explanation(model_id, digest, layer, m, class_index, shown)
-    if m in ("gradcam", "counterfactual"):
-        (m01,) = render.normalize([maps[m]["attribution"]], "per_map")
-        pictures[m] = render.overlay(shown, m01, alpha, cmap)
+
+@st.fragment
+def explore(sel: selection.Selection, loaded) -> None:
+    model_id, shown, digest = sel.model_id, sel.image, sel.digest
+    # keyed by model (and below by model and image): a new model starts at its default layer, a
+    # new image at its own top-1 class, instead of keeping the previous one's choice
+    layer = views.layer_picker(model_id, "explore_layer")
+
+    probs = cache.probabilities(model_id, digest, layer, shown)
+    top = np.argsort(-probs)[:5]
+
+    col_pred, col_ctrl = st.columns([1, 1])
+    with col_pred:
+        fig = predictions_figure(model_id, digest, tuple(loaded.categories[i] for i in top),
+                                 tuple(float(probs[i]) for i in top))
+        st.plotly_chart(fig, key="explore_predictions")
+    with col_ctrl:
+        class_index = views.class_picker(loaded.categories, probs, f"explore_class_{model_id}_{digest}",
+                                         "Class to explain", pref=views.image_class_pref(model_id, digest))
+        alpha = views.opacity_slider("explore_alpha")
+        cmap = views.colormap_picker("explore_cmap")
+        method = st.selectbox("Method in detail (heatmap and downloads)", list(explainers.METHODS),
+                              format_func=views.method_title,
+                              key=prefs.bind("explore_method", "method", "gradcam", list(explainers.METHODS)))
+
+    maps = {m: cache.explanation(model_id, digest, layer, m, class_index, shown) for m in PAPER}
+    st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {maps['gradcam']['score']:.3f}) "
+               f"at layer `{layer}`. Each map normalised to its own maximum (per map).")
+    columns = st.columns(5)
+    columns[0].image(cache.image_png(digest, shown), caption="Image", width="stretch")
+    # the Grad-CAM maps first (a backward through the head only), then the pixel-space maps
+    pictures = {m: cache.map_png(model_id, digest, layer, m, class_index, alpha, cmap, shown) for m in PAPER}
+    for col, m in zip(columns[1:], PAPER):
+        col.image(pictures[m], caption=TITLES[m], width="stretch")
+
+    views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
+
+    st.subheader(f"In detail: {views.method_title(method)}")
+    views.method_note(method)
+    if method in maps:
+        chosen = maps[method]
     else:
-        pictures[m] = render.pixel_image(maps[m]["attribution"])
-    col.image(pictures[m], caption=TITLES[m], width="stretch")
+        chosen = views.maps_on_demand(model_id, digest, layer, [(method, class_index)], shown, "explore_heavy")[
+            (method, class_index)]
+        if chosen is None:
+            return
+        if cache.method_cost(model_id, digest, layer, method, shown).heavy:
+            pictures[method] = views.method_picture(shown, chosen["attribution"], alpha, cmap)
+        else:
+            pictures[method] = cache.map_png(model_id, digest, layer, method, class_index, alpha, cmap, shown)
+        st.image(pictures[method], caption=f"{views.method_title(method)} of {loaded.categories[class_index]}",
+                 width=320)
+        if chosen["layer_map"] is not None:
+            views.faint_notice({views.method_title(method): chosen["layer_map"]})
+    title = views.method_title(method)
+    if chosen["layer_map"] is not None and chosen["attribution"].ndim == 2:
+        z, what = chosen["layer_map"], "at layer resolution"
+    elif chosen["attribution"].ndim == 3:  # pixel maps: the magnitude summed over colour channels
+        z, what = np.abs(chosen["attribution"]).sum(axis=0), "|attribution| summed over channels"
+    else:  # a map at input resolution without a layer (occlusion)
+        z, what = chosen["attribution"], "at input resolution"
+    st.plotly_chart(views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)"),
+                    key="explore_layer_map")
 
-views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
+    settings = views.settings_of(sel, loaded, layer=layer, method=method, class_index=class_index,
+                                 class_name=loaded.categories[class_index], score=chosen["score"],
+                                 normalisation="per_map", alpha=alpha, cmap=cmap)
+    views.downloads("dl", method, pictures[method], chosen["attribution"], settings,
+                    what=f"{title} of {loaded.categories[class_index]}", image=shown,
+                    layer_map=chosen["layer_map"] if chosen["attribution"].ndim == 2 else None, cmap=cmap)
 
-st.subheader(f"In detail: {views.method_title(method)}")
-views.method_note(method)
-if method in maps:
-    chosen = maps[method]
-else:
-    chosen = views.maps_on_demand(model_id, digest, layer, [(method, class_index)], shown, "explore_heavy")[
-        (method, class_index)]
-    if chosen is None:
-        st.stop()
-    pictures[method] = views.method_picture(shown, chosen["attribution"], alpha, cmap)
-    st.image(pictures[method], caption=f"{views.method_title(method)} of {loaded.categories[class_index]}",
-             width=320)
-    if chosen["layer_map"] is not None:
-        views.faint_notice({views.method_title(method): chosen["layer_map"]})
-title = views.method_title(method)
-if chosen["layer_map"] is not None and chosen["attribution"].ndim == 2:
-    z, what = chosen["layer_map"], "at layer resolution"
-elif chosen["attribution"].ndim == 3:  # pixel maps: the magnitude summed over colour channels
-    z, what = np.abs(chosen["attribution"]).sum(axis=0), "|attribution| summed over channels"
-else:  # a map at input resolution without a layer (occlusion)
-    z, what = chosen["attribution"], "at input resolution"
-st.plotly_chart(views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)"),
-                key="explore_layer_map")
 
-settings = views.settings_of(sel, loaded, layer=layer, method=method, class_index=class_index,
-                             class_name=loaded.categories[class_index], score=chosen["score"],
-                             normalisation="per_map", alpha=alpha, cmap=cmap)
-views.downloads("dl", method, pictures[method], chosen["attribution"], settings,
-                what=f"{title} of {loaded.categories[class_index]}", image=shown,
-                layer_map=chosen["layer_map"] if chosen["attribution"].ndim == 2 else None, cmap=cmap)
+st.title("Explore")
+sel = selection.current()
+explore(sel, cache.load_model(sel.model_id))

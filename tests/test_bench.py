@@ -70,10 +70,11 @@ def test_browser_bench_smoke(tmp_path, capsys):
     out = tmp_path / "browser.json"
     assert main(["browser", "--repeats", "1", "--out", str(out)]) == 0
     figures = json.loads(out.read_text())
-    assert set(figures["shapes"]) == {"class", "colour map", "opacity", "method", "layer", "gallery scene",
+    assert set(figures["shapes"]) == {"class", "class, first visit", "colour map", "opacity", "method", "layer", "gallery scene",
                                       "upload", "model"}
     assert all("median_s" in v for v in figures["shapes"].values()), figures["shapes"]
     assert figures["settings"]["checked"] and figures["cold start to the first map"]["median_s"] > 0
+    assert figures["started_with"] == "-m ui.launch"  # as ./studio dashboard starts the app
     assert "| class |" in capsys.readouterr().out
 
 

@@ -4,6 +4,7 @@ image is cached per (model, image digest, layer) as an ``explainers.Capture``, s
 class, method, opacity or colour map never repeats it."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 import explainers
-from explainers import masking
+from explainers import masking, render
 import model_zoo
 from model_zoo import shapes
 
@@ -38,6 +39,33 @@ def load_model(model_id: str) -> model_zoo.LoadedModel:
         loaded = dataclasses.replace(loaded, default_layer=layer)
     return loaded
 
+
+
+# PyTorch's intra-op threads per model. A small model's pass (the shapes models: under 1 M
+# parameters, a forward of ~1.5 ms) gains nothing from a second thread, and with the browser on
+# the same cores (a laptop, the benchmark) its OpenMP threads wait on each other: a 2 ms backward
+# took 50 to 470 ms now and then (bench/README.md, "In the browser"). Large models keep every
+# thread: one alone makes resnet50's forward 1.6x slower on an idle machine.
+SMALL_MODEL_PARAMETERS = 2_000_000
+ALL_THREADS = torch.get_num_threads()
+
+
+@st.cache_resource(show_spinner=False)
+def _parameters(model_id: str) -> int:
+    return sum(p.numel() for p in load_model(model_id).model.parameters())
+
+
+@contextlib.contextmanager
+def torch_threads(model_id: str):
+    """Run the block with the intra-op threads this model's passes should use (see above)."""
+    wanted = 1 if _parameters(model_id) < SMALL_MODEL_PARAMETERS else ALL_THREADS
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != ALL_THREADS:
+            torch.set_num_threads(ALL_THREADS)
 
 
 def family(model_id: str) -> str:
@@ -111,7 +139,7 @@ def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray,
     def make():
         loaded = load_model(model_id)
         x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
-        with st.spinner("Running the model..."):
+        with st.spinner("Running the model..."), torch_threads(model_id):
             return explainers.Capture(loaded.model, x, layer=layer, pixels=True, inputs=inputs)
     return capture_store().get((model_id, image_digest, layer, inputs), make)
 
@@ -136,7 +164,7 @@ def generate_caption(model_id: str, image_digest: str, _image: np.ndarray, beam:
     """The captioner's own caption (token ids after <start>, up to <end>), greedy or by beam search."""
     loaded = load_model(model_id)
     x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
-    with explainers.model_lock(loaded.model):
+    with explainers.model_lock(loaded.model), torch_threads(model_id):
         return tuple(loaded.model.generate(x, beam=beam)[0])
 
 
@@ -144,7 +172,9 @@ def generate_caption(model_id: str, image_digest: str, _image: np.ndarray, beam:
 def token_maps(model_id: str, image_digest: str, layer: str, method: str, inputs: tuple, targets: tuple,
                _image: np.ndarray) -> list[dict]:
     """The arrays of several maps that share one forward pass with these token inputs."""
-    got = capture(model_id, image_digest, layer, _image, inputs).explain(method, list(targets))
+    kept = capture(model_id, image_digest, layer, _image, inputs)
+    with torch_threads(model_id):
+        got = kept.explain(method, list(targets))
     return [_arrays(e) for e in got]
 
 
@@ -170,7 +200,8 @@ def masked_logits(model_id: str, image_digest: str, _image: np.ndarray, _masks: 
     the masks."""
     loaded = load_model(model_id)
     x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
-    return masking.masked_outputs(loaded.model, x, list(_masks), baseline)
+    with torch_threads(model_id):
+        return masking.masked_outputs(loaded.model, x, list(_masks), baseline)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -188,7 +219,38 @@ def explanation(model_id: str, image_digest: str, layer: str, method: str, class
     """The arrays of one map (cached: revisiting a class or method is free). ``versus``: explain
     y^class - y^versus ("why this class rather than that one") instead of y^class."""
     target = class_index if versus is None else explainers.Contrast(class_index, versus)
-    return _arrays(capture(model_id, image_digest, layer, _image).explain(method, target))
+    kept = capture(model_id, image_digest, layer, _image)
+    with torch_threads(model_id):
+        return _arrays(kept.explain(method, target))
+
+
+# Pictures are encoded once per (map, settings) and kept as PNG bytes, so that a rerun which shows
+# a picture again neither re-encodes it nor sends new bytes (Streamlit names a media file by its
+# bytes: the same bytes keep the same URL, which the browser has already decoded). The maps
+# themselves stay in the capture and ``explanation``; these are their encodings only.
+PNG_LEVEL = 1  # zlib level for pictures sent to the browser (see render.png_bytes)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def image_png(image_digest: str, _image: np.ndarray) -> bytes:
+    """The image (as the model sees it) as PNG."""
+    return render.png_bytes(_image, PNG_LEVEL)
+
+
+def map_png(model_id: str, image_digest: str, layer: str, method: str, class_index: int, alpha: float,
+            cmap: str, image: np.ndarray, versus: int | None = None) -> bytes:
+    """The picture of one map as the pages show it (``render.picture``: an overlay normalised per
+    map, or a pixel map's own image, which opacity and colour map do not change), as PNG; the map
+    comes from :func:`explanation`."""
+    if explainers.get_method(method).per_channel:
+        alpha, cmap = None, None
+    return _map_png(model_id, image_digest, layer, method, class_index, alpha, cmap, image, versus)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _map_png(model_id, image_digest, layer, method, class_index, alpha, cmap, _image, versus) -> bytes:
+    arrays = explanation(model_id, image_digest, layer, method, class_index, _image, versus)
+    return render.png_bytes(render.picture(_image, arrays["attribution"], alpha, cmap), PNG_LEVEL)
 
 
 def _arrays(e) -> dict:
@@ -240,7 +302,9 @@ def heavy_explanation(model_id: str, image_digest: str, layer: str, method: str,
     key = (model_id, image_digest, layer, method, class_index)
     kept = map_store().get(key)
     if kept is None:
-        e = capture(model_id, image_digest, layer, image).explain(method, class_index, progress=progress)
+        kept = capture(model_id, image_digest, layer, image)
+        with torch_threads(model_id):
+            e = kept.explain(method, class_index, progress=progress)
         kept = _arrays(e)
         map_store().put(key, kept)
     return kept
@@ -266,14 +330,15 @@ def pass_seconds(model_id: str) -> tuple[float, float]:
         torch.autograd.grad(out[0].max(), one)
 
     times = []
-    for fn, count in ((forward, 8), (backward, 1)):
-        fn()
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
+    with torch_threads(model_id):  # as the methods it estimates will run
+        for fn, count in ((forward, 8), (backward, 1)):
             fn()
-            best = min(best, time.perf_counter() - t)
-        times.append(best / count)
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t)
+            times.append(best / count)
     return times[0], max(times[1] - times[0], 0.0)
 
 

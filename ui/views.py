@@ -41,7 +41,12 @@ DOWNLOAD_SIZES = [256, 512, 1024, 2048]
 
 
 def _as_image(picture) -> Image.Image:
-    return picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
+    """A PIL image from a PIL image, an H x W (x 3) uint8 array or encoded bytes (a cached PNG)."""
+    if isinstance(picture, Image.Image):
+        return picture
+    if isinstance(picture, bytes):
+        return Image.open(io.BytesIO(picture))
+    return Image.fromarray(np.asarray(picture))
 
 
 def slide(panels, size: int = 512) -> Image.Image:
@@ -113,7 +118,8 @@ def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "
                                f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     ext = "npz" if isinstance(array, dict) else "npy"
     shape = "" if isinstance(array, dict) else f", {'x'.join(map(str, np.shape(array)))}"
-    columns[1].download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})", npy_bytes(array),
+    columns[1].download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})",
+                               lambda: npy_bytes(array),
                                f"{stem}.{ext}", key=f"{key}_npy", on_click="ignore")
     columns[2].download_button("Settings to make it again (JSON)", json.dumps(settings, indent=2, default=float),
                                f"{stem}.json", "application/json", key=f"{key}_json", on_click="ignore")
@@ -184,14 +190,7 @@ def method_title(name: str) -> str:
     return explainers.get_method(name).title
 
 
-def method_picture(base: np.ndarray, attribution: np.ndarray, alpha: float, cmap: str = "jet",
-                   pixel_scale: float | None = None) -> Image.Image:
-    """A map over the image (H x W maps, normalised per map) or a pixel map's own image
-    (C x H x W attributions)."""
-    if attribution.ndim == 3:
-        return render.pixel_image(attribution, pixel_scale)
-    (m01,) = render.normalize([attribution], "per_map")
-    return render.overlay(base, m01, alpha, cmap)
+method_picture = render.picture  # how a page shows a map (overlay, or a pixel map's own image)
 
 
 def method_note(name: str, where=st) -> None:
