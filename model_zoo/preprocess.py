@@ -1,15 +1,25 @@
 """Image preprocessing as data: resize the shorter side, centre-crop, scale to [0, 1], normalise.
-The same record gives the display image (the crop the network sees) for overlays."""
+The same record gives the display image (the crop the network sees) for overlays.
+
+The steps are torchvision's (``transforms.functional`` resize, center_crop, pil_to_tensor,
+normalize) done with Pillow and PyTorch directly, which is what torchvision itself does on a PIL
+image (Pillow's resampling, the same size and offset arithmetic): importing torchvision, which
+pulls in ``torch._dynamo``, took 1.1 s of the dashboard's first page (bench/README.md). The
+results are the same to the bit (``tests/model_zoo/test_registry.py`` compares them); a crop
+larger than the resized image, which needs padding, is left to torchvision itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
-from torchvision.transforms import InterpolationMode
 
 __all__ = ["Preprocess"]
+
+# torchvision's InterpolationMode values -> Pillow's filters (its pil_modes_mapping)
+_PIL_FILTERS = {"nearest": Image.NEAREST, "nearest-exact": Image.NEAREST, "bilinear": Image.BILINEAR,
+                "bicubic": Image.BICUBIC, "box": Image.BOX, "hamming": Image.HAMMING, "lanczos": Image.LANCZOS}
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,12 @@ class Preprocess:
     interpolation: str = "bilinear"
 
     max_resized_pixels: int = 25_000_000  # the resized image before the crop (a strip would be huge)
+
+    def __post_init__(self):
+        if self.interpolation not in _PIL_FILTERS:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; choose from {', '.join(_PIL_FILTERS)}")
+        if any(v == 0 for v in self.std):
+            raise ValueError(f"std {self.std} has a zero: normalising would divide by it")
 
     def resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """(width, height) of an image of ``size`` after the resize of its shorter side (as
@@ -61,14 +77,24 @@ class Preprocess:
         """The RGB crop the network sees (crop x crop pixels). The resized size is checked first
         (:meth:`check`): a 60000 x 1 strip is refused before any pixel is resized."""
         self.check(image.size)
-        mode = InterpolationMode(self.interpolation)
-        img = TF.resize(image.convert("RGB"), self.resize, interpolation=mode, antialias=True)
-        return TF.center_crop(img, self.crop)
+        img = image.convert("RGB")
+        size = self.resized_size(img.size)
+        if size != img.size:
+            img = img.resize(size, _PIL_FILTERS[self.interpolation])
+        w, h = img.size
+        if self.crop > w or self.crop > h:  # padding first: torchvision's own rule
+            import torchvision.transforms.functional as TF
+            return TF.center_crop(img, self.crop)
+        top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
+        return img.crop((left, top, left + self.crop, top + self.crop))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """PIL image -> normalised 3 x crop x crop float tensor (add a batch axis yourself)."""
-        t = TF.pil_to_tensor(self.display(image)).to(torch.float32) / 255.0
-        return TF.normalize(t, list(self.mean), list(self.std))
+        t = torch.from_numpy(np.array(self.display(image), dtype=np.uint8)).permute(2, 0, 1)
+        t = t.to(torch.float32) / 255.0
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+        return t.sub_(mean).div_(std)
 
     def view_box(self, box, size: tuple[int, int]):
         """A box (x0, y0, x1, y1, half-open) on an image of ``size`` = (width, height) in the

@@ -6,7 +6,8 @@ show their cost and run when asked, with a progress bar.
 
 Everything under the title is one fragment: a change of layer, class, method, opacity or colour
 map reruns it alone (not the sidebar, the navigation or the model lookup), and its pictures are
-encoded once per setting (``cache.map_png``), so a rerun sends only the pictures that changed."""
+encoded once per setting (``cache.map_png``), so a rerun sends only the pictures that changed; its
+charts are drawn last, into places kept for them, so that the maps never wait for Plotly."""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -39,10 +40,8 @@ def explore(sel: selection.Selection, loaded) -> None:
     top = np.argsort(-probs)[:5]
 
     col_pred, col_ctrl = st.columns([1, 1])
-    with col_pred:
-        fig = predictions_figure(model_id, digest, tuple(loaded.categories[i] for i in top),
-                                 tuple(float(probs[i]) for i in top))
-        st.plotly_chart(fig, key="explore_predictions")
+    with col_pred:  # the top-5 chart, drawn at the end
+        predictions = st.empty()
     with col_ctrl:
         class_index = views.class_picker(loaded.categories, probs, f"explore_class_{model_id}_{digest}",
                                          "Class to explain", pref=views.image_class_pref(model_id, digest))
@@ -64,6 +63,19 @@ def explore(sel: selection.Selection, loaded) -> None:
 
     views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
 
+    later = _in_detail(sel, loaded, layer, method, class_index, maps, pictures, alpha, cmap)
+    # the charts last: the maps reach the browser before Plotly's JavaScript (0.9 s of the first page)
+    predictions.plotly_chart(predictions_figure(model_id, digest, tuple(loaded.categories[i] for i in top),
+                                                tuple(float(probs[i]) for i in top)), key="explore_predictions")
+    if later is not None:
+        slot, figure = later
+        slot.plotly_chart(figure, key="explore_layer_map")
+
+
+def _in_detail(sel, loaded, layer, method, class_index, maps, pictures, alpha, cmap):
+    """The chosen method in detail (its map, a place for its heatmap, the downloads); returns
+    (the heatmap's place, its figure), or None while a forward-heavy method waits to be run."""
+    model_id, shown, digest = sel.model_id, sel.image, sel.digest
     st.subheader(f"In detail: {views.method_title(method)}")
     views.method_note(method)
     if method in maps:
@@ -72,7 +84,7 @@ def explore(sel: selection.Selection, loaded) -> None:
         chosen = views.maps_on_demand(model_id, digest, layer, [(method, class_index)], shown, "explore_heavy")[
             (method, class_index)]
         if chosen is None:
-            return
+            return None
         if cache.method_cost(model_id, digest, layer, method, shown).heavy:
             pictures[method] = views.method_picture(shown, chosen["attribution"], alpha, cmap)
         else:
@@ -88,15 +100,14 @@ def explore(sel: selection.Selection, loaded) -> None:
         z, what = np.abs(chosen["attribution"]).sum(axis=0), "|attribution| summed over channels"
     else:  # a map at input resolution without a layer (occlusion)
         z, what = chosen["attribution"], "at input resolution"
-    st.plotly_chart(views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)"),
-                    key="explore_layer_map")
-
+    slot = st.empty()
     settings = views.settings_of(sel, loaded, layer=layer, method=method, class_index=class_index,
                                  class_name=loaded.categories[class_index], score=chosen["score"],
                                  normalisation="per_map", alpha=alpha, cmap=cmap)
     views.downloads("dl", method, pictures[method], chosen["attribution"], settings,
                     what=f"{title} of {loaded.categories[class_index]}", image=shown,
                     layer_map=chosen["layer_map"] if chosen["attribution"].ndim == 2 else None, cmap=cmap)
+    return slot, views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)")
 
 
 st.title("Explore")

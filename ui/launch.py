@@ -1,24 +1,50 @@
 """Start the dashboard: ``python -m ui.launch [streamlit options]`` is ``streamlit run
 dashboard.py [options]`` (what ``./studio dashboard`` and the container's entrypoint run), with the
-heavy libraries the first page needs imported in a background thread while the server starts and
-the browser loads the app's JavaScript, instead of after the first session connects.
+heavy library the first page needs (PyTorch, 1.2 s to import here) imported in a background
+thread as soon as the server listens, while the browser loads the app's JavaScript, instead of
+after the first session connects. Started before the server listens, the import held the GIL
+against the server's own start and delayed it by as much (``./studio bench browser`` measures
+the cold start; ``--plain`` starts ``streamlit run`` directly).
 
-Only third-party leaves are imported here (PyTorch, torchvision, Plotly): the page's own import of
-``ui.selection`` then finds them loaded, or waits on their module lock while this thread finishes
-them, so the two threads never hold each other's modules. ``./studio bench browser`` measures the
-cold start both ways (``--plain`` starts ``streamlit run`` directly)."""
+Only a third-party leaf is imported here: the page's own import of ``ui.selection`` then finds it
+loaded, or waits on its module lock while this thread finishes it, so the two threads never hold
+each other's modules."""
 from __future__ import annotations
 
+import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard.py"
-HEAVY = ("torch", "torchvision", "plotly.graph_objects")
+HEAVY = ("torch",)
 
 
-def _warm() -> None:
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _warm(deadline_s: float = 60.0) -> None:
     import importlib
+
+    from streamlit import config
+
+    started = time.monotonic()
+    while True:
+        time.sleep(0.02)
+        # read each time: the command line's --server.port and --server.address are applied after
+        # this thread starts
+        host = config.get_option("server.address") or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if _listening(host, int(config.get_option("server.port"))):
+            break
+        if time.monotonic() - started > deadline_s:  # the page imports it itself, as without this
+            return
     for name in HEAVY:
         try:
             importlib.import_module(name)
@@ -27,9 +53,9 @@ def _warm() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    threading.Thread(target=_warm, name="studio-warm-imports", daemon=True).start()
     from streamlit.web import cli
 
+    threading.Thread(target=_warm, name="studio-warm-imports", daemon=True).start()
     sys.argv = ["streamlit", "run", str(DASHBOARD), *(sys.argv[1:] if argv is None else argv)]
     return cli.main()
 
