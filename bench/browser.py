@@ -113,20 +113,26 @@ def _stats(values):
     return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values), "n": len(values)}
 
 
+def _series(page, make, count: int, index: int = 1) -> dict:
+    """Time ``count`` changes (``make(k)`` prepares the k-th, see :func:`_timed`) to the picture
+    ``index`` painted; a change that paints nothing within 120 s is said in the table, not hidden."""
+    times = []
+    try:
+        for k in range(count):
+            times.append(_timed(page, make(k), index))
+        out = _stats(times)
+    except PlaywrightTimeout:  # the other interactions still run
+        out = {"error": f"no new map within 120 s at repeat {len(times) + 1}", **(_stats(times) if times else {})}
+    _settle(page)
+    return out
+
+
 def explore(page, model: str, other_model: str, repeats: int, upload_files) -> dict:
     out = {}
 
     def alternate(name, make, index=1, count=None):
         print(f"{model}: {name}", file=sys.stderr, flush=True)
-        times = []
-        try:
-            for k in range(repeats if count is None else count):
-                times.append(_timed(page, make(k), index))
-            out[name] = _stats(times)
-        except PlaywrightTimeout:  # said in the table, not hidden: the other interactions still run
-            out[name] = {"error": f"no new map within 120 s at repeat {len(times) + 1}", **(
-                _stats(times) if times else {})}
-        _settle(page)
+        out[name] = _series(page, make, repeats if count is None else count, index)
 
     _select(page, "Model", model)
     _settle(page)
@@ -202,6 +208,34 @@ def pages(page, repeats: int) -> dict:
             page.wait_for_function(OPENED, arg=heading, timeout=120_000, polling="raf")
             times.append(time.perf_counter() - started)
         out[f"open {title}"] = _stats(times)
+    return out
+
+
+def _open(page, title: str, heading: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.wait_for_timeout(50)
+    page.wait_for_function(OPENED, arg=heading, timeout=120_000, polling="raf")
+    _settle(page)
+
+
+def other_pages(page, repeats: int) -> dict:
+    """A change on Compare (the grid's class: its first map) and on Captioning (the scene: the
+    first word's map), on shapes-resnet and shapes-captioner."""
+    from model_zoo.shapes import language
+    out = {}
+    _open(page, "Compare", "Compare")
+    print("Compare: class", file=sys.stderr, flush=True)
+    _select(page, "Class", "circle")
+    _settle(page)
+    out["Compare: class"] = _series(
+        page, lambda k: lambda: _select(page, "Class", ("square", "circle")[k % 2], commit=False), repeats, 0)
+    _open(page, "Captioning", "Captioning")
+    print("Captioning: scene", file=sys.stderr, flush=True)
+    scenes = [language.make_described(2024, i, "pair").caption for i in (0, 1)]  # ui.cache.language_gallery's
+    _select(page, "Scene (its true caption)", scenes[1])
+    _settle(page)
+    out["Captioning: scene"] = _series(
+        page, lambda k: lambda: _select(page, "Scene (its true caption)", scenes[k % 2], commit=False), repeats, 0)
     return out
 
 
@@ -314,6 +348,7 @@ def main(argv=None) -> int:
             _select(page, "Model", "shapes-resnet")
             _settle(page)
             figures["pages"] = pages(page, max(2, args.repeats // 2))
+            figures["pages"].update(other_pages(page, args.repeats))
             figures["settings"] = check_settings(page)
         finally:
             _stop(proc, page)
