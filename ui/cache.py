@@ -302,9 +302,9 @@ def heavy_explanation(model_id: str, image_digest: str, layer: str, method: str,
     key = (model_id, image_digest, layer, method, class_index)
     kept = map_store().get(key)
     if kept is None:
-        kept = capture(model_id, image_digest, layer, image)
+        forward = capture(model_id, image_digest, layer, image)
         with torch_threads(model_id):
-            e = kept.explain(method, class_index, progress=progress)
+            e = forward.explain(method, class_index, progress=progress)
         kept = _arrays(e)
         map_store().put(key, kept)
     return kept
