@@ -130,8 +130,8 @@ def picture(image, attribution: np.ndarray, alpha: float = 0.5, cmap: str = "jet
 def png_bytes(picture, compress_level: int = 6) -> bytes:
     """A PIL image or an H x W (x 3) uint8 array encoded as PNG (the one PNG encoder of the
     project: downloads, study stimuli, the pictures pages show). ``compress_level`` is zlib's
-    (PIL's default 6; 1 encodes several times faster for a few percent more bytes, for pictures
-    sent to the browser on every change)."""
+    (PIL's default 6; measured on 224 px overlays, 1 encodes a smooth one in 1.4 ms instead of
+    4.6 ms for 38% more bytes, and a noisy one in the same time and size: the pages use 1)."""
     buf = io.BytesIO()
     (picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))).save(
         buf, format="PNG", compress_level=compress_level)

@@ -4,6 +4,7 @@ section 8)."""
 import streamlit as st
 
 import explainers
+from explainers import render
 from model_zoo.shapes import language
 from ui import cache, language_views as lv, views
 
@@ -37,7 +38,7 @@ st.caption(f"log p(caption | image) = {whole['score']:.2f} (teacher forcing, {le
 
 
 def picture(attribution):
-    return views.method_picture(image, attribution, alpha)
+    return render.picture(image, attribution, alpha)
 
 
 st.markdown("**A map per word** (pick a word below to enlarge it)")

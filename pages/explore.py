@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import explainers
+from explainers import render
 from ui import cache, prefs, selection, views
 
 PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
@@ -86,7 +87,7 @@ def _in_detail(sel, loaded, layer, method, class_index, maps, pictures, alpha, c
         if chosen is None:
             return None
         if cache.method_cost(model_id, digest, layer, method, shown).heavy:
-            pictures[method] = views.method_picture(shown, chosen["attribution"], alpha, cmap)
+            pictures[method] = render.picture(shown, chosen["attribution"], alpha, cmap)
         else:
             pictures[method] = cache.map_png(model_id, digest, layer, method, class_index, alpha, cmap, shown)
         st.image(pictures[method], caption=f"{views.method_title(method)} of {loaded.categories[class_index]}",

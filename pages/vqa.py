@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import explainers
+from explainers import render
 from model_zoo.shapes import language
 from ui import cache, language_views as lv, views
 
@@ -59,7 +60,7 @@ target = explainers.Answer(tokens, answer, versus=versus,
 what = target.name
 c1, c2, c3 = st.columns(3)
 c1.image(image, caption="Image", width="stretch")
-c2.image(views.method_picture(image, e["attribution"], alpha), caption=f"{views.method_title(method)}: {what}",
+c2.image(render.picture(image, e["attribution"], alpha), caption=f"{views.method_title(method)}: {what}",
          width="stretch")
 if e["layer_map"] is not None:
     c3.plotly_chart(views.heatmap(e["layer_map"], f"Grad-CAM at layer resolution ({e['layer_map'].shape[0]}x"
@@ -70,5 +71,5 @@ settings = {"model": model_id, "weights": loaded.weights, "weights_sha256": load
             "image_digest": digest, "question": question, "answer": answers[answer],
             "versus": None if versus is None else answers[versus], "method": method, "score": e["score"],
             "layer": layer, "normalisation": "per_map"}
-views.downloads("vqa_dl", "vqa", views.method_picture(image, e["attribution"], alpha), e["attribution"], settings,
+views.downloads("vqa_dl", "vqa", render.picture(image, e["attribution"], alpha), e["attribution"], settings,
                 what=f"{views.method_title(method)} of {what}", image=image)

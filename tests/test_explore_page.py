@@ -180,3 +180,33 @@ def test_a_method_that_ignores_the_class_says_so(app):
     app.selectbox(key="explore_method").set_value("occlusion").run()
     app.button(key="explore_heavy_run").click().run()
     assert not app.exception and "Occlusion at input resolution (64x64" in _layer_map_spec(app)
+
+
+def test_pictures_are_encoded_once_per_setting():
+    """cache.map_png: the PNG of what render.picture draws; a pixel map's picture does not depend
+    on opacity or colour map (the same bytes, so the browser keeps it); an overlay's does."""
+    import explainers
+    from explainers import render
+    scene = gallery()[0][1]
+    loaded = cache.load_model("shapes-resnet")
+    view = np.asarray(loaded.preprocess.display(Image.fromarray(scene.image)))
+    d = cache.digest(view)
+    gb = [cache.map_png("shapes-resnet", d, "layer3", "guided_backprop", 0, a, c, view)
+          for a, c in ((0.2, "jet"), (0.8, "viridis"))]
+    assert gb[0] == gb[1]
+    cams = [cache.map_png("shapes-resnet", d, "layer3", "gradcam", 0, a, "jet", view) for a in (0.2, 0.8)]
+    assert cams[0] != cams[1]
+    want = render.picture(view, cache.explanation("shapes-resnet", d, "layer3", "gradcam", 0, view)["attribution"], 0.8)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(cams[1]))), np.asarray(want))
+    assert explainers.get_method("guided_backprop").per_channel and not explainers.get_method("gradcam").per_channel
+
+
+def test_small_models_run_on_one_thread(monkeypatch):
+    import torch
+    before = torch.get_num_threads()
+    with cache.torch_threads("shapes-resnet"):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == cache.ALL_THREADS == before
+    monkeypatch.setattr(cache, "_parameters", lambda model_id: 25_000_000)  # a resnet50-sized model
+    with cache.torch_threads("shapes-resnet"):
+        assert torch.get_num_threads() == cache.ALL_THREADS

@@ -190,9 +190,6 @@ def method_title(name: str) -> str:
     return explainers.get_method(name).title
 
 
-method_picture = render.picture  # how a page shows a map (overlay, or a pixel map's own image)
-
-
 def method_note(name: str, where=st) -> None:
     """What the method computes and where it comes from; a warning when its map does not
     depend on the class."""
