@@ -83,7 +83,11 @@ class ShapesCaptioner(_Trunk):
 
     def forward(self, x, tokens):
         """Next-word logits (N x T x words) for the input words ``tokens`` (N x T)."""
-        state, v = self._start(x)
+        return self.decode(self.encode(x), tokens)
+
+    def decode(self, f, tokens):
+        """:meth:`forward` from the pooled features ``f`` (training also reads them)."""
+        state, v = self._start_from(f)
         y, _ = self.lstm(self._step_inputs(tokens, v), state)
         return self.out(y)
 
@@ -129,7 +133,11 @@ class ShapesVQA(_Trunk):
         self.classifier = nn.Sequential(nn.ReLU(), nn.Linear(fused, fused), nn.ReLU(), nn.Linear(fused, answers))
 
     def image_vector(self, x):
-        return torch.tanh(self.image(self.encode(x)))
+        return self.vector(self.encode(x))
+
+    def vector(self, f):
+        """The image vector from the pooled features ``f`` (training also reads them)."""
+        return torch.tanh(self.image(f))
 
     def answer(self, v, question):
         _, (h, _) = self.lstm(self.embed(question))
@@ -244,7 +252,7 @@ def _evaluate(model, recipe: MultiRecipe, seed: int, n: int) -> dict:
     scenes = _scenes(n // 4, n - n // 4, seed)
     x = images_tensor(scenes)
     if recipe.task == "caption":
-        exact, words, total = 0, 0, 0
+        words, total = 0, 0
         with torch.no_grad():
             for i in range(0, len(scenes), 256):
                 inp, tgt = caption_batch([L.encode_caption(L.caption_words(s)) for s in scenes[i:i + 256]])
@@ -314,14 +322,12 @@ def train_multimodal(recipe: MultiRecipe, out_dir: Path, heldout: int = 800, sho
             f = model.encode(xb)
             if recipe.task == "caption":
                 inp, tgt = caption_batch([captions[i] for i in idx])
-                state, v = model._start_from(f)
-                y, _ = model.lstm(model._step_inputs(inp, v), state)
-                logits = model.out(y)
+                logits = model.decode(f, inp)
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=0)
             else:  # every question of every scene: the image passes once, its vector meets each question
                 rows = [j for j, i in enumerate(idx) for _ in qa[i]]
                 picks = [p for i in idx for p in qa[i]]
-                logits = model.answer(torch.tanh(model.image(f))[rows], question_batch([q for q, _ in picks]))
+                logits = model.answer(model.vector(f)[rows], question_batch([q for q, _ in picks]))
                 loss = F.cross_entropy(logits, torch.tensor([a for _, a in picks]))
             if recipe.concept_loss:
                 loss = loss + recipe.concept_loss * F.binary_cross_entropy_with_logits(concepts(f), labels[idx])
