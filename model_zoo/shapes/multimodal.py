@@ -15,8 +15,13 @@ their training (seeded, on the CPU, minutes) and the figures on their cards.
   is, as a classifier's do for its classes, and a colour word's map finds its object (89% of
   colour words against 64% without it; the card has the figures).
 * ``ShapesVQA``: the same trunk and pooling, an LSTM question encoder (questions left-padded, so its
-  last state has read the whole question), the two fused by an element-wise product, an answer
-  classifier; ``forward(x, question)`` gives N x answers logits.
+  last state has read the whole question), the two fused by an element-wise product, and one
+  linear layer from the fused vector to the answers; ``forward(x, question)`` gives N x answers
+  logits. The answer is thus bilinear in the image and question vectors: the question picks which
+  components of the image vector count for each answer. A two-layer ReLU classifier in its place
+  answered as well (99.6% against 99.2%) but its answers' maps found the object asked about 85% of
+  the time against 96% (README, "Captioning and visual question answering"): its hidden units let
+  an answer's gradient run through the other object's features too.
 """
 from __future__ import annotations
 
@@ -130,7 +135,7 @@ class ShapesVQA(_Trunk):
         self.embed = nn.Embedding(words, embed, padding_idx=0)
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
         self.question = nn.Linear(hidden, fused)
-        self.classifier = nn.Sequential(nn.ReLU(), nn.Linear(fused, fused), nn.ReLU(), nn.Linear(fused, answers))
+        self.classifier = nn.Linear(fused, answers)  # one layer: see the module's docstring
 
     def image_vector(self, x):
         return self.vector(self.encode(x))
