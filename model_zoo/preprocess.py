@@ -5,7 +5,7 @@ The steps are torchvision's (``transforms.functional`` resize, center_crop, pil_
 normalize) done with Pillow and PyTorch directly, which is what torchvision itself does on a PIL
 image (Pillow's resampling, the same size and offset arithmetic): importing torchvision, which
 pulls in ``torch._dynamo``, took 1.1 s of the dashboard's first page (bench/README.md). The
-results are the same to the bit (``tests/model_zoo/test_registry.py`` compares them); a crop
+results are the same to the bit (``tests/model_zoo/test_preprocess.py`` compares them); a crop
 larger than the resized image, which needs padding, is left to torchvision itself."""
 from __future__ import annotations
 
