@@ -309,6 +309,7 @@ def main(argv=None) -> int:
     p.add_argument("--resnet50", action="store_true", help="also Explore on resnet50 with random weights")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--cold", type=int, default=5, help="cold starts to time (a new server each)")
+    p.add_argument("--cold-only", action="store_true", help="time the cold starts only (no interactions)")
     p.add_argument("--plain", action="store_true",
                    help="start the app with `streamlit run dashboard.py` instead of ./studio dashboard's ui.launch")
     args = p.parse_args(argv)
@@ -338,6 +339,12 @@ def main(argv=None) -> int:
             cold_proc, cold_page, seconds = _cold_start(browser, start, plain_env)
             colds.append(seconds)
             _stop(cold_proc, cold_page)
+        if args.cold_only:
+            browser.close()
+            s = _stats(colds)
+            print(f"cold start to the first map ({args.cold} launches, python {' '.join(start)}): "
+                  f"median {s['median_s']:.2f} s ({s['min_s']:.2f} to {s['max_s']:.2f})")
+            return 0
         proc, page, _ = _cold_start(browser, start, env)  # the server the interactions are timed on
         figures["cold start to the first map"] = _stats(colds)
         try:

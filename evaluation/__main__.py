@@ -1,7 +1,8 @@
 """python -m evaluation --model shapes-resnet --data shapes:single --methods gradcam,random --n 200
 --out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar.
 ``python -m evaluation diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes).
-``python -m evaluation scale``: localisation and pointing at scale (batched, resumable, Ray)."""
+``python -m evaluation scale``: localisation and pointing at scale (batched, resumable, Ray).
+``python -m evaluation photos``: pointing of the paper's four maps on the real photos (README table)."""
 from __future__ import annotations
 
 import argparse
@@ -138,8 +139,23 @@ def scaled(argv) -> int:
     return 0
 
 
+def photo_table(argv) -> int:
+    """The README's real-photo table: does each of the paper's four maps peak in the object's box?"""
+    from . import photos
+    p = argparse.ArgumentParser(prog="python -m evaluation photos", description=photo_table.__doc__)
+    p.add_argument("--model", default="efficientnet-lite0", help="an ImageNet classifier of the registry")
+    p.add_argument("--layer", default=None, help="default: the model's own")
+    p.add_argument("--tolerance", type=float, default=15.0, help="pointing tolerance in pixels of the model's view")
+    args = p.parse_args(argv)
+    loaded = model_zoo.load(args.model)
+    print(photos.markdown(photos.pointing_rows(loaded, args.layer, args.tolerance)))
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["photos"]:
+        return photo_table(argv[1:])
     if argv[:1] == ["diagnose"]:
         return diagnose(argv[1:])
     if argv[:1] == ["scale"]:

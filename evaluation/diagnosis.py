@@ -130,8 +130,8 @@ def folder_mistakes(loaded, samples: Iterable[Sample], layer: str | None = None,
             continue
         seen += 1
         pil = Image.fromarray(sample.image)
-        x = loaded.preprocess(pil).unsqueeze(0)
-        shown = np.asarray(loaded.preprocess.display(pil))
+        shown, x = loaded.preprocess.prepare(pil)
+        x = x.unsqueeze(0)
         label = torch.tensor([index[truth]])
         probs, pred, pmaps, tmaps = _find(loaded, x, label, layer)
         p = int(pred[0])

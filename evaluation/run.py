@@ -101,12 +101,12 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
     for sample in samples:
         tick = time.perf_counter()
         image = Image.fromarray(sample.image)
-        view = np.asarray(loaded.preprocess.display(image))
+        view, x = loaded.preprocess.prepare(image)
+        x = x.unsqueeze(0)
         objects = sample.objects
         if view.shape[:2] != sample.image.shape[:2]:  # boxes follow the resize and crop; masks give way to boxes
             moved = [(o.name, loaded.preprocess.view_box(o.box, image.size)) for o in objects]
             objects = tuple(Object(name, box) for name, box in moved if box is not None)
-        x = loaded.preprocess(image).unsqueeze(0)
         tick = _lap(terms, "decode and preprocess", tick)
         capture = explainers.Capture(model, x, layer=loaded.default_layer,
                                      pixels=any(m not in BASELINES and explainers.get_method(m).needs_pixels

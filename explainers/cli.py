@@ -265,8 +265,8 @@ def _run(args) -> int:
             tqdm.write(f"skipped {err}", file=sys.stderr)
             failures += 1
             continue
-        shown = loaded.preprocess.display(image)
-        x = loaded.preprocess(image).unsqueeze(0)
+        shown, x = loaded.preprocess.prepare(image)  # resized and cropped once: the picture is the input
+        x = x.unsqueeze(0)
         record = {"image": str(path), "model": loaded.id, "weights": loaded.weights,
                   "weights_sha256": loaded.sha256, "layer": layer, "maps": []}
         inputs, labels = (), None

@@ -3,7 +3,8 @@
 At every ReLU the backward signal is R^l = (f^l > 0) * (R^{l+1} > 0) * R^{l+1}: the usual ReLU
 mask on the forward input, plus a mask that lets only positive gradients through. A
 ``TorchFunctionMode`` sees every ReLU the forward pass runs (``nn.ReLU``, in-place ReLU and
-functional ``F.relu`` alike) and puts a gradient hook on its output that clamps the incoming
+functional ``F.relu`` alike, and ReLU6, ``min(max(x, 0), 6)``, of the mobile networks:
+``nn.ReLU6``, ``F.relu6``, ``F.hardtanh`` with a lower bound of 0) and puts a gradient hook on its output that clamps the incoming
 gradient at zero; the ReLU's own backward applies the forward mask. The hook consults a
 per-call :class:`GuidedSwitch`, so one forward pass can serve both the exact gradient (for
 Grad-CAM) and the guided one (for Guided Backprop). The mode is thread-local; the hooks live on
@@ -17,7 +18,18 @@ from torch.overrides import TorchFunctionMode
 
 __all__ = ["GuidedSwitch", "guided_relus"]
 
-_RELUS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_})
+_RELUS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6})
+_HARDTANH = frozenset({F.hardtanh, F.hardtanh_})
+
+
+def _is_relu(func, args, kwargs) -> bool:
+    """A ReLU, or a hardtanh clipped below at 0 (nn.ReLU6 calls F.hardtanh(x, 0, 6))."""
+    if func in _RELUS:
+        return True
+    if func in _HARDTANH:
+        low = args[1] if len(args) > 1 else (kwargs or {}).get("min_val", -1.0)
+        return low == 0
+    return False
 
 
 class GuidedSwitch:
@@ -41,6 +53,6 @@ class guided_relus(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if func in _RELUS and isinstance(out, torch.Tensor) and out.requires_grad:
+        if isinstance(out, torch.Tensor) and out.requires_grad and _is_relu(func, args, kwargs):
             out.register_hook(self.switch.hook)
         return out

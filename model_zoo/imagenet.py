@@ -100,15 +100,16 @@ def _register(arch: str, title: str, layer: str, meta: dict, categories: tuple[s
     ))
 
 
-def _register_all() -> None:
+def _metadata() -> dict:
     # without the file (a checkout that lost it), from torchvision itself: slower, the same entries
-    meta = json.loads(METADATA.read_text()) if METADATA.is_file() else metadata_from_torchvision()
-    categories = tuple(meta["categories"])
-    for arch, (title, layer) in ARCHITECTURES.items():
-        _register(arch, title, layer, meta, categories)
+    return json.loads(METADATA.read_text()) if METADATA.is_file() else metadata_from_torchvision()
 
 
-_register_all()
+_META = _metadata()
+CATEGORIES: tuple[str, ...] = tuple(_META["categories"])  # ImageNet-1k's names, as torchvision gives them
+
+for _arch, (_title, _layer) in ARCHITECTURES.items():
+    _register(_arch, _title, _layer, _META, CATEGORIES)
 
 
 if __name__ == "__main__":  # write imagenet_weights.json again from the installed torchvision (silently)

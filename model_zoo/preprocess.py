@@ -88,13 +88,45 @@ class Preprocess:
         top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
         return img.crop((left, top, left + self.crop, top + self.crop))
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        """PIL image -> normalised 3 x crop x crop float tensor (add a batch axis yourself)."""
-        t = torch.from_numpy(np.array(self.display(image), dtype=np.uint8)).permute(2, 0, 1)
+    def tensor(self, view) -> torch.Tensor:
+        """The network's input (3 x crop x crop, normalised) from ``view``, the crop the network
+        sees (:meth:`display`'s result, as a PIL image or an H x W x 3 uint8 array): scaling to
+        [0, 1] and normalising, no resize or crop. A view of another size is refused, so that an
+        image is never resized and cropped twice."""
+        a = np.asarray(view.convert("RGB") if isinstance(view, Image.Image) else view)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"a view is H x W x 3 uint8, got {a.dtype} {a.shape}")
+        if a.shape[:2] != (self.crop, self.crop):
+            raise ValueError(f"a view is the {self.crop} x {self.crop} crop the network sees, got "
+                             f"{a.shape[1]} x {a.shape[0]}: preprocess the image itself (it is resized and "
+                             "cropped once)")
+        t = torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1)
         t = t.to(torch.float32) / 255.0
         mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
         return t.sub_(mean).div_(std)
+
+    def prepare(self, image: Image.Image) -> tuple[np.ndarray, torch.Tensor]:
+        """(the view, the input): the image resized and cropped once, as the H x W x 3 uint8
+        picture drawn under every map, and the network's 3 x crop x crop input made from it."""
+        view = np.asarray(self.display(image))
+        return view, self.tensor(view)
+
+    def picture(self, x: torch.Tensor) -> np.ndarray:
+        """The input denormalised: 3 x H x W (or 1 x 3 x H x W) -> H x W x 3 uint8. For an input
+        made by :meth:`tensor` it gives the view back exactly."""
+        x = x.detach().to("cpu", torch.float32)
+        if x.dim() == 4:
+            if x.shape[0] != 1:
+                raise ValueError(f"picture() takes one image, got a batch of {x.shape[0]}")
+            x = x[0]
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+        return (x * std + mean).mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """PIL image -> normalised 3 x crop x crop float tensor (add a batch axis yourself)."""
+        return self.tensor(self.display(image))
 
     def view_box(self, box, size: tuple[int, int]):
         """A box (x0, y0, x1, y1, half-open) on an image of ``size`` = (width, height) in the

@@ -225,6 +225,7 @@ def refresh() -> None:
 def _populate() -> None:
     from . import shapes  # noqa: F401  (each entry module registers its entries on first import)
     from . import imagenet  # noqa: F401
+    from . import efficientnet_lite  # noqa: F401
     if not _REFRESH["done"]:
         refresh()
 

@@ -18,6 +18,16 @@ from ui import cache, prefs, selection, views
 
 PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
 TITLES = {m: views.method_title(m) for m in PAPER}
+# one plain sentence under each of the four maps: what it shows (the paper's reading of it)
+SAYS = {
+    "gradcam": "Where the evidence for {c} lies: the regions whose features raise its score.",
+    "counterfactual": "What speaks against {c}: the regions whose features lower its score (hide them and "
+                      "the score goes up).",
+    "guided_backprop": "The fine edges and textures the output is sensitive to, at pixel resolution; much "
+                       "the same whichever class you pick.",
+    "guided_gradcam": "Guided Backprop's detail kept only where Grad-CAM finds {c}: sharp and specific to "
+                      "the class.",
+}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -59,8 +69,11 @@ def explore(sel: selection.Selection, loaded) -> None:
     columns[0].image(cache.image_png(digest, shown), caption="Image", width="stretch")
     # the Grad-CAM maps first (a backward through the head only), then the pixel-space maps
     pictures = {m: cache.map_png(model_id, digest, layer, m, class_index, alpha, cmap, shown) for m in PAPER}
+    name = loaded.categories[class_index]
+    columns[0].caption("What the model was given: the image resized and cropped once.")
     for col, m in zip(columns[1:], PAPER):
         col.image(pictures[m], caption=TITLES[m], width="stretch")
+        col.caption(SAYS[m].format(c=f"*{name}*"))
 
     views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
 

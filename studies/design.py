@@ -183,9 +183,8 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
         seen += 1
         views, caps, preds = {}, {}, {}
         for m, loaded in models.items():
-            view = np.asarray(loaded.preprocess.display(Image.fromarray(cand.image)))
-            x = loaded.preprocess(Image.fromarray(cand.image)).unsqueeze(0)
-            caps[m] = explainers.Capture(loaded.model, x, layer=loaded.default_layer,
+            view, x = loaded.preprocess.prepare(Image.fromarray(cand.image))
+            caps[m] = explainers.Capture(loaded.model, x.unsqueeze(0), layer=loaded.default_layer,
                                          pixels=any(explainers.get_method(mm).needs_pixels for mm in design.methods))
             views[m] = view
             preds[m] = int(caps[m].output[0].argmax())

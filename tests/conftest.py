@@ -15,7 +15,8 @@ torch.set_num_threads(2)
 class HandNet(nn.Module):
     """1 input channel, 2 x 2 images. conv 1x1 with weights (+1, -1) -> ReLU -> feat (Identity,
     the explained layer) -> flatten -> fc (8 -> 2), weights chosen so every map is hand-computable
-    (see test_handcomputed.py). ``relu`` picks how the ReLU is written."""
+    (see test_handcomputed.py). ``relu`` picks how the ReLU is written; its activations stay below 6,
+so ReLU6 (the mobile networks') computes the same maps."""
 
     V = torch.tensor([
         [1., -1., 2., 2., -4., 0., 2., -2.],   # class 0: alpha = (1, -1)
@@ -26,7 +27,7 @@ class HandNet(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(1, 2, 1, bias=False)
         self.relu_kind = relu
-        self.relu = nn.ReLU(inplace=(relu == "inplace"))
+        self.relu = nn.ReLU6(inplace=True) if relu == "relu6" else nn.ReLU(inplace=(relu == "inplace"))
         self.feat = nn.Identity()
         self.fc = nn.Linear(8, 2, bias=False)
         with torch.no_grad():
@@ -35,12 +36,14 @@ class HandNet(nn.Module):
 
     def forward(self, x):
         a = self.conv(x)
-        if self.relu_kind in ("module", "inplace"):
+        if self.relu_kind in ("module", "inplace", "relu6"):
             a = self.relu(a)
         elif self.relu_kind == "functional":
             a = F.relu(a)
         elif self.relu_kind == "functional_inplace":
             a = F.relu(a, inplace=True)
+        elif self.relu_kind == "functional_relu6":
+            a = F.relu6(a)
         elif self.relu_kind == "method":
             a = a.relu()
         a = self.feat(a)
@@ -174,3 +177,14 @@ def download_entry(weights_server, tmp_path, monkeypatch):
     assert model_zoo.plugin_errors() == {}
     yield cache
     registry._REGISTRY.pop("test-download", None)
+
+
+def open_dashboard(timeout: int = 120, model: str | None = "shapes-resnet"):
+    """The dashboard through AppTest, run once, with ``model`` chosen in the sidebar (the app
+    opens on efficientnet-lite0 and the photos; the tests of the shapes world's ground truth
+    choose a shapes model, as a user does with one click)."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard.py"), default_timeout=timeout).run()
+    if model is not None and at.selectbox(key="model").value != model:
+        at.selectbox(key="model").set_value(model).run()
+    return at

@@ -174,6 +174,7 @@ def test_two_sessions_at_once_get_their_own_maps(server, tmp_path):
             page.goto(server)
         for page in pages:
             _settle(page)
+            _choose(page, "Model", "shapes-resnet")  # the app opens on efficientnet-lite0
         for page, (scene, _) in zip(pages, jobs):  # both sessions rerun at once
             _choose_now(page, "Sample scene", scene)
         for page in pages:
@@ -284,8 +285,32 @@ def test_download_weights_in_the_app(server, download_cache, weights_server, tmp
     assert [p.name for p in download_cache.parent.iterdir()] == [download_cache.name]  # no partial file left
 
 
+def test_the_first_page_paints_the_real_model_on_the_composite(server, tmp_path):
+    """A new user's first page: efficientnet-lite0 on the cat beside the espresso, the paper's
+    four maps with a sentence under each; choosing espresso repaints the maps."""
+    with sync_playwright() as p:
+        browser, page = _open_app(p, server)
+        page.wait_for_selector('[data-testid="stImage"] img', timeout=90_000)
+        body = page.locator("body").inner_text()
+        assert "efficientnet-lite0" in body and "Cat beside an espresso" in body
+        assert "Where the evidence for" in body and "What speaks against" in body
+        assert page.locator('[data-testid="stImage"] img').count() >= 5
+        widths = page.eval_on_selector_all('[data-testid="stImage"] img', "els => els.map(e => e.naturalWidth)")
+        assert all(w >= 224 for w in widths[:5]), widths  # painted, at the model's input size
+        first = _gradcam_src(page)
+        page.screenshot(path=str(tmp_path / "first_page.png"), full_page=True)
+        _choose(page, "Class to explain", "espresso (")  # not "espresso maker"
+        page.wait_for_function(
+            "prev => document.querySelectorAll('[data-testid=\"stImage\"] img')[1].src !== prev",
+            arg=first, timeout=60_000)
+        assert "Explaining espresso" in page.locator("body").inner_text()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
+
+
 def test_every_page_once(server, tmp_path):
-    """Every page of the navigation opens in the real browser without an exception."""
+    """Every page of the navigation opens in the real browser without an exception, on the model
+    the app opens on (efficientnet-lite0, real weights, the composite photo)."""
     titles = {"Explore": "Explore", "Compare": "Compare", "Counterfactual": "Counterfactual",
               "How it works": "How it works", "Evaluate": "Evaluate", "Captioning": "Captioning",
               "VQA": "Visual question answering", "Mistakes": "Mistakes", "Adversarial": "Adversarial",

@@ -7,14 +7,13 @@ from streamlit.testing.v1 import AppTest
 import model_zoo
 from evaluation import diagnosis
 from explainers import adversarial
+from tests.conftest import open_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _open(page: str, model: str | None = None, scene: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=180).run()
-    if model:
-        at.selectbox(key="model").set_value(model).run()
+    at = open_dashboard(180, model or "shapes-resnet")
     if scene:
         at.selectbox(key="gallery").set_value(scene).run()
     at.switch_page(page).run()

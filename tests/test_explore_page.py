@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from model_zoo.shapes import gallery
+from tests.conftest import open_dashboard
 from ui import cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def app():
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=90).run()
+    at = open_dashboard(90)
     assert not at.exception
     return at
 

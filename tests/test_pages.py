@@ -12,14 +12,13 @@ import explainers
 import model_zoo
 from explainers import agreement, masking
 from model_zoo.shapes import gallery
+from tests.conftest import open_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _open(page: str, scene: str | None = None, model: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
-    if model:
-        at.selectbox(key="model").set_value(model).run()
+    at = open_dashboard(120, model or "shapes-resnet")
     if scene:
         at.selectbox(key="gallery").set_value(scene).run()
     at.switch_page(page).run()
@@ -203,7 +202,7 @@ def test_every_explaining_page_offers_downloads_and_names_its_normalisation():
 
 
 def test_pages_without_an_image_ask_for_one():
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
+    at = open_dashboard(120)
     at.radio(key="image_source").set_value("Upload").run()
     for page in ("pages/compare.py", "pages/counterfactual.py", "pages/how_it_works.py"):
         at.switch_page(page).run()

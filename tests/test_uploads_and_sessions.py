@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 import explainers
 import model_zoo
 from model_zoo.shapes import gallery
+from tests.conftest import open_dashboard
 from ui import cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ UPLOADS = {
 
 
 def test_bad_uploads_get_a_message_and_the_app_keeps_serving():
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
+    at = open_dashboard(120)
     at.radio(key="image_source").set_value("Upload").run()
     for name, (data, error) in UPLOADS.items():
         at.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()

@@ -15,7 +15,6 @@ from collections import OrderedDict
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image
 
 import explainers
 from explainers import masking, render
@@ -27,6 +26,14 @@ from model_zoo import shapes
 def gallery() -> list:
     """The shapes world's sample scenes, generated once per process (not on every rerun)."""
     return shapes.gallery()
+
+
+@st.cache_resource(show_spinner=False)
+def photos() -> list:
+    """The real photos (model_zoo.photos: scikit-image's and the two-object composite), read once
+    per process."""
+    from model_zoo import photos as gallery_photos
+    return gallery_photos.photos()
 
 
 @st.cache_resource(show_spinner="Loading model...")
@@ -131,6 +138,14 @@ def capture_store() -> CaptureStore:
     return CaptureStore(int(float(os.environ.get("STUDIO_CAPTURE_MB", "1024")) * 2**20))
 
 
+def model_input(model_id: str, image: np.ndarray) -> torch.Tensor:
+    """1 x 3 x H x W: the model's input made from ``image``, the view the sidebar keeps (the
+    image resized and cropped once, the picture under every map). Every page's pass starts here:
+    the view is normalised, never resized or cropped again (``Preprocess.tensor`` refuses a view
+    of another size)."""
+    return load_model(model_id).preprocess.tensor(image).unsqueeze(0)
+
+
 def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray,
             inputs: tuple = ()) -> explainers.Capture:
     """One forward pass (with the guided hooks, so every method is available) for this model,
@@ -138,7 +153,7 @@ def capture(model_id: str, image_digest: str, layer: str, image: np.ndarray,
     image (a caption under teacher forcing, a question), as tuples of ids."""
     def make():
         loaded = load_model(model_id)
-        x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
+        x = model_input(model_id, image)
         with st.spinner("Running the model..."), torch_threads(model_id):
             return explainers.Capture(loaded.model, x, layer=layer, pixels=True, inputs=inputs)
     return capture_store().get((model_id, image_digest, layer, inputs), make)
@@ -163,7 +178,7 @@ def language_gallery() -> list:
 def generate_caption(model_id: str, image_digest: str, _image: np.ndarray, beam: int) -> tuple[int, ...]:
     """The captioner's own caption (token ids after <start>, up to <end>), greedy or by beam search."""
     loaded = load_model(model_id)
-    x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
+    x = model_input(model_id, _image)
     with explainers.model_lock(loaded.model), torch_threads(model_id):
         return tuple(loaded.model.generate(x, beam=beam)[0])
 
@@ -199,7 +214,7 @@ def masked_logits(model_id: str, image_digest: str, _image: np.ndarray, _masks: 
     """Logits with each mask's region replaced (one batched forward); ``masks_key`` identifies
     the masks."""
     loaded = load_model(model_id)
-    x = loaded.preprocess(Image.fromarray(_image)).unsqueeze(0)
+    x = model_input(model_id, _image)
     with torch_threads(model_id):
         return masking.masked_outputs(loaded.model, x, list(_masks), baseline)
 

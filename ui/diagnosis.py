@@ -56,11 +56,13 @@ def bias_examples(model_ids: tuple[str, ...], index: int, seed: int) -> dict:
         out = {}
         for cue in diagnosis.BIAS_CUES:
             scene = make_scene(seed, index, "single", cue)
-            row = {"image": scene.image, "label": scene.label, "models": {}}
+            row = {"image": None, "label": scene.label, "models": {}}
             for m in model_ids:
                 loaded = cache.load_model(m)
-                x = loaded.preprocess(Image.fromarray(scene.image)).unsqueeze(0)
-                cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
+                view, x = loaded.preprocess.prepare(Image.fromarray(scene.image))
+                if row["image"] is None:  # the picture under the maps: the first model's view
+                    row["image"] = view
+                cap = explainers.Capture(loaded.model, x[None], layer=loaded.default_layer)
                 pred = int(cap.output.argmax(1))
                 e = cap.explain("gradcam", pred)
                 row["models"][m] = {"prediction": pred, "map": e.attribution}
@@ -76,7 +78,7 @@ def attack(model_id: str, digest: str, image: np.ndarray, method: str, epsilon: 
         loaded = cache.load_model(model_id)
         clean = cache.capture(model_id, digest, layer, image)  # the kept forward: no second clean pass
         clean_label = int(clean.output.detach().argmax(1))
-        x = loaded.preprocess(Image.fromarray(image)).unsqueeze(0)
+        x = cache.model_input(model_id, image)
         pre = dict(mean=loaded.preprocess.mean, std=loaded.preprocess.std)
         if method == "fgsm":
             att = adversarial.fgsm(loaded.model, x, clean_label, epsilon, target=target, **pre)
@@ -86,12 +88,10 @@ def attack(model_id: str, digest: str, image: np.ndarray, method: str, epsilon: 
         adv_label = int(att.prediction[0])
         attacked = explainers.Capture(loaded.model, att.x, layer=layer)
         delta = att.perturbation[0].permute(1, 2, 0).numpy()
-        std, mean = (torch.tensor(v).view(3, 1, 1) for v in (loaded.preprocess.std, loaded.preprocess.mean))
-        pixels = (att.x[0] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
         return {"clean_label": clean_label, "adversarial_label": adv_label,
                 "clean_probs": cache.probabilities(model_id, digest, layer, image),
                 "adversarial_probs": torch.softmax(attacked.output.detach(), 1)[0].numpy(),
-                "image": (pixels * 255).round().astype(np.uint8), "perturbation": delta,
+                "image": loaded.preprocess.picture(att.x), "perturbation": delta,
                 "step_size": att.step_size,
                 "maps": {"original_clean": cache.explanation(model_id, digest, layer, "gradcam", clean_label,
                                                              image)["attribution"],

@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard.py"
-HEAVY = ("torch",)
+# PyTorch; then timm (which imports torchvision), the network of efficientnet-lite0, the model the
+# first page opens on
+HEAVY = ("torch", "timm")
 
 
 def _listening(host: str, port: int) -> bool:

@@ -16,6 +16,9 @@ from ui import cache, zoo
 from ui.text import plain
 
 KEY = "studio_selection"
+# what the app opens on: a real ImageNet model that works offline, on the photo of two objects
+# (the paper's Fig. 1); the shapes world is one click away in the Model picker
+DEFAULT_MODEL = "efficientnet-lite0"
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,9 @@ def sidebar() -> Selection | None:
     st.session_state[KEY] = None
     ready, missing = cache.available_models()
     with st.sidebar:
-        model_id = st.selectbox("Model", ready + missing, key="model",
+        options = ready + missing
+        model_id = st.selectbox("Model", options, key="model",
+                                index=options.index(DEFAULT_MODEL) if DEFAULT_MODEL in ready else 0,
                                 format_func=lambda m: m if m in ready else f"{m} (weights not here yet)",
                                 help="Shapes-world models ship with the studio and work offline; the others "
                                      "download their weights once.")
@@ -51,12 +56,18 @@ def sidebar() -> Selection | None:
             return None
         source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key="image_source")
         original, name = None, None
-        if source == "Gallery":
+        if source == "Gallery" and cache.family(model_id) == "shapes":
             items = cache.gallery()
             names = [n for n, _ in items]
             name = st.selectbox("Sample scene", names, key="gallery")
             scene = items[names.index(name)][1]
             original = scene.image
+        elif source == "Gallery":  # real photos for the real-world models
+            items = {p.name: p for p in cache.photos()}
+            name = st.selectbox("Photo", list(items), key="photo", format_func=lambda n: items[n].title)
+            photo = items[name]
+            original = photo.image
+            st.caption(f"Photo: {photo.credit}; {photo.licence}.")
         else:
             upload = st.file_uploader("An image (PNG, JPEG, ...)", key="upload")
             if cache.family(model_id) == "shapes":
@@ -87,6 +98,20 @@ def sidebar() -> Selection | None:
     selection = Selection(model_id, original, view, cache.digest(view), name)
     st.session_state[KEY] = selection
     return selection
+
+
+GROUND_TRUTH_MODEL = "shapes-resnet"
+
+
+def _use_shapes() -> None:
+    st.session_state["model"] = GROUND_TRUTH_MODEL
+    st.session_state["image_source"] = "Gallery"
+
+
+def shapes_button(key: str) -> None:
+    """One click to the shapes world, whose ground truth the page needs (the sidebar's model and
+    image change to shapes-resnet and its scenes)."""
+    st.button(f"Use {GROUND_TRUTH_MODEL} (the shapes world)", key=key, on_click=_use_shapes)
 
 
 def current() -> Selection:

@@ -18,7 +18,7 @@ import torch
 import explainers
 from tests.conftest import HAND_X, HandNet
 
-RELU_KINDS = ["module", "inplace", "functional", "functional_inplace", "method"]
+RELU_KINDS = ["module", "inplace", "functional", "functional_inplace", "method", "relu6", "functional_relu6"]
 
 
 @pytest.mark.parametrize("relu", RELU_KINDS)
