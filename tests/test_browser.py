@@ -292,7 +292,8 @@ def test_the_first_page_paints_the_real_model_on_the_composite(server, tmp_path)
         browser, page = _open_app(p, server)
         page.wait_for_selector('[data-testid="stImage"] img', timeout=90_000)
         body = page.locator("body").inner_text()
-        assert "efficientnet-lite0" in body and "Cat beside an espresso" in body
+        assert "efficientnet-lite0" in _widget_text(page, "stSelectbox", "Model")
+        assert "Cat beside an espresso" in _widget_text(page, "stSelectbox", "Photo")
         assert "Where the evidence for" in body and "What speaks against" in body
         assert page.locator('[data-testid="stImage"] img').count() >= 5
         widths = page.eval_on_selector_all('[data-testid="stImage"] img', "els => els.map(e => e.naturalWidth)")
