@@ -88,7 +88,7 @@ def timm_state(model: nn.Module, state: dict) -> dict:
     renamed = {_rename(k, blocks, expanding): v for k, v in state.items()}
     if len(renamed) != len(own):
         raise WeightsError(f"the weights have {len(state)} tensors, the network {len(own)}")
-    for (theirs, t), (src, (mine, m)) in zip(zip(state, state.values()), zip(renamed, own.items())):
+    for (theirs, t), src, (mine, m) in zip(state.items(), renamed, own.items()):
         if src != mine:
             raise WeightsError(f"tensor {theirs!r} maps to {src!r}, but the network's tensor at that place is {mine!r}")
         if tuple(t.shape) != tuple(m.shape):

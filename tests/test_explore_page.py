@@ -210,3 +210,17 @@ def test_small_models_run_on_one_thread(monkeypatch):
     monkeypatch.setattr(cache, "_parameters", lambda model_id: 25_000_000)  # a resnet50-sized model
     with cache.torch_threads("shapes-resnet"):
         assert torch.get_num_threads() == cache.ALL_THREADS
+
+
+def test_the_sidebar_choice_outlives_a_page_without_the_sidebar():
+    """Captioning and VQA draw their own pickers, not the sidebar's: coming back, the model and
+    the scene are still the ones chosen (Streamlit forgets a widget a run does not draw; the
+    choice lives in ui.prefs)."""
+    at = open_dashboard(120, "shapes-fc")
+    at.selectbox(key="gallery").set_value("hexagon").run()
+    at.switch_page("pages/captioning.py").run()
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert at.selectbox(key="model").value == "shapes-fc"
+    assert at.selectbox(key="gallery").value == "hexagon"
+    assert any("Explaining **hexagon**" in c.value for c in at.caption)

@@ -72,6 +72,7 @@ def app():
     return at
 
 
+@pytest.mark.slow
 def test_the_app_opens_on_the_composite_with_the_real_model(app, lite):
     assert app.selectbox(key="model").value == MODEL
     assert app.selectbox(key="photo").value == photos.COMPOSITE
@@ -89,6 +90,7 @@ def test_the_app_opens_on_the_composite_with_the_real_model(app, lite):
     assert picker.value == top
 
 
+@pytest.mark.slow
 def test_counterfactual_page_checks_its_claims_by_masking_on_the_composite(app, lite):
     """As on the shapes world: masking the Grad-CAM region lowers the class's logit, masking the
     counterfactual region raises it; the page shows the library's numbers."""
@@ -110,6 +112,7 @@ def test_counterfactual_page_checks_its_claims_by_masking_on_the_composite(app, 
     assert text.count("the claim held") == 2
 
 
+@pytest.mark.slow
 def test_how_it_works_recomputes_the_map_of_the_real_model(app, lite):
     app.switch_page("pages/how_it_works.py").run()
     assert not app.exception
@@ -123,6 +126,7 @@ def test_how_it_works_recomputes_the_map_of_the_real_model(app, lite):
     assert json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["x"] == [f"k={k}" for k in order]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["pages/explore.py", "pages/compare.py", "pages/counterfactual.py",
                                   "pages/how_it_works.py", "pages/evaluate.py", "pages/mistakes.py",
                                   "pages/adversarial.py", "pages/neurons.py"])
@@ -135,6 +139,7 @@ def test_every_page_that_takes_a_classifier_runs_on_the_real_model(app, page):
         assert any(b.label.startswith("Use shapes-resnet") for b in app.button)
 
 
+@pytest.mark.slow
 def test_the_shapes_world_is_one_click_away(app):
     """(Last: it changes the shared app's model.) Where ground truth is needed, one click."""
     app.switch_page("pages/evaluate.py").run()

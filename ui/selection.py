@@ -12,7 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers import images
-from ui import cache, zoo
+from ui import cache, prefs, zoo
 from ui.text import plain
 
 KEY = "studio_selection"
@@ -43,8 +43,10 @@ def sidebar() -> Selection | None:
     ready, missing = cache.available_models()
     with st.sidebar:
         options = ready + missing
-        model_id = st.selectbox("Model", options, key="model",
-                                index=options.index(DEFAULT_MODEL) if DEFAULT_MODEL in ready else 0,
+        # bound to preferences (ui.prefs): the choice outlives a visit to a page without this sidebar
+        model_id = st.selectbox("Model", options,
+                                key=prefs.bind("model", "model", DEFAULT_MODEL if DEFAULT_MODEL in ready else options[0],
+                                               options),
                                 format_func=lambda m: m if m in ready else f"{m} (weights not here yet)",
                                 help="Shapes-world models ship with the studio and work offline; the others "
                                      "download their weights once.")
@@ -54,17 +56,18 @@ def sidebar() -> Selection | None:
             zoo.weights_button(model_id, f"sidebar_download_{model_id}")
             st.session_state[KEY] = ("needs weights", model_id)
             return None
-        source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key="image_source")
+        source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key=prefs.bind("image_source", "image_source", "Gallery", ["Gallery", "Upload"]))
         original, name = None, None
         if source == "Gallery" and cache.family(model_id) == "shapes":
             items = cache.gallery()
             names = [n for n, _ in items]
-            name = st.selectbox("Sample scene", names, key="gallery")
+            name = st.selectbox("Sample scene", names, key=prefs.bind("gallery", "gallery", names[0], names))
             scene = items[names.index(name)][1]
             original = scene.image
         elif source == "Gallery":  # real photos for the real-world models
             items = {p.name: p for p in cache.photos()}
-            name = st.selectbox("Photo", list(items), key="photo", format_func=lambda n: items[n].title)
+            name = st.selectbox("Photo", list(items), key=prefs.bind("photo", "photo", next(iter(items)), list(items)),
+                                format_func=lambda n: items[n].title)
             photo = items[name]
             original = photo.image
             st.caption(f"Photo: {photo.credit}; {photo.licence}.")
@@ -104,8 +107,8 @@ GROUND_TRUTH_MODEL = "shapes-resnet"
 
 
 def _use_shapes() -> None:
-    st.session_state["model"] = GROUND_TRUTH_MODEL
-    st.session_state["image_source"] = "Gallery"
+    prefs.put("model", GROUND_TRUTH_MODEL)
+    prefs.put("image_source", "Gallery")
 
 
 def shapes_button(key: str) -> None:
