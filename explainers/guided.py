@@ -4,8 +4,8 @@ At every ReLU the backward signal is R^l = (f^l > 0) * (R^{l+1} > 0) * R^{l+1}: 
 mask on the forward input, plus a mask that lets only positive gradients through. A
 ``TorchFunctionMode`` sees every ReLU the forward pass runs (``nn.ReLU``, in-place ReLU and
 functional ``F.relu`` alike, and ReLU6, ``min(max(x, 0), 6)``, of the mobile networks:
-``nn.ReLU6``, ``F.relu6``, ``F.hardtanh`` with a lower bound of 0) and puts a gradient hook on its output that clamps the incoming
-gradient at zero; the ReLU's own backward applies the forward mask. The hook consults a
+``nn.ReLU6``, ``F.relu6``, ``F.hardtanh`` with a lower bound of 0) and puts a gradient hook on
+its output that clamps the incoming gradient at zero; the ReLU's own backward applies the forward mask. The hook consults a
 per-call :class:`GuidedSwitch`, so one forward pass can serve both the exact gradient (for
 Grad-CAM) and the guided one (for Guided Backprop). The mode is thread-local; the hooks live on
 the call's own tensors and die with its graph.

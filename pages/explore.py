@@ -14,7 +14,7 @@ import streamlit as st
 
 import explainers
 from explainers import render
-from ui import cache, prefs, selection, views
+from ui import cache, prefs, selection, text, views
 
 PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
 TITLES = {m: views.method_title(m) for m in PAPER}
@@ -73,7 +73,7 @@ def explore(sel: selection.Selection, loaded) -> None:
     columns[0].caption("What the model was given: the image resized and cropped once.")
     for col, m in zip(columns[1:], PAPER):
         col.image(pictures[m], caption=TITLES[m], width="stretch")
-        col.caption(SAYS[m].format(c=f"*{name}*"))
+        col.caption(SAYS[m].format(c=f"*{text.plain(name)}*"))  # a class name as written, never Markdown
 
     views.faint_notice({TITLES[m]: maps[m]["layer_map"] for m in ("gradcam", "counterfactual")})
 
