@@ -88,6 +88,11 @@ class Preprocess:
         top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
         return img.crop((left, top, left + self.crop, top + self.crop))
 
+    def _mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std as C x 1 x 1 float32 tensors (normalising and denormalising share them)."""
+        return (torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1),
+                torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1))
+
     def tensor(self, view) -> torch.Tensor:
         """The network's input (3 x crop x crop, normalised) from ``view``, the crop the network
         sees (:meth:`display`'s result, as a PIL image or an H x W x 3 uint8 array): scaling to
@@ -102,8 +107,7 @@ class Preprocess:
                              "cropped once)")
         t = torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1)
         t = t.to(torch.float32) / 255.0
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+        mean, std = self._mean_std()
         return t.sub_(mean).div_(std)
 
     def prepare(self, image: Image.Image) -> tuple[np.ndarray, torch.Tensor]:
@@ -120,8 +124,7 @@ class Preprocess:
             if x.shape[0] != 1:
                 raise ValueError(f"picture() takes one image, got a batch of {x.shape[0]}")
             x = x[0]
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+        mean, std = self._mean_std()
         return (x * std + mean).mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
     def __call__(self, image: Image.Image) -> torch.Tensor:

@@ -56,7 +56,9 @@ def sidebar() -> Selection | None:
             zoo.weights_button(model_id, f"sidebar_download_{model_id}")
             st.session_state[KEY] = ("needs weights", model_id)
             return None
-        source = st.radio("Image", ["Gallery", "Upload"], horizontal=True, key=prefs.bind("image_source", "image_source", "Gallery", ["Gallery", "Upload"]))
+        sources = ["Gallery", "Upload"]
+        source = st.radio("Image", sources, horizontal=True,
+                          key=prefs.bind("image_source", "image_source", "Gallery", sources))
         original, name = None, None
         if source == "Gallery" and cache.family(model_id) == "shapes":
             items = cache.gallery()
