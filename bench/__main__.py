@@ -293,6 +293,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["browser"]:  # ./studio bench browser ...: widget change to painted map, in Chromium
         from bench import browser
         return browser.main(argv[1:])
+    if argv[:1] == ["language"]:  # ./studio bench language: the longest caption and question accepted
+        from bench import language
+        return language.main(argv[1:])
     if argv[:1] == ["field"]:  # ./studio bench field ...: 200 participants against PostgreSQL, with a restart
         from bench import field
         return field.main(argv[1:])

@@ -194,7 +194,7 @@ def _token_targets(loaded, model, x, args):
         name = loaded.categories[answer]
         return [Answer(question, answer, name=name)], (question,), [name], {
             "question": args.question, "answer": name, "model_answer": loaded.categories[top]}
-    except language.UnknownWords as err:
+    except ValueError as err:  # unknown words, a text too long or empty: named, no traceback
         raise CliError(str(err)) from None
 
 
@@ -249,6 +249,12 @@ def _run(args) -> int:
     task = loaded.spec.task if loaded.spec is not None else "classification"
     if task == "classification" and (args.caption or args.question or args.answer):
         raise CliError(f"--caption, --question and --answer are for captioning and VQA models; {loaded.id} classifies")
+    if task == "caption" and (args.question is not None or args.answer is not None):
+        raise CliError(f"--question and --answer are for VQA models; {loaded.id} writes captions "
+                       "(give --caption, or nothing for its own caption)")
+    if task == "vqa" and args.caption is not None:
+        raise CliError(f"--caption is for captioning models; {loaded.id} answers questions "
+                       "(give --question and optionally --answer)")
     if task == "vqa" and not args.question:
         raise CliError(f"{loaded.id} answers questions: give one with --question \"...\"")
     indices = _parse_targets(args.target, loaded.categories) if task == "classification" else []

@@ -43,8 +43,20 @@ def sha256_of(path: Path) -> str:
 
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
                "STRING"}
-_SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.bytearray",
-                 "_codecs.encode")
+_SAFE_CONTAINERS = {"collections.OrderedDict", "collections.Counter", "builtins.set", "builtins.frozenset",
+                    "builtins.bytearray", "builtins.complex", "_codecs.encode", "torch.Size", "torch.device"}
+
+
+def _safe_global(name: str) -> bool:
+    """A global that ``torch.load(weights_only=True)`` itself allows: tensor and storage
+    rebuilders, dtypes, plain containers. Any other function, ``torch.*`` ones included
+    (``torch.hub.load``, ``torch.manual_seed``), is unsafe and is named."""
+    if name in _SAFE_CONTAINERS or name.startswith(("torch._utils._rebuild_", "torch._tensor._rebuild_")):
+        return True
+    module, _, leaf = name.rpartition(".")
+    if module in ("torch", "torch.cuda") and (leaf.endswith("Storage") or leaf.endswith("Tensor")):
+        return True
+    return module == "torch" and isinstance(getattr(torch, leaf, None), torch.dtype)
 
 
 def _globals_of(stream, limit: int = 6) -> list[str]:
@@ -92,7 +104,7 @@ def _unsafe_globals(path: Path) -> list[str]:
                 found = _globals_of(f)
     except (OSError, zipfile.BadZipFile):
         return []
-    return list(dict.fromkeys(g for g in found if not g.startswith(_SAFE_GLOBALS)))
+    return list(dict.fromkeys(g for g in found if not _safe_global(g)))
 
 
 def _looks_like_text(path: Path) -> bool:

@@ -24,7 +24,8 @@ alpha = views.opacity_slider("caption_alpha", c)
 generated = cache.generate_caption(model_id, digest, image, beam)
 caption = language.decode_caption(generated)
 st.markdown(f"**The model's caption:** {caption or '(empty)'}")
-typed = st.text_input("Or explain a caption of your own", key="caption_typed",
+typed = st.text_input("Or explain a caption of your own", key="caption_typed", max_chars=language.MAX_CHARS,
+                      help=f"At most {language.MAX_CAPTION_WORDS} words of the model's vocabulary.",
                       placeholder="a large red circle left of a small blue square")
 text = typed.strip() or caption
 tokens = lv.tokens_or_stop(language.encode_caption, text, "Cannot explain this caption")

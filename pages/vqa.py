@@ -22,7 +22,9 @@ described = lv.scene(scene_name)
 asked = [q.text for q in language.questions(described)] if described is not None else []
 a, b = st.columns([1, 1])
 picked = a.selectbox("A question about this scene", asked or ["what shape is the red object"], key=f"vqa_q_{digest}")
-typed = b.text_input("Or type a question", key="vqa_typed", placeholder="what colour is the circle")
+typed = b.text_input("Or type a question", key="vqa_typed", placeholder="what colour is the circle",
+                     max_chars=language.MAX_CHARS,
+                     help=f"At most {language.MAX_QUESTION_WORDS} words of the model's vocabulary.")
 question = typed.strip() or picked
 tokens = lv.tokens_or_stop(language.encode_question, question, "Cannot ask this question")
 

@@ -217,3 +217,17 @@ def test_caption_and_question_flags(tmp_path, capsys):
     assert "unknown word(s) 'why'" in capsys.readouterr().err
     assert main([str(tmp_path / "s.png"), "--model", "shapes-resnet", "--caption", "a circle", "--out", str(out)]) == 1
     assert "are for captioning and VQA models" in capsys.readouterr().err
+    # a flag of the other task is refused, not ignored
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-captioner", "--question", "how many objects",
+                 "--out", str(out)]) == 1
+    assert "--question and --answer are for VQA models; shapes-captioner writes captions" in capsys.readouterr().err
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-captioner", "--answer", "red", "--out", str(out)]) == 1
+    assert "are for VQA models" in capsys.readouterr().err
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-vqa", "--question", q, "--caption", "a red circle",
+                 "--out", str(out)]) == 1
+    assert "--caption is for captioning models; shapes-vqa answers questions" in capsys.readouterr().err
+    # a caption over the bound: one line that says the bound, no traceback
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-captioner", "--caption", "a red circle " * 9,
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"at most {L.MAX_CAPTION_WORDS} words" in err and "Traceback" not in err

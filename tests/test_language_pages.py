@@ -11,6 +11,7 @@ import explainers
 import model_zoo
 from model_zoo.shapes import language as L
 from ui import cache
+from ui.text import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,14 @@ def test_a_typed_caption_is_explained_and_unknown_words_are_named():
     assert any("log p(caption | image) =" in c.value for c in at.caption)
     at.text_input(key="caption_typed").set_value("a gigantic red circle").run()
     assert not at.exception
-    assert any("unknown word(s) 'gigantic'" in e.value for e in at.error)
+    assert any(plain("unknown word(s) 'gigantic'") in e.value for e in at.error)  # shown as written
+    # a typed caption echoed in the error is shown as written: no live link or image
+    at.text_input(key="caption_typed").set_value("a ![x](http://127.0.0.1:9/t.png) [here](http://example.org)").run()
+    assert not at.exception
+    (error,) = at.error
+    assert "](http" not in error.value and r"\]\(http" in error.value
+    at.text_input(key="caption_typed").set_value("a red circle " * 9).run()
+    assert any(f"at most {L.MAX_CAPTION_WORDS} words" in e.value for e in at.error)
     at.text_input(key="caption_typed").set_value("").run()
     at.radio(key="caption_method").set_value("guided_gradcam").run()
     assert not at.exception and not at.error
@@ -82,4 +90,4 @@ def test_vqa_page_answers_and_explains_any_answer_and_a_contrast():
                              target=explainers.Answer(tokens, L.ANSWERS.index("yes"), versus=L.ANSWERS.index("no")))
     assert any(f"logit difference {ref.score:.3f}" in c.value for c in at.caption)
     at.text_input(key="vqa_typed").set_value("why is it red").run()
-    assert any("unknown word(s) 'why'" in e.value for e in at.error)
+    assert any(plain("unknown word(s) 'why'") in e.value for e in at.error)

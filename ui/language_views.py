@@ -8,6 +8,7 @@ from PIL import Image
 
 from explainers import images
 from ui import cache
+from ui.text import plain
 
 
 def model_and_image(task: str, key: str):
@@ -35,7 +36,7 @@ def model_and_image(task: str, key: str):
         try:
             original, name = np.asarray(images.open_image(upload.getvalue(), name=upload.name)), upload.name
         except images.ImageError as err:
-            st.error(f"Cannot use this file: {err}")
+            st.error(f"Cannot use this file: {plain(err)}")
             return None, None, None, None
     view = np.asarray(loaded.preprocess.display(Image.fromarray(original)))
     return model_id, loaded, name, view
@@ -56,6 +57,6 @@ def tokens_or_stop(encode, text: str, what: str) -> tuple[int, ...]:
     screen and the page stopped."""
     try:
         return encode(text)
-    except ValueError as err:  # UnknownWords is a ValueError
-        st.error(f"{what}: {err}")
+    except ValueError as err:  # unknown words, too long, empty: the words typed are shown as written
+        st.error(f"{what}: {plain(err)}")
         st.stop()

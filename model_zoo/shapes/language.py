@@ -28,7 +28,8 @@ from .world import CLASSES, SIZE, ShapeObject, _background, _box, _clutter, _pla
 
 __all__ = ["COLOURS", "SIZES", "WORDS", "QUESTION_WORDS", "ANSWERS", "QUESTION_TYPES", "Described",
            "Question", "make_described", "caption_words", "encode_caption", "decode_caption",
-           "encode_question", "questions", "UnknownWords", "PAD", "START", "END"]
+           "encode_question", "questions", "UnknownWords", "TooLong", "PAD", "START", "END", "MAX_CAPTION_WORDS",
+           "MAX_QUESTION_WORDS", "MAX_CHARS"]
 
 # six hues far apart (an orange between red and yellow made both hard to tell apart, and their
 # word maps found their object a third of the time)
@@ -36,6 +37,14 @@ COLOURS = {"red": (220, 30, 30), "green": (40, 175, 60), "blue": (45, 80, 225), 
            "purple": (150, 55, 195), "cyan": (40, 205, 215)}
 SIZES = {"small": (6.0, 7.5), "large": (10.0, 11.5)}  # radius ranges at 64 px
 PAD, START, END = "<pad>", "<start>", "<end>"
+RESERVED = (PAD, START, END)  # tokens, never words a caption or a question may use
+# The longest inputs accepted (README, "Security and limits": the longest is explained within
+# 2 s and 1.2 GB here; an explanation's cost grows faster than the square of the length). The
+# trained captions have at most 11 words and the questions 6.
+MAX_CAPTION_WORDS = 24
+MAX_QUESTION_WORDS = 16
+MAX_CHARS = 300  # a text is refused by its length before it is split into words
+_SHOWN_UNKNOWN = 8  # unknown words named in the message; the rest are counted
 WORDS = (PAD, START, END, "a", *SIZES, *COLOURS, *CLASSES, "left", "of", "above")
 QUESTION_WORDS = (PAD, "what", "shape", "is", "the", "colour", "object", "there", "a", "how", "many",
                   "objects", "left", "of", *COLOURS, *CLASSES)
@@ -45,12 +54,19 @@ _KIND_CODE = {"single": 11, "pair": 12}
 
 
 class UnknownWords(ValueError):
-    """Words outside the vocabulary; ``words`` lists them."""
+    """Words outside the vocabulary; ``words`` lists them. The message names the first eight
+    (each cut at 24 characters) and counts the rest, so it stays short whatever was typed."""
 
     def __init__(self, words, vocabulary):
         self.words = list(words)
-        super().__init__(f"unknown word(s) {', '.join(map(repr, self.words))}; the vocabulary is: "
-                         f"{', '.join(w for w in vocabulary if not w.startswith('<'))}")
+        shown = ", ".join(repr(w if len(w) <= 24 else w[:24] + "...") for w in self.words[:_SHOWN_UNKNOWN])
+        more = len(self.words) - _SHOWN_UNKNOWN
+        super().__init__(f"unknown word(s) {shown}" + (f" and {more} more" if more > 0 else "")
+                         + f"; the vocabulary is: {', '.join(w for w in vocabulary if w not in RESERVED)}")
+
+
+class TooLong(ValueError):
+    """A caption or a question longer than the studio explains (its bound is in the message)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +163,9 @@ def word_objects(scene: Described) -> list[int | None]:
 
 
 def _encode(words, vocabulary) -> list[int]:
-    index = {w: i for i, w in enumerate(vocabulary)}
+    """Token ids of typed words; the reserved tokens (``<pad>``, ``<start>``, ``<end>``) are not
+    words, so typing one is an unknown word like any other."""
+    index = {w: i for i, w in enumerate(vocabulary) if w not in RESERVED}
     unknown = [w for w in words if w not in index]
     if unknown:
         raise UnknownWords(dict.fromkeys(unknown), vocabulary)
@@ -158,12 +176,27 @@ def split(text: str) -> list[str]:
     return text.lower().replace("?", " ").replace(".", " ").replace(",", " ").split()
 
 
-def encode_caption(text_or_words) -> tuple[int, ...]:
-    """<start> words <end> as token ids; unknown words raise :class:`UnknownWords`."""
-    words = split(text_or_words) if isinstance(text_or_words, str) else list(text_or_words)
+def _bounded_words(text_or_words, what: str, limit: int) -> list[str]:
+    if isinstance(text_or_words, str):
+        if len(text_or_words) > MAX_CHARS:
+            raise TooLong(f"the {what} is {len(text_or_words):,} characters long; the studio explains "
+                          f"{what}s of at most {MAX_CHARS} characters and {limit} words")
+        words = split(text_or_words)
+    else:
+        words = [str(w) for w in text_or_words]
     if not words:
-        raise ValueError("the caption is empty")
-    return tuple(_encode([START, *words, END], WORDS))
+        raise ValueError(f"the {what} is empty")
+    if len(words) > limit:
+        raise TooLong(f"the {what} has {len(words):,} words; the studio explains {what}s of at most "
+                      f"{limit} words")
+    return words
+
+
+def encode_caption(text_or_words) -> tuple[int, ...]:
+    """<start> words <end> as token ids; unknown words raise :class:`UnknownWords`, a caption
+    over :data:`MAX_CAPTION_WORDS` words (or :data:`MAX_CHARS` characters) :class:`TooLong`."""
+    words = _bounded_words(text_or_words, "caption", MAX_CAPTION_WORDS)
+    return (WORDS.index(START), *_encode(words, WORDS), WORDS.index(END))
 
 
 def decode_caption(tokens) -> str:
@@ -173,10 +206,9 @@ def decode_caption(tokens) -> str:
 
 
 def encode_question(text: str) -> tuple[int, ...]:
-    words = split(text)
-    if not words:
-        raise ValueError("the question is empty")
-    return tuple(_encode(words, QUESTION_WORDS))
+    """The question's token ids; unknown words raise :class:`UnknownWords`, a question over
+    :data:`MAX_QUESTION_WORDS` words (or :data:`MAX_CHARS` characters) :class:`TooLong`."""
+    return tuple(_encode(_bounded_words(text, "question", MAX_QUESTION_WORDS), QUESTION_WORDS))
 
 
 def questions(scene: Described, rng: np.random.Generator | None = None) -> list[Question]:

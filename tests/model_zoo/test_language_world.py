@@ -68,6 +68,38 @@ def test_tokens_and_unknown_words():
         L.encode_caption("  ")
 
 
+def test_captions_and_questions_are_bounded_and_reserved_tokens_are_not_words():
+    """An explanation's cost grows faster than the square of the caption's length (800 words
+    took 141 s and 2.6 GB): the longest accepted input is bounded, and said."""
+    caption = ("a large red circle left of a small blue square " * 5).split()
+    assert len(L.encode_caption(caption[:L.MAX_CAPTION_WORDS])) == L.MAX_CAPTION_WORDS + 2
+    with pytest.raises(L.TooLong, match=f"has {L.MAX_CAPTION_WORDS + 1} words; .* at most {L.MAX_CAPTION_WORDS} words"):
+        L.encode_caption(" ".join(caption[:L.MAX_CAPTION_WORDS + 1]))
+    question = ("what shape is the red object " * 5).split()
+    assert len(L.encode_question(" ".join(question[:L.MAX_QUESTION_WORDS]))) == L.MAX_QUESTION_WORDS
+    with pytest.raises(L.TooLong, match=f"at most {L.MAX_QUESTION_WORDS} words"):
+        L.encode_question(" ".join(question[:L.MAX_QUESTION_WORDS + 1]))
+    with pytest.raises(L.TooLong, match=f"characters long; .* at most {L.MAX_CHARS} characters"):
+        L.encode_caption("a" * (L.MAX_CHARS + 1))
+    # 10,000 unknown words: the message names eight and counts the rest (it was 89 kB)
+    with pytest.raises(L.TooLong):  # the public functions refuse 10,000 words by their count
+        L.encode_question(" ".join(f"w{i}" for i in range(10_000)))
+    many = [f"word{i}" for i in range(10_000)]
+    with pytest.raises(L.UnknownWords) as err:
+        L._encode(many, L.WORDS)
+    assert "and 9992 more" in str(err.value) and len(str(err.value)) < 1000
+    with pytest.raises(L.UnknownWords) as err:
+        L._encode(["x" * 5000], L.WORDS)
+    assert len(str(err.value)) < 1000
+    # the reserved tokens are not words, in a caption nor in a question
+    for token in (L.PAD, L.START, L.END):
+        with pytest.raises(L.UnknownWords, match=f"'{token}'"):
+            L.encode_caption(f"a red {token} circle")
+    with pytest.raises(L.UnknownWords, match="'<pad>'"):
+        L.encode_question("what shape is the <pad> object")
+    assert "<" not in str(err.value).split("vocabulary is:")[1]
+
+
 def test_concept_labels_are_the_words_of_the_caption():
     """The captioner's auxiliary labels: exactly the colours, shapes and colour-shape pairs its
     caption names, nothing about where."""

@@ -189,13 +189,24 @@ class _Eval:
         return (eval, ("__import__('os').getcwd()",))
 
 
-@pytest.mark.parametrize("payload", [_Exploit, _System, _Eval])
+class _TorchHub:  # a torch function: inside the torch package, still not a tensor rebuilder
+    def __reduce__(self):
+        return (torch.hub.load, ("someone/repo", "model"))
+
+
+class _TorchSeed:
+    def __reduce__(self):
+        return (torch.random.manual_seed, (1,))
+
+
+@pytest.mark.parametrize("payload", [_Exploit, _System, _Eval, _TorchHub, _TorchSeed])
 def test_exploit_pickles_of_both_torch_formats_are_named(tmp_path, payload):
     """Each exploit, saved by torch in the zip format and in the legacy format and as raw pickles
     of protocols 0-5, is named as code that would run: never 'corrupt', never torch's advice to
     retry with weights_only=False."""
     marker = tmp_path / "marker.txt"
     obj = payload(str(marker)) if payload is _Exploit else payload()
+    named = {_TorchHub: "torch.hub.load", _TorchSeed: "torch.random.manual_seed"}.get(payload)
     files = []
     for legacy in (False, True):
         f = tmp_path / f"evil_{'legacy' if legacy else 'zip'}.pth"
@@ -211,6 +222,7 @@ def test_exploit_pickles_of_both_torch_formats_are_named(tmp_path, payload):
         text = str(err.value)
         assert text.startswith(f"refused to load {f.name}: it would import "), text
         assert "could execute code" in text and "weights_only" not in text and "corrupt" not in text, text
+        assert named is None or named in text, text
     assert not marker.exists()
 
 
