@@ -56,6 +56,9 @@ class ModelSpec:
     # what the model's output means: "classification" (class logits, the explaining pages), "caption"
     # (next-word logits for the tokens it is given), "vqa" (answer logits for a question it is given)
     task: str = "classification"
+    # None: every session sees the entry; else the one app session that uploaded it (its token):
+    # list_models(viewer=...) shows it to that session alone (model_zoo.uploads)
+    owner: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -96,7 +99,8 @@ def _callable_key(fn):
 def _fingerprint(spec: "ModelSpec") -> tuple:
     return tuple(_callable_key(v) if callable(v) else v for v in
                  (spec.id, spec.title, spec.family, spec.build, spec.categories, spec.preprocess,
-                  spec.default_layer, spec.weights_file, spec.weights_url, spec.prepare, spec.description))
+                  spec.default_layer, spec.weights_file, spec.weights_url, spec.prepare, spec.description,
+                  spec.owner))
 
 
 def register(spec: "ModelSpec") -> "ModelSpec":
@@ -162,8 +166,17 @@ def _import_plugin(name: str) -> None:
                 raise
         else:
             importlib.import_module(name)
-    except Exception as err:  # a broken plugin is a message, never a crash of the app or the CLI
-        _PLUGIN_ERRORS[name] = first_line(err)
+    except (Exception, SystemExit, KeyboardInterrupt) as err:  # a message, never a crash of the app or the CLI
+        _PLUGIN_ERRORS[name] = _why(err)
+
+
+def _why(err: BaseException) -> str:
+    """A plugin's failure in one line; ``sys.exit()`` and an interrupt named as such."""
+    if isinstance(err, SystemExit):
+        return f"it called sys.exit({err.code!r}) while being imported"
+    if isinstance(err, KeyboardInterrupt):
+        return "it raised KeyboardInterrupt while being imported"
+    return first_line(err)
 
 
 def load_plugins() -> None:
@@ -186,8 +199,8 @@ def load_plugins() -> None:
             target = point.load()
             if callable(target) and not isinstance(target, type(sys)):
                 target()
-        except Exception as err:
-            _PLUGIN_ERRORS[key] = first_line(err)
+        except (Exception, SystemExit, KeyboardInterrupt) as err:
+            _PLUGIN_ERRORS[key] = _why(err)
 
 
 def _configured() -> list[str]:
@@ -207,16 +220,17 @@ _REFRESH = {"done": False, "busy": False}
 
 
 def refresh() -> None:
-    """Register the checkpoints saved from the app and import the plugins of ``STUDIO_MODELS``
-    and the entry points (each once; call again after either changes). Listing order: the
-    shapes world (the offline default) first, then ImageNet, uploads, plugins."""
+    """Import the plugins of ``STUDIO_MODELS`` and the entry points, then register the
+    checkpoints saved from the app (each once; call again after either changes): plugins first,
+    so that a saved checkpoint of a plugin's architecture finds it after a restart. Listing
+    order: the shapes world (the offline default) first, then ImageNet, plugins, uploads."""
     if _REFRESH["busy"]:  # an upload's or a plugin's own registry calls while refreshing
         return
     _REFRESH["busy"] = True
     try:
         from . import uploads
-        uploads.register_saved()
         load_plugins()
+        uploads.register_saved()
         _REFRESH["done"] = True
     finally:
         _REFRESH["busy"] = False
@@ -230,10 +244,14 @@ def _populate() -> None:
         refresh()
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Registered model ids, optionally of one family (``"imagenet"``, ``"shapes"``)."""
+def list_models(family: str | None = None, viewer: str | None = None) -> list[str]:
+    """Registered model ids, optionally of one family (``"imagenet"``, ``"shapes"``). A model
+    uploaded in one app session (its ``owner``) is listed only for ``viewer`` = that session."""
     _populate()
-    return [k for k, s in _REGISTRY.items() if family is None or s.family == family]
+    listed = [k for k, s in _REGISTRY.items()
+              if (family is None or s.family == family) and (s.owner is None or s.owner == viewer)]
+    # the shapes world (the offline default) first, whichever module was imported first
+    return sorted(listed, key=lambda k: _REGISTRY[k].family != "shapes")
 
 
 def get_spec(model_id: str) -> ModelSpec:
@@ -246,7 +264,8 @@ def get_spec(model_id: str) -> ModelSpec:
     try:
         return _REGISTRY[model_id]
     except KeyError:
-        raise ZooError(f"unknown model {model_id!r}; registered: {', '.join(_REGISTRY)}") from None
+        shared = ", ".join(k for k, s in _REGISTRY.items() if s.owner is None)  # no session's uploads
+        raise ZooError(f"unknown model {model_id!r}; registered: {shared}") from None
 
 
 def notes_path(model_id: str, what: str) -> Path:

@@ -4,8 +4,10 @@ import numpy as np
 import streamlit as st
 
 from explainers import render
-from ui import cache, selection, views
+from ui import cache, routing, selection, text, views
 from ui import diagnosis as diag
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Adversarial")
 sel = selection.current()
@@ -54,11 +56,11 @@ cols[2].image((amplified * 255).astype(np.uint8), caption=f"Perturbation, amplif
               width="stretch")
 flipped = adv != clean
 if flipped:
-    st.success(f"The attack flipped the prediction: **{names[clean]}** → **{names[adv]}** "
+    st.success(f"The attack flipped the prediction: **{text.plain(names[clean])}** → **{text.plain(names[adv])}** "
                f"(max change {np.abs(delta).max() * 255:.1f} grey levels"
                + (f", {steps} steps of {result['step_size'] * 255:.2f}" if method == "pgd" else "") + ").")
 else:
-    st.warning(f"The prediction stayed **{names[clean]}** at epsilon {levels}/255: raise epsilon or the steps.")
+    st.warning(f"The prediction stayed **{text.plain(names[clean])}** at epsilon {levels}/255: raise epsilon or the steps.")
 
 cols = st.columns(3)
 cols[0].image(render.overlay(shown, oc, alpha), caption=f"Grad-CAM of {names[clean]}, clean image", width="stretch")

@@ -6,7 +6,9 @@ import streamlit as st
 import explainers
 from explainers import render
 from model_zoo.shapes import language
-from ui import cache, language_views as lv, views
+from ui import cache, language_views as lv, routing, views
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Captioning")
 model_id, loaded, scene_name, image = lv.model_and_image("caption", "caption")

@@ -7,7 +7,9 @@ import streamlit as st
 
 import explainers
 from explainers import agreement, render
-from ui import cache, selection, views
+from ui import cache, routing, selection, views
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Compare")
 sel = selection.current()

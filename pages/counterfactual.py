@@ -7,7 +7,9 @@ import streamlit as st
 from PIL import Image
 
 from explainers import agreement, render
-from ui import cache, selection, views
+from ui import cache, routing, selection, text, views
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Counterfactual")
 sel = selection.current()
@@ -40,7 +42,7 @@ def counterfactual() -> None:
     masked = cache.masked_logits(model_id, digest, shown, tuple(regions.values()),
                                  f"{layer}/{cls}/{fraction}", baseline)
 
-    st.caption(f"Class **{names[cls]}**, layer `{layer}`. Each map normalised to its own maximum "
+    st.caption(f"Class **{text.plain(names[cls])}**, layer `{layer}`. Each map normalised to its own maximum "
                "(per map). The region of a map is its top "
                f"{fraction:.0%} of pixels; masking runs the model once more on the masked copies.")
 
@@ -109,8 +111,8 @@ def counterfactual() -> None:
                   width="stretch")
     cols[2].image(render.overlay(shown, ba01, alpha), caption=f"{names[class_b]} rather than {names[class_a]}",
                   width="stretch")
-    st.caption(f"Grad-CAM of y^A − y^B: the regions that raise {names[class_a]}'s logit more than "
-               f"{names[class_b]}'s (margin {ab['score']:+.3f}). Both maps on one scale (joint normalisation).")
+    st.caption(f"Grad-CAM of y^A − y^B: the regions that raise {text.plain(names[class_a])}'s logit more than "
+               f"{text.plain(names[class_b])}'s (margin {ab['score']:+.3f}). Both maps on one scale (joint normalisation).")
     views.downloads("cf_ab_dl", "contrast",
                     [(f"{names[class_a]} rather than {names[class_b]}", render.overlay(shown, ab01, alpha)),
                      (f"{names[class_b]} rather than {names[class_a]}", render.overlay(shown, ba01, alpha))],

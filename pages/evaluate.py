@@ -8,7 +8,9 @@ import streamlit as st
 
 import evaluation
 from ui import evaluation as runner
-from ui import prefs, selection
+from ui import prefs, routing, selection
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Evaluate")
 sel = selection.current()

@@ -14,7 +14,9 @@ import streamlit as st
 
 import explainers
 from explainers import render
-from ui import cache, prefs, selection, text, views
+from ui import cache, prefs, routing, selection, text, views
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
 TITLES = {m: views.method_title(m) for m in PAPER}
@@ -63,7 +65,7 @@ def explore(sel: selection.Selection, loaded) -> None:
                               key=prefs.bind("explore_method", "method", "gradcam", list(explainers.METHODS)))
 
     maps = {m: cache.explanation(model_id, digest, layer, m, class_index, shown) for m in PAPER}
-    st.caption(f"Explaining **{loaded.categories[class_index]}** (logit {maps['gradcam']['score']:.3f}) "
+    st.caption(f"Explaining **{text.plain(loaded.categories[class_index])}** (logit {maps['gradcam']['score']:.3f}) "
                f"at layer `{layer}`. Each map normalised to its own maximum (per map).")
     columns = st.columns(5)
     columns[0].image(cache.image_png(digest, shown), caption="Image", width="stretch")

@@ -5,7 +5,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import render
-from ui import cache, selection, views
+from ui import cache, routing, selection, text, views
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("How it works")
 sel = selection.current()
@@ -25,7 +27,7 @@ acts = cache.activations(model_id, digest, layer, shown)  # C x h x w
 alpha = e["weights"]  # C
 channels, h, w = acts.shape
 
-st.markdown(f"**1. Channel weights.** Backpropagate the logit y^c of **{names[cls]}** "
+st.markdown(f"**1. Channel weights.** Backpropagate the logit y^c of **{text.plain(names[cls])}** "
             f"({e['score']:.3f}) to the {channels} activation maps A^k of `{layer}` ({h}x{w}) and "
             "average each gradient over its Z = h·w positions (eq. 1):")
 st.latex(r"\alpha_k^c = \frac{1}{Z}\sum_i\sum_j \frac{\partial y^c}{\partial A^k_{ij}}")

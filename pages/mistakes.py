@@ -7,8 +7,10 @@ import streamlit as st
 from evaluation import diagnosis
 from explainers import render
 from model_zoo.shapes import concepts
-from ui import cache, selection, views
+from ui import cache, routing, selection, views
 from ui import diagnosis as diag
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Mistakes")
 sel = selection.current()

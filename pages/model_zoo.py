@@ -2,7 +2,9 @@
 import streamlit as st
 
 import model_zoo
-from ui import zoo
+from ui import routing, zoo
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Model zoo")
 st.caption("Every model the studio can explain. The shapes-world models ship with the project "
@@ -10,7 +12,7 @@ st.caption("Every model the studio can explain. The shapes-world models ship wit
            "or the sidebar), and a download that cannot happen says where to put the file by hand.")
 
 rows = []
-for model_id in model_zoo.list_models():
+for model_id in zoo.listed():
     spec = model_zoo.get_spec(model_id)
     present = model_zoo.weights_available(model_id)
     rows.append({
@@ -39,6 +41,7 @@ st.subheader("Your own model")
 st.caption("Three routes (README: Explain your own model): upload a checkpoint of a registered "
            "architecture here; register an architecture of your own from code (a plugin named in "
            "STUDIO_MODELS, or a package's gradcam_studio.models entry point); or, with timm installed, "
-           "any timm:<name>. Uploaded checkpoints are kept under STUDIO_MODELS_DIR (default data/models/).")
+           "any timm:<name>. An upload is this session's alone until the app restarts; an admin (the admin "
+           "secret) can share one with every visitor, kept under STUDIO_MODELS_DIR (default data/models/).")
 zoo.upload_form()
 zoo.timm_form()

@@ -4,8 +4,10 @@ names, IoU and activation maps."""
 import streamlit as st
 
 from explainers import dissect, render
-from ui import cache, selection, views
+from ui import cache, routing, selection, text, views
 from ui import diagnosis as diag
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Neurons")
 sel = selection.current()
@@ -54,7 +56,7 @@ if e["weights"] is None or len(e["weights"]) != d.units:
     st.stop()
 top, bottom = dissect.decision_units(e["weights"], d, 5)
 st.subheader("Why, in words")
-st.markdown(f"> {dissect.sentence(names[cls], top)}")
+st.markdown(f"> {text.plain(dissect.sentence(names[cls], top))}")
 acts = cache.activations(model_id, digest, layer, shown)
 
 

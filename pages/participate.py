@@ -11,7 +11,9 @@ sees a database address or a driver's error: a failed save keeps the chosen answ
 import streamlit as st
 
 from studies import field, participation
-from ui import studies
+from ui import routing, studies
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 store = studies.store(participant=True)
 code = st.query_params.get("study") or st.text_input("Study code", key="participate_code",

@@ -6,7 +6,9 @@ import streamlit as st
 import studies as studies_lib
 from explainers import METHODS, get_method
 from studies import field
-from ui import cache, studies
+from ui import cache, routing, studies
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Design a study")
 studies.require_admin()

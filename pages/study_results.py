@@ -12,7 +12,9 @@ import streamlit as st
 
 import studies as studies_lib
 from studies import field
-from ui import studies
+from ui import routing, studies
+
+routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 st.title("Study results")
 studies.require_admin()

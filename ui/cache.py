@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -86,11 +87,20 @@ def describe_model(model_id: str) -> str:
     return f"{spec.title}: {text}" if spec.description else text
 
 
+def viewer() -> str:
+    """This browser session's token: the owner of the models it uploads (model_zoo.uploads),
+    which no other session lists."""
+    if "studio_viewer" not in st.session_state:
+        st.session_state["studio_viewer"] = secrets.token_hex(12)
+    return st.session_state["studio_viewer"]
+
+
 def available_models(task: str = "classification") -> tuple[list[str], list[str]]:
     """(ids whose weights are here, ids whose weights are missing), of models for ``task``
-    (the explaining pages work on classifiers; Captioning and VQA on their own models)."""
+    (the explaining pages work on classifiers; Captioning and VQA on their own models): the
+    shared ones and this session's uploads."""
     ready, missing = [], []
-    for model_id in model_zoo.list_models():
+    for model_id in model_zoo.list_models(viewer=viewer()):
         if model_zoo.get_spec(model_id).task != task:
             continue
         (ready if model_zoo.weights_available(model_id) else missing).append(model_id)

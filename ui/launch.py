@@ -57,6 +57,8 @@ def _warm(deadline_s: float = 60.0) -> None:
 def main(argv: list[str] | None = None) -> int:
     from streamlit.web import cli
 
+    from ui import routing
+    routing.turn_off_folder_pages()  # a deep link on a fresh server goes through the navigation too
     threading.Thread(target=_warm, name="studio-warm-imports", daemon=True).start()
     sys.argv = ["streamlit", "run", str(DASHBOARD), *(sys.argv[1:] if argv is None else argv)]
     return cli.main()

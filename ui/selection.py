@@ -56,6 +56,12 @@ def sidebar() -> Selection | None:
             zoo.weights_button(model_id, f"sidebar_download_{model_id}")
             st.session_state[KEY] = ("needs weights", model_id)
             return None
+        why = unusable(model_id)
+        if why is not None:
+            st.error(zoo.for_this_visitor(f"{model_id} cannot be explained: {why}. Choose another model; "
+                                          "every other model works."))
+            st.session_state[KEY] = ("unusable", model_id)
+            return None
         sources = ["Gallery", "Upload"]
         source = st.radio("Image", sources, horizontal=True,
                           key=prefs.bind("image_source", "image_source", "Gallery", sources))
@@ -119,9 +125,26 @@ def shapes_button(key: str) -> None:
     st.button(f"Use {GROUND_TRUTH_MODEL} (the shapes world)", key=key, on_click=_use_shapes)
 
 
+def unusable(model_id: str) -> str | None:
+    """Why the model cannot be explained (its plugin's code fails to build it, it has no
+    spatial layer, ...), in one line; None when it loads. A plugin's failure is a message that
+    names the model, never an error page."""
+    try:
+        cache.load_model(model_id)
+    except (Exception, SystemExit) as err:  # noqa: BLE001  a plugin's code may raise anything
+        if isinstance(err, SystemExit):
+            return f"its code called sys.exit({err.code!r})"
+        lines = str(err).strip().splitlines()
+        return f"{type(err).__name__}: {lines[0][:300]}" if lines else type(err).__name__
+    return None
+
+
 def current() -> Selection:
     """The sidebar's choice, or a prompt to make one (and the page stops there)."""
     selection = st.session_state.get(KEY)
+    if isinstance(selection, tuple) and selection[0] == "unusable":
+        st.info(f"{selection[1]} cannot be explained (the sidebar says why): choose another model there.")
+        st.stop()
     if isinstance(selection, tuple):  # the model's weights are missing
         st.info(f"The weights of {selection[1]} are not on this machine yet: download them with the button "
                 "in the sidebar (or on the Model zoo page).")

@@ -127,28 +127,54 @@ def admin_throttle() -> _Throttle:
     return _Throttle()
 
 
-def require_admin() -> None:
-    """Admin pages: refused unless the admin secret is configured and given in this session."""
-    secret = os.environ.get("STUDIO_ADMIN_SECRET") or _secret("admin_secret")
+def admin_secret() -> str | None:
+    return os.environ.get("STUDIO_ADMIN_SECRET") or _secret("admin_secret")
+
+
+def _token(secret: str) -> str:
+    return hmac.new(secret.encode(), b"ok", "sha256").hexdigest()
+
+
+def is_admin() -> bool:
+    """True when an admin secret is configured and this session has given it."""
+    secret = admin_secret()
+    return bool(secret) and st.session_state.get("studio_admin") == _token(secret)
+
+
+def admin_login(key: str = "admin_secret_input", label: str = "Admin secret") -> str | None:
+    """A password field for the admin secret: None once this session is admin, else why not
+    (no secret configured, nothing given, a wrong guess, the wait after wrong guesses). Wrong
+    guesses are throttled per process, on every page that asks."""
+    secret = admin_secret()
     if not secret:
-        st.error("Admin pages are locked: no admin secret is configured. Set the environment "
-                 "variable STUDIO_ADMIN_SECRET (or admin_secret in .streamlit/secrets.toml) and restart.")
-        st.stop()
-    if st.session_state.get("studio_admin") == hmac.new(secret.encode(), b"ok", "sha256").hexdigest():
-        return
-    given = st.text_input("Admin secret", type="password", key="admin_secret_input")
+        return ("no admin secret is configured. Set the environment variable STUDIO_ADMIN_SECRET (or "
+                "admin_secret in .streamlit/secrets.toml) and restart")
+    if is_admin():
+        return None
+    given = st.text_input(label, type="password", key=key)
     if not given:
-        st.stop()
+        return "give the admin secret"
     throttle = admin_throttle()
     wait = throttle.wait_s()
     if wait > 0:
-        st.error(f"Too many wrong admin secrets: try again in {wait:.0f} s.")
-        st.stop()
+        return f"too many wrong admin secrets: try again in {wait:.0f} s"
     if hmac.compare_digest(given.encode(), secret.encode()):
         throttle.succeeded()
-        st.session_state["studio_admin"] = hmac.new(secret.encode(), b"ok", "sha256").hexdigest()
-        return
+        st.session_state["studio_admin"] = _token(secret)
+        return None
     throttle.failed()
-    st.error("That is not the admin secret.")
-    st.stop()
+    return "that is not the admin secret"
 
+
+def require_admin() -> None:
+    """Admin pages: refused unless the admin secret is configured and given in this session."""
+    if not admin_secret():
+        st.error("Admin pages are locked: no admin secret is configured. Set the environment "
+                 "variable STUDIO_ADMIN_SECRET (or admin_secret in .streamlit/secrets.toml) and restart.")
+        st.stop()
+    why = admin_login()
+    if why is None:
+        return
+    if why != "give the admin secret":
+        st.error(f"{why[0].upper()}{why[1:]}.")
+    st.stop()

@@ -66,6 +66,55 @@ def test_broken_plugins_are_messages(monkeypatch, tmp_path):
     assert "shapes-resnet" in model_zoo.list_models()  # the rest of the zoo is unharmed
 
 
+def test_a_plugin_that_exits_or_is_interrupted_is_a_message_naming_it(monkeypatch, tmp_path, capsys):
+    """sys.exit() in a plugin made the CLI exit 3 silently; KeyboardInterrupt gave a traceback."""
+    from explainers.cli import main
+    exits, stops = tmp_path / "exits_plugin.py", tmp_path / "stops_plugin.py"
+    exits.write_text("import sys\nsys.exit(3)\n")
+    stops.write_text("raise KeyboardInterrupt\n")
+    monkeypatch.setenv("STUDIO_MODELS", f"{exits},{stops}")
+    assert main(["--list-models"]) == 0
+    captured = capsys.readouterr()
+    assert "shapes-resnet" in captured.out
+    assert f"plugin {exits} could not be loaded (it called sys.exit(3) while being imported)" in captured.err
+    assert f"plugin {stops} could not be loaded (it raised KeyboardInterrupt while being imported)" in captured.err
+
+
+def test_an_upload_of_a_plugin_architecture_survives_a_restart(monkeypatch, tmp_path):
+    """Saved uploads were registered before the plugins loaded: one of a plugin's architecture
+    was lost at every restart."""
+    plugin = tmp_path / "arch_plugin.py"
+    plugin.write_text(textwrap.dedent('''
+        from torch import nn
+        import model_zoo
+        model_zoo.register_model("arch-net", lambda n: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, n)),
+                                 categories=["x", "y"], weights="untrained")
+    '''))
+    monkeypatch.setenv("STUDIO_MODELS", str(plugin))
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(tmp_path / "models"))
+    model_zoo.load_plugins()
+    import io
+    buf = io.BytesIO()
+    torch.save(model_zoo.load("arch-net").model.state_dict(), buf)
+    assert model_zoo.save_upload("archup", "arch-net", buf.getvalue()) == "my:archup"
+    # a restart: an empty registry of plugins and uploads, and nothing imported yet
+    saved = dict(registry._REGISTRY)
+    for mid in ("arch-net", "my:archup"):
+        registry._REGISTRY.pop(mid)
+    monkeypatch.setattr(registry, "_PLUGINS_LOADED", set())
+    monkeypatch.setitem(registry._REFRESH, "done", False)
+    sys.modules.pop("gradcam_studio_plugin_arch_plugin", None)
+    try:
+        assert "my:archup" in model_zoo.list_models()
+        assert "archup" not in model_zoo.uploads.errors
+        assert model_zoo.load("my:archup").categories == ("x", "y")
+    finally:
+        for mid in ("arch-net", "my:archup"):
+            registry._REGISTRY.pop(mid, None)
+        assert saved  # (the rest of the registry is untouched)
+
+
 def test_dotted_module_and_entry_point(monkeypatch, tmp_path):
     (tmp_path / "dotted_plugin_mod.py").write_text(textwrap.dedent('''
         import model_zoo
