@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .fetch import download, download_url
+from .fetch import download, download_url, size_bound
 from .preprocess import Preprocess
 from .weights import (WeightsError, WeightsUnavailable, ZooError, first_line, load_state_dict_checked,
                       read_state_dict, sha256_of)
@@ -288,10 +288,10 @@ def weights_available(model_id: str) -> bool:
 
 def _fetch(spec: ModelSpec, path: Path) -> None:
     """Download ``spec.weights_url`` to ``path`` (model_zoo.fetch: temporary file, hash prefix
-    checked, renamed only when complete)."""
+    checked, renamed only when complete, bounded by a deadline and the entry's known size)."""
     if spec.weights_url is None:
         raise WeightsUnavailable(f"weights for {spec.id!r} are missing: expected {path}")
-    download(download_url(spec.weights_url), path)
+    download(download_url(spec.weights_url), path, max_bytes=size_bound(spec.weights_mb))
 
 
 def _num_classes_in(spec: ModelSpec, state: dict) -> int | None:

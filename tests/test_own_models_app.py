@@ -81,6 +81,21 @@ def test_download_button_offline_says_so(download_entry, monkeypatch):
     assert str(download_entry) in err.value.replace("\\", "")
 
 
+def test_download_button_gives_up_at_the_deadline(download_entry, weights_server, monkeypatch):
+    """Behind the app's button, a server that drips a byte at a time is cut off at the deadline
+    and the visitor is told so; nothing is left in the cache."""
+    from model_zoo import fetch
+    monkeypatch.setattr(fetch, "DEADLINE_S", 2.0)
+    monkeypatch.setenv("STUDIO_WEIGHTS_BASE_URL", f"{weights_server.url}/drip")
+    at = _app().run()
+    at.selectbox(key="model").set_value("test-download").run()
+    [b for b in at.sidebar.button if b.key == "sidebar_download_test-download"][0].click().run()
+    assert not at.exception
+    (err,) = at.sidebar.error
+    assert "did not finish within 2 s" in err.value and str(download_entry.parent) not in err.value.replace("\\", "")
+    assert not download_entry.exists() and not list(download_entry.parent.glob("*"))
+
+
 class _Exploit:
     def __init__(self, marker):
         self.marker = marker

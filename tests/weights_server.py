@@ -1,9 +1,12 @@
 """A real HTTP server on 127.0.0.1 for the download tests: it serves state dicts under
 torchvision-style names (``<name>-<first 8 hex digits of its sha256>.pth``), one with a wrong
-prefix, and one that drops the connection half-way."""
+prefix, and one that drops the connection half-way; ``/drip/<name>`` sends one byte every
+``DRIP_S`` seconds, ``/endless/<name>`` streams zeros with no length until the client hangs up, and
+``/huge/<name>`` promises a terabyte."""
 import hashlib
 import io
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +23,9 @@ def state_dict_bytes(seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+DRIP_S = 0.25
+
+
 class _Handler(SimpleHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
@@ -34,7 +40,32 @@ class _Handler(SimpleHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             return
-        super().do_GET()
+        try:
+            if self.path.startswith("/drip/"):  # a slow server: a byte at a time, never done in time
+                self.send_response(200)
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                for _ in range(1000000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(DRIP_S)
+                return
+            if self.path.startswith("/endless/"):  # no Content-Length: the body ends when the connection does
+                self.send_response(200)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                block = bytes(1 << 16)
+                while True:
+                    self.wfile.write(block)
+                return
+            if self.path.startswith("/huge/"):
+                self.send_response(200)
+                self.send_header("Content-Length", str(10**12))
+                self.end_headers()
+                return
+            super().do_GET()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a bound it enforces)
+            return
 
 
 class WeightsServer:
