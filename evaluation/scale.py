@@ -16,11 +16,21 @@ Per image (records, one JSON line each):
 
 The report sums the records in image order, so a resumed run, a run in other batches and the Ray
 engine (whose shards are merged by image) give the same report.
+
+Faults cost an item, not the run. The results file is read line by line: a line that is not a
+valid record of one of this run's images (cut by an interruption, hand-edited, another image's
+name, a second record of an image) is dropped, counted by reason in the report
+(``dropped_records``) and the image runs again; a file whose first line is not a header is
+refused with a message, and one run at a time may write a results file (a lock). A DataLoader
+worker that dies (killed, out of memory) is replaced: the loader restarts on the images not yet
+done (``worker_restarts``). On Ray, a shard whose actor dies is run again on a new actor
+(``retried_shards``).
 """
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,7 +45,10 @@ import explainers
 from . import metrics
 from .groundtruth import batch_maps, per_sample
 
-__all__ = ["auto_workers", "Settings", "ShapesItems", "FileItems", "loc_pointing", "report_from", "run_ray", "SettingsMismatch"]
+__all__ = ["auto_workers", "Settings", "ShapesItems", "FileItems", "loc_pointing", "report_from", "run_ray",
+           "SettingsMismatch", "ResultsFileError", "MAX_RESTARTS", "faults"]
+
+MAX_RESTARTS = 3  # DataLoader restarts per run, and new actors per Ray shard, before the run gives up
 
 
 def auto_workers() -> int:
@@ -46,7 +59,11 @@ def auto_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
-class SettingsMismatch(ValueError):
+class ResultsFileError(ValueError):
+    """A results file that cannot be used: not one of this protocol's, or in use by another run."""
+
+
+class SettingsMismatch(ResultsFileError):
     """A results file made with other settings (or another model) than this run's."""
 
 
@@ -70,11 +87,14 @@ class ShapesItems(Dataset):
     def key(self) -> dict:
         return {"data": f"shapes:{self.kind}", "seed": self.seed}
 
+    def name_of(self, i: int) -> str:
+        return f"shapes-{self.kind}-{self.seed}-{i}"
+
     def __getitem__(self, i):
         from model_zoo.shapes.world import make_scene
         s = make_scene(self.seed, int(i), self.kind)
         x = self.preprocess(Image.fromarray(s.image))
-        return int(i), f"shapes-{self.kind}-{self.seed}-{i}", x, [(o.name, tuple(o.box)) for o in s.objects], None
+        return int(i), self.name_of(i), x, [(o.name, tuple(o.box)) for o in s.objects], None
 
 
 class FileItems(Dataset):
@@ -91,6 +111,9 @@ class FileItems(Dataset):
 
     def key(self) -> dict:
         return {"data": str(self.source.root)}
+
+    def name_of(self, i: int) -> str:
+        return self.paths[int(i)].name
 
     def __getitem__(self, i):
         from explainers.images import ImageError, open_image
@@ -149,6 +172,22 @@ def _records(loaded, batch, settings: Settings, device) -> list[dict]:
     return out
 
 
+def faults(report: dict) -> list[str]:
+    """What the run survived, in words (for the command line): dropped lines of the results
+    file by reason, DataLoader restarts, retried Ray shards."""
+    out = []
+    dropped = report.get("dropped_records") or {}
+    if dropped:
+        n = sum(dropped.values())
+        out.append(f"dropped {n} line{'s' if n != 1 else ''} of the results file ("
+                   + ", ".join(f"{c} {why}" for why, c in sorted(dropped.items())) + ")")
+    if report.get("worker_restarts"):
+        out.append(f"restarted the image loader {report['worker_restarts']} time(s) after a worker died")
+    if report.get("retried_shards"):
+        out.append(f"ran {report['retried_shards']} shard(s) again on a new actor after theirs died")
+    return out
+
+
 def report_from(records: Sequence[dict], settings: Settings, model_id: str) -> dict:
     """The report of a set of per-image records, summed in image order."""
     records = sorted(records, key=lambda r: r["i"])
@@ -171,21 +210,96 @@ def _header(loaded, items, settings: Settings) -> dict:
             "settings": asdict(settings), **items.key()}
 
 
-def _read_results(path: Path, header: dict) -> list[dict]:
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    lines = path.read_text().splitlines()
-    head = json.loads(lines[0])
+def _why_not_a_record(rec, items) -> str | None:
+    """Why a results-file line is not a valid record of one of ``items``' images (None: it is)."""
+    if not isinstance(rec, dict):
+        return "not a record"
+    i = rec.get("i")
+    if type(i) is not int:
+        return "no image index"
+    if not 0 <= i < len(items):
+        return "an image index outside this run's images"
+    if not isinstance(rec.get("name"), str):
+        return "no image name"
+    if hasattr(items, "name_of") and rec["name"] != items.name_of(i):
+        return "another image's name"
+    if "skipped" not in rec or not (rec["skipped"] is None or isinstance(rec["skipped"], str)):
+        return "no skipped field"
+    if rec["skipped"] is not None:
+        return None
+    if not isinstance(rec.get("predicted"), str) or type(rec.get("correct")) is not bool:
+        return "no prediction"
+    if type(rec.get("objects_not_in_model")) is not int or rec.get("loc_error_top1") not in (0, 1):
+        return "no localisation result"
+    if any(k not in rec or rec[k] not in (None, 0, 1) or type(rec[k]) is bool for k in ("gt_known", "pointing")):
+        return "no pointing result"
+    return None
+
+
+def _parse_results(text: str, path: Path, header: dict, items) -> tuple[list[dict], Counter]:
+    """The valid records of a results file's text, one per image (the first), and what was
+    dropped, by reason."""
+    lines = text.splitlines()
+    if not lines:
+        return [], Counter()
+    try:
+        head = json.loads(lines[0])
+    except json.JSONDecodeError:
+        head = None
+    if not isinstance(head, dict) or not isinstance(head.get("header"), dict):
+        raise ResultsFileError(f"{path} is not a results file of this protocol (its first line is not its header): "
+                               f"give another results file or delete this one")
     if head != {"header": header}:
         raise SettingsMismatch(f"{path} was made with other settings ({head.get('header')}); this run is "
                                f"{header}: give another results file or delete this one")
-    done = []
+    done, seen, dropped = [], set(), Counter()
     for line in lines[1:]:
         try:
-            done.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
-            break  # a line cut by an interruption: that image runs again
-    return done
+            dropped["not JSON (a line cut by an interruption?)"] += 1
+            continue
+        why = _why_not_a_record(rec, items)
+        if why is None and rec["i"] in seen:
+            why = "a second record of an image"
+        if why is not None:
+            dropped[why] += 1
+            continue
+        seen.add(rec["i"])
+        done.append(rec)
+    return done, dropped
+
+
+def _open_results(path: Path, header: dict, items):
+    """The results file opened for appending and locked for this run, with its valid records
+    and what was dropped; the file is rewritten without the dropped lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = path.open("a+", encoding="utf-8", errors="replace")
+    try:
+        try:
+            import fcntl
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not POSIX: no lock (one run at a time is then the user's care)
+            pass
+        except OSError:
+            raise ResultsFileError(f"another run is writing to {path}: wait for it to finish, or give another "
+                                   f"results file") from None
+        fh.seek(0)
+        done, dropped = _parse_results(fh.read(), path, header, items)
+        if dropped or not done:  # rewrite: the header and the valid records, nothing else
+            fh.seek(0)
+            fh.truncate()
+            fh.write("".join(json.dumps(r) + "\n" for r in [{"header": header}, *done]))
+            fh.flush()
+        return fh, done, dropped
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _worker_died(err: RuntimeError) -> bool:
+    text = str(err)
+    return "DataLoader worker" in text and ("exited unexpectedly" in text or "killed by signal" in text)
 
 
 def loc_pointing(loaded, items, settings: Settings = Settings(), *, batch: int = 16, workers: int = 0,
@@ -193,41 +307,49 @@ def loc_pointing(loaded, items, settings: Settings = Settings(), *, batch: int =
                  progress: Callable[[int, int], None] | None = None, stop_after: int | None = None) -> dict:
     """Run the protocol over ``items`` (or the ``indices`` of them): the report, with
     ``records`` (every image's) and ``seconds``. ``results``: a JSON-lines file; images already
-    in it are skipped and new ones appended as each batch finishes. ``stop_after``: stop after
-    that many new images (an interruption, for tests)."""
-    if device != "cpu":
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: no CUDA device here (torch {torch.__version__})")
-        loaded.model.to(device)
+    in it are skipped and new ones appended as each batch finishes; its invalid lines are dropped
+    and counted (``dropped_records``, by reason). A dead DataLoader worker restarts the loader on
+    the images not yet done (``worker_restarts``, at most ``MAX_RESTARTS``). ``stop_after``:
+    stop after that many new images (an interruption, for tests)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA device here (torch {torch.__version__})")
     header = _header(loaded, items, settings)
-    results = Path(results) if results is not None else None
-    done = _read_results(results, header) if results is not None else []
-    seen = {r["i"] for r in done}
-    todo = [i for i in (range(len(items)) if indices is None else indices) if i not in seen]
-    records = list(done)
+    fh, done, dropped = None, [], Counter()
     if results is not None:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        if not done:
-            results.write_text(json.dumps({"header": header}) + "\n")
-        else:  # drop a cut last line before appending
-            good = [json.dumps({"header": header})] + [json.dumps(r) for r in done]
-            results.write_text("\n".join(good) + "\n")
-    loader = DataLoader(torch.utils.data.Subset(items, todo), batch_size=batch, num_workers=workers,
-                        collate_fn=_collate, shuffle=False, persistent_workers=False)
-    started, new = time.perf_counter(), 0
-    fh = results.open("a") if results is not None else None
+        fh, done, dropped = _open_results(Path(results), header, items)
+    seen = {r["i"] for r in done}
+    wanted = [i for i in (range(len(items)) if indices is None else indices) if i not in seen]
+    records = list(done)
+    started, new, restarts = time.perf_counter(), 0, 0
     try:
-        for b in loader:
-            recs = _records(loaded, b, settings, device)
-            records += recs
-            new += len(recs)
-            if fh is not None:
-                fh.write("".join(json.dumps(r) + "\n" for r in recs))
-                fh.flush()
-            if progress:
-                progress(len(records), len(todo) + len(done))
-            if stop_after is not None and new >= stop_after:
+        if device != "cpu":
+            loaded.model.to(device)
+        while True:
+            ran = {r["i"] for r in records}
+            todo = [i for i in wanted if i not in ran]
+            loader = DataLoader(torch.utils.data.Subset(items, todo), batch_size=batch, num_workers=workers,
+                                collate_fn=_collate, shuffle=False, persistent_workers=False)
+            try:
+                for b in loader:
+                    recs = _records(loaded, b, settings, device)
+                    records += recs
+                    new += len(recs)
+                    if fh is not None:
+                        fh.write("".join(json.dumps(r) + "\n" for r in recs))
+                        fh.flush()
+                    if progress:
+                        progress(len(records), len(wanted) + len(done))
+                    if stop_after is not None and new >= stop_after:
+                        break
                 break
+            except RuntimeError as err:
+                if not _worker_died(err):
+                    raise
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise RuntimeError(f"DataLoader workers died {restarts} times ({err}); {len(records)} images are "
+                                       f"done" + (f" and kept in {results}: rerun to resume" if results else "")
+                                       ) from None
     finally:
         if fh is not None:
             fh.close()
@@ -235,6 +357,7 @@ def loc_pointing(loaded, items, settings: Settings = Settings(), *, batch: int =
             loaded.model.to("cpu")
     report = report_from(records, settings, loaded.id)
     report.update(seconds=time.perf_counter() - started, new_images=new, resumed_images=len(done),
+                  dropped_records=dict(dropped), worker_restarts=restarts,
                   records=sorted(records, key=lambda r: r["i"]))
     return report
 
@@ -244,7 +367,9 @@ def run_ray(model_id: str, items, settings: Settings = Settings(), *, shards: in
             progress: Callable[[int, int], None] | None = None) -> dict:
     """The same protocol on Ray: one actor per shard loads the model once, each runs
     :func:`loc_pointing` on its share of the images (every ``shards``-th image), and the records
-    are merged by image. ``address``: an existing cluster (default: a local one started here)."""
+    are merged by image. A shard whose actor dies runs again on a new actor (``retried_shards``;
+    at most ``MAX_RESTARTS`` times a shard). ``address``: an existing cluster (default: a local
+    one started here)."""
     try:
         import ray
     except ImportError as err:
@@ -265,19 +390,38 @@ def run_ray(model_id: str, items, settings: Settings = Settings(), *, shards: in
             def run(self, items_, settings_, indices_, batch_):
                 return loc_pointing(self.loaded, items_, settings_, batch=batch_, indices=indices_)["records"]
 
-        workers = [Worker.remote(model_id, weights) for _ in range(shards)]
         ref = ray.put(items)
         t0 = time.perf_counter()
-        jobs = [w.run.remote(ref, settings, list(range(k, len(items), shards)), batch) for k, w in enumerate(workers)]
-        records = []
-        for k, part in enumerate(ray.get(jobs)):
-            records += part
+        share = {k: list(range(k, len(items), shards)) for k in range(shards)}
+
+        def start(k):
+            worker = Worker.remote(model_id, weights)
+            return worker, worker.run.remote(ref, settings, share[k], batch)
+
+        running = {k: start(k) for k in range(shards)}
+        by_ref = {job: k for k, (_, job) in running.items()}
+        records, retried, tries = [], 0, Counter()
+        while by_ref:
+            ready, _ = ray.wait(list(by_ref), num_returns=1)
+            k = by_ref.pop(ready[0])
+            try:
+                records += ray.get(ready[0])
+            except ray.exceptions.RayActorError as err:  # the actor's process died: its shard runs again
+                tries[k] += 1
+                if tries[k] > MAX_RESTARTS:
+                    raise RuntimeError(f"shard {k + 1} of {shards}: its actor died {tries[k]} times; the last: "
+                                       f"{str(err).splitlines()[0]}") from None
+                retried += 1
+                running[k] = start(k)
+                by_ref[running[k][1]] = k
+                continue
             if progress:
-                progress(k + 1, shards)
+                progress(shards - len(by_ref), shards)
         seconds = time.perf_counter() - t0
     finally:
         if started_here:
             ray.shutdown()
     report = report_from(records, settings, model_id)
-    report.update(seconds=seconds, engine="ray", shards=shards, records=sorted(records, key=lambda r: r["i"]))
+    report.update(seconds=seconds, engine="ray", shards=shards, retried_shards=retried,
+                  records=sorted(records, key=lambda r: r["i"]))
     return report

@@ -90,8 +90,12 @@ def test_mapping_errors_are_specific(tmp_path, resnet):
         imagenet.imagenet_val(ilsvrc, tmp_path / "none.txt", resnet.categories)
 
 
+RUN_HISTORY = ("seconds", "new_images", "resumed_images", "dropped_records", "worker_restarts", "retried_shards")
+
+
 def _strip(report):
-    return {k: v for k, v in report.items() if k not in ("seconds", "new_images", "resumed_images")}
+    """The report without what depends on the run's history (time, resumes, faults survived)."""
+    return {k: v for k, v in report.items() if k not in RUN_HISTORY}
 
 
 def test_batching_does_not_change_the_report_and_agrees_with_the_full_loop(resnet):
@@ -116,6 +120,7 @@ def test_an_interrupted_run_resumed_gives_the_uninterrupted_report(tmp_path, res
         f.write('{"i": 99, "na')  # a line cut by the interruption
     resumed = scale.loc_pointing(resnet, items, batch=8, results=path)
     assert resumed["resumed_images"] == 16 and resumed["new_images"] == 24
+    assert resumed["dropped_records"] == {"not JSON (a line cut by an interruption?)": 1}
     assert _strip(resumed) == _strip(whole)
     again = scale.loc_pointing(resnet, items, batch=8, results=path)
     assert again["new_images"] == 0 and _strip(again) == _strip(whole)
@@ -167,3 +172,148 @@ def test_the_command_line_resumes_and_names_bad_input(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["scale", "--model", "shapes-resnet", "--device", "cuda:0", "--n", "2",
                  "--out", str(tmp_path / "y.json")]) == (0 if __import__("torch").cuda.is_available() else 1)
+
+
+def _lines(path):
+    return path.read_text().splitlines()
+
+
+def test_a_results_file_is_checked_line_by_line(tmp_path, resnet):
+    """Every kind of bad line is dropped and counted by reason, the images they claimed run
+    again, and the report equals an uninterrupted run's."""
+    items = scale.ShapesItems(12, 20000, "single", resnet.preprocess)
+    path = tmp_path / "results.jsonl"
+    whole = scale.loc_pointing(resnet, items, batch=6, results=path)
+    lines = _lines(path)
+    records = [json.loads(x) for x in lines[1:]]
+    missing = {k: v for k, v in records[3].items() if k != "pointing"}
+    other = dict(records[4], name=records[5]["name"])
+    outside = dict(records[6], i=99)
+    flag = dict(records[7], correct="yes")
+    kept = [x for j, x in enumerate(lines[1:]) if j not in (3, 4, 6, 7)]
+    bad = ["[]", '{"x": 1}', json.dumps(missing), json.dumps(other), json.dumps(outside), json.dumps(flag),
+           '"a string"', "not json at all", lines[1]]  # the last: a second record of image 0
+    path.write_text("\n".join([lines[0], *kept, *bad]) + "\n")
+    again = scale.loc_pointing(resnet, items, batch=6, results=path)
+    assert again["dropped_records"] == {"not a record": 2, "no image index": 1, "no pointing result": 1,
+                                        "another image's name": 1, "an image index outside this run's images": 1,
+                                        "no prediction": 1, "not JSON (a line cut by an interruption?)": 1,
+                                        "a second record of an image": 1}
+    assert again["resumed_images"] == 8 and again["new_images"] == 4  # images 3, 4, 6 and 7 ran again
+    assert _strip(again) == _strip(whole) and again["images"] == 12
+    assert len(_lines(path)) == 13  # rewritten: the header and one valid record per image
+    from evaluation.scale import faults
+    assert faults(again)[0].startswith("dropped 9 lines of the results file (1 a second record of an image, ")
+
+
+def test_two_runs_appended_to_one_file_count_each_image_once(tmp_path, resnet):
+    """The field report: two runs on one file left 5,864 records and a later run reported 5,864
+    images of 3,000. Here: every record twice, and the report still counts each image once."""
+    items = scale.ShapesItems(10, 20000, "single", resnet.preprocess)
+    path = tmp_path / "results.jsonl"
+    whole = scale.loc_pointing(resnet, items, batch=5, results=path)
+    lines = _lines(path)
+    path.write_text("\n".join(lines + lines[1:]) + "\n")
+    again = scale.loc_pointing(resnet, items, batch=5, results=path)
+    assert again["images"] == 10 and again["new_images"] == 0
+    assert again["dropped_records"] == {"a second record of an image": 10}
+    assert _strip(again) == _strip(whole)
+
+
+def test_a_file_that_is_not_a_results_file_is_refused_with_a_message(tmp_path, resnet):
+    items = scale.ShapesItems(4, 20000, "single", resnet.preprocess)
+    for text in ("[]\n", '{"x": 1}\n', "\x00\xff binary", '{"header": [1, 2]}\n'):
+        path = tmp_path / "r.jsonl"
+        path.write_bytes(text.encode("latin-1"))
+        with pytest.raises(scale.ResultsFileError, match=r"r.jsonl is not a results file of this protocol \(its first "
+                                                         r"line is not its header\)"):
+            scale.loc_pointing(resnet, items, results=path)
+        assert path.read_bytes() == text.encode("latin-1")  # not overwritten: it may be someone's
+
+
+def test_one_run_at_a_time_writes_a_results_file(tmp_path, resnet):
+    import fcntl
+    items = scale.ShapesItems(4, 20000, "single", resnet.preprocess)
+    path = tmp_path / "r.jsonl"
+    with path.open("a") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(scale.ResultsFileError, match="another run is writing to .*r.jsonl"):
+            scale.loc_pointing(resnet, items, results=path)
+    assert scale.loc_pointing(resnet, items, results=path)["images"] == 4  # the lock went with the other run
+
+
+class _KilledOnce(scale.ShapesItems):
+    """Shapes scenes; the worker that loads image ``at`` first writes its PID to ``pid_file`` and
+    waits, so that the test can SIGKILL it mid-run. The replacement worker finds the file and
+    goes on."""
+
+    def __init__(self, n, preprocess, pid_file, at):
+        super().__init__(n, 20000, "single", preprocess)
+        self.pid_file, self.at = pid_file, at
+
+    def __getitem__(self, i):
+        import os
+        import time
+        if int(i) == self.at:
+            try:
+                with open(self.pid_file, "x") as f:
+                    f.write(str(os.getpid()))
+            except FileExistsError:
+                pass
+            else:
+                time.sleep(60)
+        return super().__getitem__(i)
+
+
+def _kill_when_written(pid_file, timeout=60):
+    import os
+    import signal
+    import threading
+    import time
+
+    def kill():
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pid_file.exists() and pid_file.read_text():
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kill, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_killed_dataloader_worker_costs_nothing(tmp_path, resnet):
+    """A worker SIGKILLed mid-run: the loader restarts on the images not yet done, and the final
+    report equals an uninterrupted run's; the results file has each image once."""
+    plain = scale.ShapesItems(24, 20000, "single", resnet.preprocess)
+    whole = scale.loc_pointing(resnet, plain, batch=4)
+    pid_file = tmp_path / "worker.pid"
+    items = _KilledOnce(24, resnet.preprocess, pid_file, at=13)
+    killer = _kill_when_written(pid_file)
+    path = tmp_path / "r.jsonl"
+    r = scale.loc_pointing(resnet, items, batch=4, workers=2, results=path)
+    killer.join(1)
+    assert pid_file.read_text() and r["worker_restarts"] == 1
+    assert _strip(r) == _strip(whole)
+    assert sorted(json.loads(x)["i"] for x in _lines(path)[1:]) == list(range(24))
+    from evaluation.scale import faults
+    assert faults(r) == ["restarted the image loader 1 time(s) after a worker died"]
+
+
+@pytest.mark.slow
+def test_a_killed_ray_actor_has_its_shard_run_again(tmp_path, resnet):
+    """An actor SIGKILLed mid-shard: the shard runs again on a new actor, and the report equals
+    the local, uninterrupted one."""
+    import ray
+    import sys
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's items travel by value
+    local = scale.loc_pointing(resnet, scale.ShapesItems(16, 20000, "single", resnet.preprocess), batch=4)
+    pid_file = tmp_path / "actor.pid"
+    items = _KilledOnce(16, resnet.preprocess, pid_file, at=5)
+    killer = _kill_when_written(pid_file, timeout=180)
+    distributed = scale.run_ray("shapes-resnet", items, shards=2, batch=4, num_cpus=2)
+    killer.join(1)
+    assert pid_file.read_text() and distributed["retried_shards"] == 1
+    assert _strip(distributed) == _strip({**local, "engine": "ray", "shards": 2})
