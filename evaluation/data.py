@@ -10,9 +10,9 @@ import numpy as np
 
 from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
 from model_zoo.shapes import world
-from model_zoo.shapes.voc import read_voc
+from model_zoo.shapes.voc import clip, outside, read_voc
 
-__all__ = ["Sample", "Object", "shapes", "voc_folder", "VocFolder", "from_spec"]
+__all__ = ["Sample", "Object", "shapes", "voc_folder", "VocFolder", "from_spec", "fit_to_image"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,25 @@ def shapes(n: int, seed: int = 20000, kind: str = "single") -> Iterator[Sample]:
                      tuple(Object(o.name, tuple(o.box), o.mask) for o in s.objects))
 
 
+def fit_to_image(objects: tuple[Object, ...], size: tuple[int, int]) -> tuple[Object, ...] | str:
+    """``objects`` with their boxes clipped to an image of ``size`` (width, height), or why the
+    image cannot be used: an empty box, or one that lies outside it (beyond a pixel's slack,
+    ``voc.outside``)."""
+    w, h = size
+    for k, o in enumerate(objects, 1):
+        if o.box[0] >= o.box[2] or o.box[1] >= o.box[3]:
+            return f"object {k} ({o.name[:40]}): its box {tuple(o.box)} is empty"
+        if outside(o.box, w, h):
+            return f"object {k} ({o.name[:40]}): its box {tuple(o.box)} lies outside the {w}x{h} image"
+    return tuple(Object(o.name, clip(o.box, w, h), o.mask) for o in objects)
+
+
 class VocFolder:
     """Images under ``path`` (or ``path/images``) with ``<stem>.xml`` beside them or in
     ``path/annotations``, read one at a time. Nothing is dropped silently: after (or during) the
     iteration ``skipped`` lists (file name, reason) for every image left out: no annotation, an
-    unreadable image, an unreadable annotation."""
+    unreadable image, an unreadable or invalid annotation (``read_voc``'s reasons), a box outside
+    the image."""
 
     def __init__(self, path, n: int | None = None):
         self.root = Path(path)
@@ -74,8 +88,8 @@ class VocFolder:
             return f"no annotation {xml.name}"
         try:
             ann = read_voc(xml)
-        except ValueError as err:
-            return str(err).split(": ", 1)[-1][:200]
+        except ValueError as err:  # read_voc's message starts with the path: the reason is the rest
+            return f"{xml.name}: {str(err).split(': ', 1)[-1][:200]}"
         return tuple(Object(o.name, tuple(o.box)) for o in ann.objects)
 
     def __iter__(self) -> Iterator[Sample]:
@@ -92,6 +106,10 @@ class VocFolder:
                 img = np.asarray(open_image(p))
             except ImageError as err:
                 self.skipped.append((p.name, str(err).split(": ", 1)[-1][:200]))
+                continue
+            objects = fit_to_image(objects, (img.shape[1], img.shape[0]))
+            if isinstance(objects, str):
+                self.skipped.append((p.name, objects))
                 continue
             count += 1
             yield Sample(p.name, img, objects)

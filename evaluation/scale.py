@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 import explainers
 
 from . import metrics
+from .data import fit_to_image
 from .groundtruth import batch_maps, per_sample
 
 __all__ = ["auto_workers", "Settings", "ShapesItems", "FileItems", "loc_pointing", "report_from", "run_ray",
@@ -126,6 +127,9 @@ class FileItems(Dataset):
             self.preprocess.check(img.size)
         except (ImageError, ValueError) as err:
             return int(i), p.name, None, [], str(err).split(": ", 1)[-1][:200]
+        objects = fit_to_image(objects, img.size)
+        if isinstance(objects, str):
+            return int(i), p.name, None, [], objects
         moved = [(o.name, self.preprocess.view_box(o.box, img.size)) for o in objects]
         return int(i), p.name, self.preprocess(img), [(n, b) for n, b in moved if b is not None], None
 

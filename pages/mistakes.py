@@ -9,6 +9,7 @@ from explainers import render
 from model_zoo.shapes import concepts
 from ui import cache, routing, selection, views
 from ui import diagnosis as diag
+from ui.text import plain
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -48,8 +49,8 @@ else:
         st.stop()
     try:
         report = diag.folder_mistakes(model_id, folder, n, layer, keep)
-    except ValueError as err:
-        st.error(str(err))
+    except (ValueError, OSError) as err:  # no such folder, one that cannot be listed
+        st.error(plain(str(err)))
         st.stop()
     st.caption(f"{model_id} on {report['images']} images: {report['errors']} mistakes.")
     if report["skipped"]:

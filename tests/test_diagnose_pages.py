@@ -60,6 +60,25 @@ def test_mistakes_page_on_a_labelled_folder_counts_what_it_skips(tmp_path):
     assert not at.exception and "does not exist" in at.error[0].value
 
 
+def test_mistakes_page_skips_bad_annotations_with_their_reasons(tmp_path):
+    """Annotations without <bndbox> or <xmin>, one that is a directory, and a box outside the
+    image: each file is skipped with its reason, the others are diagnosed, no traceback."""
+    from evaluation.data import VocFolder
+    from tests.voc_faults import write_faulty_folder
+    reasons = write_faulty_folder(tmp_path)
+    at = _open("pages/mistakes.py", model="shapes-biased")
+    at.radio(key="mis_source").set_value("folder").run()
+    at.text_input(key="mis_folder").set_value(str(tmp_path)).run()
+    assert not at.exception and not at.error
+    assert [e.label for e in at.expander] == [f"{len(reasons)} images skipped"]
+    (table,) = [d.value for d in at.dataframe if "why" in d.value.columns]
+    shown = dict(zip(table["file"], table["why"]))
+    assert shown == reasons
+    assert "on 6 images" in _text(at)
+    folder = VocFolder(tmp_path)
+    assert len(list(folder)) == 6 and dict(folder.skipped) == reasons
+
+
 def test_adversarial_page_flips_and_shows_the_maps():
     at = _open("pages/adversarial.py", model="shapes-resnet", scene="circle")
     at.slider(key="adv_eps").set_value(16).run()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from .world import CLASSES, Scene
 
-__all__ = ["VocObject", "VocAnnotation", "scene_to_xml", "read_voc", "export_scene"]
+__all__ = ["VocObject", "VocAnnotation", "scene_to_xml", "read_voc", "export_scene", "outside", "clip"]
 
 
 @dataclass(frozen=True)
@@ -69,23 +69,66 @@ def scene_to_xml(scene: Scene, filename: str) -> str:
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
+def _number(parent, tag: str, where: str) -> int:
+    text = parent.findtext(tag)
+    if text is None or not text.strip():
+        raise ValueError(f"{where} has no <{tag}>")
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"{where}: <{tag}> is not a number ({text.strip()[:40]!r})") from None
+
+
 def read_voc(path) -> VocAnnotation:
     """Parse a VOC XML file (ours or ImageNet val's) into 0-based half-open boxes. ``<size>`` is
-    optional (width and height are then None: the image itself has them)."""
+    optional (width and height are then None: the image itself has them). Raises ``ValueError``
+    naming the file and what is wrong: unreadable (a directory, no permission), not XML, an
+    object without ``<name>`` or ``<bndbox>``, a coordinate missing or not a number, an empty
+    box, or a box beyond the ``<size>`` it declares."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
         raise ValueError(f"{path}: not a readable VOC XML file ({err})") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
     size = root.find("size")
     width = height = None
-    if size is not None and size.findtext("width") and size.findtext("height"):
-        width, height = int(float(size.findtext("width"))), int(float(size.findtext("height")))
-    objects = []
-    for o in root.findall("object"):
-        b = o.find("bndbox")
-        xmin, ymin, xmax, ymax = (int(float(b.findtext(t))) for t in ("xmin", "ymin", "xmax", "ymax"))
-        objects.append(VocObject(o.findtext("name"), (xmin - 1, ymin - 1, xmax, ymax)))
+    try:
+        if size is not None and size.findtext("width") and size.findtext("height"):
+            width, height = _number(size, "width", "<size>"), _number(size, "height", "<size>")
+        objects = []
+        for k, o in enumerate(root.findall("object"), 1):
+            name = (o.findtext("name") or "").strip()
+            if not name:
+                raise ValueError(f"object {k} has no <name>")
+            where = f"object {k} ({name[:40]})"
+            b = o.find("bndbox")
+            if b is None:
+                raise ValueError(f"{where} has no <bndbox>")
+            xmin, ymin, xmax, ymax = (_number(b, t, where) for t in ("xmin", "ymin", "xmax", "ymax"))
+            box = (xmin - 1, ymin - 1, xmax, ymax)
+            if box[0] >= box[2] or box[1] >= box[3]:
+                raise ValueError(f"{where}: its box is empty (xmin {xmin}, xmax {xmax}, ymin {ymin}, ymax {ymax})")
+            if width is not None and outside(box, width, height):
+                raise ValueError(f"{where}: its box {box} lies outside the {width}x{height} image its <size> declares")
+            objects.append(VocObject(name, box))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     return VocAnnotation(root.findtext("filename") or "", width, height, tuple(objects))
+
+
+def outside(box, width: int, height: int, slack: int = 1) -> bool:
+    """True when ``box`` (0-based, half-open) reaches more than ``slack`` pixels beyond a
+    ``width`` x ``height`` image (one pixel is allowed: annotation tools disagree on whether
+    VOC's coordinates start at 0 or 1)."""
+    x0, y0, x1, y1 = box
+    return x0 < -slack or y0 < -slack or x1 > width + slack or y1 > height + slack
+
+
+def clip(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """``box`` clipped to a ``width`` x ``height`` image."""
+    x0, y0, x1, y1 = box
+    return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
 
 
 def export_scene(scene: Scene, out: Path, stem: str) -> None:

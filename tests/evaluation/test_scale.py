@@ -317,3 +317,29 @@ def test_a_killed_ray_actor_has_its_shard_run_again(tmp_path, resnet):
     killer.join(1)
     assert pid_file.read_text() and distributed["retried_shards"] == 1
     assert _strip(distributed) == _strip({**local, "engine": "ray", "shards": 2})
+
+
+def test_faulty_annotations_cost_their_images_not_the_run(tmp_path, resnet):
+    """The VOC faults of the field (no <bndbox>, no <xmin>, not a number, a directory, an empty
+    box, a box outside the image): each image is skipped with its reason, the rest are scored."""
+    from tests.voc_faults import write_faulty_folder
+    reasons = write_faulty_folder(tmp_path)
+    items = scale.FileItems(data.voc_folder(tmp_path), resnet.preprocess)
+    r = scale.loc_pointing(resnet, items, batch=4, workers=1)
+    assert r["images"] == 6 and {s["file"]: s["reason"] for s in r["skipped_files"]} == reasons
+
+
+def test_read_voc_names_what_is_wrong(tmp_path):
+    from model_zoo.shapes.voc import read_voc, scene_to_xml
+    scene = make_scene(20000, 0, "single")
+    xml = tmp_path / "a.xml"
+    xml.write_text(scene_to_xml(scene, "a.png").replace("<width>64</width>", "<width>16</width>"))
+    with pytest.raises(ValueError, match=r"a.xml: object 1 \(\w+\): its box \(\d+, \d+, \d+, \d+\) lies outside the "
+                                         r"16x64 image its <size> declares"):
+        read_voc(xml)
+    xml.write_text(scene_to_xml(scene, "a.png").replace("<name>", "<name_>").replace("</name>", "</name_>"))
+    with pytest.raises(ValueError, match=r"a.xml: object 1 has no <name>"):
+        read_voc(xml)
+    xml.write_text(scene_to_xml(scene, "a.png").replace("<width>64", "<width>wide"))
+    with pytest.raises(ValueError, match=r"a.xml: <size>: <width> is not a number \('wide'\)"):
+        read_voc(xml)
