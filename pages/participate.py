@@ -7,7 +7,9 @@ trial at a time, blinded, attention checks among them; each answer is committed 
 trial appears (its time measured on the server from the trial's first showing), and a reload or
 another replica continues at the next unanswered trial. At the end: the completion code and the
 way back to the platform. Nothing the URL carries is rendered as Markdown, and a participant never
-sees a database address or a driver's error: a failed save keeps the chosen answer and retries."""
+sees a database address or a driver's error: the chosen answer is kept in the session from the
+moment it is submitted (the button's callback, before any database call), so a database that fails
+before or during the save loses nothing, and the trial shows it selected with a retry button."""
 import streamlit as st
 
 from studies import field, participation
@@ -37,6 +39,9 @@ if not token and recruit.identified:  # the same platform id again: their own pa
                             participant=True)
     if token:
         st.query_params["p"] = token
+pending_key = f"participate_pending_{token}"  # {"trial", "choice"}: an answer given and not yet saved
+if token and st.session_state.get(pending_key):
+    st.info("Your last answer is kept on this page; it is saved as soon as you go on.")
 if token:
     owner, seed = studies.guarded(store.participant, token, participant=True)
     if owner != study.code:
@@ -120,8 +125,20 @@ item = remaining[0]
 position, trial_idx, flag = item.position, item.trial, item.flag
 trial = trials[trial_idx]
 studies.guarded(store.mark_shown, token, trial_idx, participant=True)  # the answer's clock starts here
-pending_key = f"participate_pending_{token}_{trial_idx}"
-pending = st.session_state.get(pending_key)  # an answer given whose save failed: kept, not lost
+kept = st.session_state.get(pending_key)  # an answer given whose save failed or never ran: kept, not lost
+if kept and kept["trial"] != trial_idx:  # its trial is answered (the save went through after all)
+    del st.session_state[pending_key]
+    kept = None
+pending = kept["choice"] if kept else None
+
+
+def keep_answer(answer_key: str, trial_: int) -> None:
+    """The submit button's callback: it runs before the page, so a database that fails before
+    the save (reading the trials, marking one shown) cannot lose the answer just given."""
+    if st.session_state.get(answer_key) is not None:
+        st.session_state[pending_key] = {"trial": trial_, "choice": st.session_state[answer_key]}
+
+
 if item.role == "practice":
     st.info("A practice question first, to get to know the task; it does not count.")
 with st.form(key=f"trial_{position}", clear_on_submit=True):
@@ -146,13 +163,14 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
         shown = {"options": list(options), "role": item.role}
     choice = st.radio(question, options, index=options.index(pending) if pending in options else None,
                       key=f"answer_{position}")
-    submitted = st.form_submit_button("Save answer and continue", type="primary")
+    submitted = st.form_submit_button("Save answer and continue", type="primary", on_click=keep_answer,
+                                      args=(f"answer_{position}", trial_idx))
 
 
 def save(choice_: str) -> None:
     """Score and commit; on a database failure keep the answer (pending) and show the retry."""
     answer, score = participation.score_answer(study.kind, trial, flag, choice_)
-    st.session_state[pending_key] = choice_
+    st.session_state[pending_key] = {"trial": trial_idx, "choice": choice_}
     if studies.save_answer(store, token, trial_idx, position, shown, answer, score):
         del st.session_state[pending_key]
     st.rerun()  # the next trial appears only after the answer is committed

@@ -269,6 +269,42 @@ def test_a_failed_save_keeps_the_answer_and_retries(env, monkeypatch):
     assert row["participant"] == token and row["answer"] == 1
 
 
+def test_an_answer_survives_a_database_that_fails_before_the_save(env, monkeypatch):
+    """The field report: the failure hit before the save (reading what was answered), the answer
+    was dropped, and with the database back the trial showed nothing selected and no retry."""
+    code = _design(n=1, methods=("guided_gradcam",))
+    at = _participant(code)
+    at.button(key="participate_start").click().run()
+    import studies as studies_lib
+    from studies import storage
+    real_answered, real_record = storage.Store.answered, storage.Store.record
+    saved = []
+
+    def down(self, *args, **kwargs):
+        raise studies_lib.StorageError("the study database (postgresql://admin:pw@db.internal/x) cannot be "
+                                       "used: connection refused")
+    monkeypatch.setattr(storage.Store, "answered", down)
+    monkeypatch.setattr(storage.Store, "record", lambda self, *a, **k: saved.append(a) or real_record(self, *a, **k))
+    choice = design.TRUST_SCALE[1][0]
+    at.radio[0].set_value(choice)
+    at.button[0].click().run()
+    assert not at.exception and saved == []  # the save never ran
+    text = _page_text(at)
+    assert "earlier answers are safe" in text and "Your last answer is kept" in text and "db.internal" not in text
+    monkeypatch.setattr(storage.Store, "answered", real_answered)  # the database is back
+    at.run()
+    assert not at.exception
+    assert at.radio[0].value == choice  # the chosen answer, selected
+    assert "Saving failed, retrying: your answer is kept" in _page_text(at)
+    at.button(key="participate_retry").click().run()
+    assert not at.exception and len(saved) == 1
+    assert "1 of 1 answered" in at.get("progress")[0].proto.text
+    store = studies_lib.Store(os.environ["STUDIO_DB_URL"])
+    (row,) = store.responses(code)
+    store.dispose()
+    assert row["answer"] == 1
+
+
 def test_wrong_admin_secrets_are_slowed(env, monkeypatch):
     from ui import studies as ui_studies
     clock = [1000.0]
