@@ -196,10 +196,17 @@ def decision_units(weights: np.ndarray, dissection: Dissection, k: int = 5) -> t
     return [reason(u) for u in order[:k]], [reason(u) for u in order[::-1][:k]]
 
 
-def sentence(decision: str, top: Sequence[UnitReason]) -> str:
+def sentence(decision: str, top: Sequence[UnitReason], predicted: str | None = None) -> str:
     """The paper's textual explanation: "predicted <decision> because of units for: <name>
-    (<IoU>), ..." over the named units among ``top``."""
+    (<IoU>), ..." over the named units among ``top``. When ``predicted`` names another class than
+    ``decision`` (a class chosen by the user, not the model's), the sentence says so: "for the
+    class <decision> (the model predicts <predicted>), units for: ..."."""
     named = [f"{r.name} ({r.iou:.2f})" for r in top if r.name]
+    if predicted is None or predicted == decision:
+        if not named:
+            return f"predicted {decision}; none of its {len(top)} most important units has a name"
+        return f"predicted {decision} because of units for: {', '.join(named)}"
+    head = f"for the class {decision} (the model predicts {predicted})"
     if not named:
-        return f"predicted {decision}; none of its {len(top)} most important units has a name"
-    return f"predicted {decision} because of units for: {', '.join(named)}"
+        return f"{head}, none of its {len(top)} most important units has a name"
+    return f"{head}, units for: {', '.join(named)}"

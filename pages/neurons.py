@@ -56,7 +56,8 @@ if e["weights"] is None or len(e["weights"]) != d.units:
     st.stop()
 top, bottom = dissect.decision_units(e["weights"], d, 5)
 st.subheader("Why, in words")
-st.markdown(f"> {text.plain(dissect.sentence(names[cls], top))}")
+predicted = names[max(range(len(probs)), key=lambda k: float(probs[k]))]
+st.markdown(f"> {text.plain(dissect.sentence(names[cls], top, predicted))}")
 acts = cache.activations(model_id, digest, layer, shown)
 
 

@@ -134,3 +134,17 @@ def test_neurons_page_names_units_and_writes_the_sentence(tmp_path, monkeypatch)
         assert row["name"] == (d.name(int(row["unit"])) or "(unnamed)")
     assert (tmp_path / "shapes-biased.dissection-layer3-200-30000.json").is_file()  # kept for next time
     assert "corner mark" in quote[0]  # the biased model's decision rests on units for the mark
+    # another class than the prediction (one carried over from Explore, say): never "predicted hexagon"
+    (picker,) = [s for s in at.selectbox if str(s.key).startswith("neu_class_")]
+    import re
+    probs = [float(re.search(r"\(([\d.]+)%\)$", o).group(1)) for o in picker.options]
+    top1 = max(range(len(probs)), key=probs.__getitem__)
+    other = (top1 + 1) % len(probs)
+    picker.set_value(top1).run()
+    assert [m.value for m in at.markdown if m.value.startswith(">")][0].startswith(
+        f"> predicted {loaded.categories[top1]} because")
+    picker.set_value(other).run()
+    assert not at.exception
+    quote = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(">")]
+    assert quote[0].startswith(f"> for the class {loaded.categories[other]} (the model predicts "
+                               f"{loaded.categories[top1]}), "), quote

@@ -104,5 +104,11 @@ def test_decision_units_and_sentence():
     assert top[0].name == "blue" and top[0].alpha == pytest.approx(0.9)
     assert D.sentence("sky", top) == "predicted sky because of units for: blue (1.00), red (1.00)"
     assert "none of its 1 most important units has a name" in D.sentence("x", bottom[:1])
+    assert D.sentence("sky", top, predicted="sky") == D.sentence("sky", top)
+    # a class the user picked, not the model's: the sentence must not claim it was predicted
+    assert D.sentence("sea", top, predicted="sky") == ("for the class sea (the model predicts sky), units for: "
+                                                       "blue (1.00), red (1.00)")
+    assert D.sentence("sea", bottom[:1], predicted="sky") == ("for the class sea (the model predicts sky), none of "
+                                                              "its 1 most important units has a name")
     with pytest.raises(ValueError, match="2 channel weights for a dissection of 3 units"):
         D.decision_units(np.zeros(2), d)
