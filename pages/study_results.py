@@ -23,7 +23,9 @@ all_studies = studies.guarded(store.studies)
 if not all_studies:
     st.info("No study yet: design one on the Design a study page.")
     st.stop()
-labels = {s.code: f"{s.code}: {s.title} ({s.kind}, {'closed' if s.closed else 'open'})" for s in all_studies}
+# open or closed is said under the picker, not in its labels: the browser keeps showing a keyed
+# selectbox's old label for the chosen option when only the label changes (seen in Chromium)
+labels = {s.code: f"{s.code}: {s.title} ({s.kind})" for s in all_studies}
 code = st.selectbox("Study", list(labels), format_func=labels.get, key="results_study")
 study = studies.guarded(store.study, code)
 trials = studies.guarded(store.trials, code)
@@ -43,11 +45,25 @@ if study.kind == "trust":
                 f"{sizes}.")
 else:
     st.markdown(f"Model: **{cfg['models'][0]}**; methods: {', '.join(cfg['methods'])}; {sizes}.")
+confirming = f"results_confirm_close_{code}"
 if study.closed:
     st.info("This study is closed: it takes no more participants or answers.")
-elif st.button("Close the study (no more participants or answers)", key="results_close"):
-    studies.guarded(store.close_study, code)
-    st.rerun()
+elif st.session_state.get(confirming):
+    st.warning(f"Close the study {studies.plain(study.title)} ({code}) for good? It then takes no more participants "
+               "or answers, also from participants in the middle of it; this cannot be undone. The answers stay.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, close it", type="primary", key="results_close_yes"):
+        studies.guarded(store.close_study, code)
+        del st.session_state[confirming]
+        st.rerun()
+    if no.button("Cancel", key="results_close_cancel"):
+        del st.session_state[confirming]
+        st.rerun()
+else:
+    st.caption("This study is open: it takes participants and answers.")
+    if st.button("Close the study (no more participants or answers)...", key="results_close"):
+        st.session_state[confirming] = True
+        st.rerun()
 settings = field.FieldSettings.from_config(cfg)
 roles = [t.get("role", "trial") for t in trials]
 try:

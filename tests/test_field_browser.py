@@ -139,3 +139,44 @@ def test_prolific_resumes_on_the_other_replica_and_mturk_previews_show_no_trials
     assert prolific["meta"] == {k: v for k, v in ids.items() if k != "study"}
     assert mturk["platform"] == "mturk" and mturk["meta"]["assignmentId"] == "A1"
     assert len(store.participant_tokens(code)) == 2 and len(store.responses(code)) == 10
+
+
+def test_closing_a_study_asks_first_and_the_page_says_closed(tmp_path):
+    """In Chromium the study picker kept its old label "(trust, open)" after closing (a keyed
+    selectbox keeps the chosen option's text when only its label changes): the state is said
+    under the picker instead, and closing asks for a confirmation."""
+    from tests.test_security_browser import _start, _stop
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    store = Store(url)
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(png, format="PNG")
+    config = {"instructions": "x", "models": ["shapes-resnet", "shapes-fc"], "stronger": "shapes-resnet",
+              "methods": ["guided_gradcam"]}
+    store.save_study("Which robot?", "trust", config, [{"method": "guided_gradcam", "label": "circle"}],
+                     {(0, s): png.getvalue() for s in ("stronger", "weaker")})
+    store.dispose()
+    proc, server = _start("ui.launch", url, tmp_path / "models")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+            page.goto(f"{server}/study_results")
+            _settle(page)
+            page.locator("input[type=password]").first.fill("adm1n")
+            page.keyboard.press("Enter")
+            _settle(page)
+
+            def said():
+                return [line for line in page.inner_text("body").splitlines() if "This study is" in line
+                        or "(trust" in line]
+            assert "This study is open: it takes participants and answers." in said()
+            page.get_by_role("button", name="Close the study").click()
+            _settle(page)
+            assert "for good?" in page.inner_text("body") and "This study is closed" not in page.inner_text("body")
+            page.get_by_role("button", name="Yes, close it").click()
+            _settle(page)
+            assert said() == ["This study is closed: it takes no more participants or answers."]
+            assert "open" not in page.locator('[data-testid="stSelectbox"]').first.inner_text()
+            browser.close()
+    finally:
+        _stop(proc)

@@ -196,6 +196,7 @@ def test_unknown_and_closed_codes(env):
     at.selectbox(key="results_study").set_value(code).run()
     assert any("No answers yet" in i.value for i in at.info)
     at.button(key="results_close").click().run()
+    at.button(key="results_close_yes").click().run()
     at = _participant(code)
     assert any("This study is closed" in e.value for e in at.error)
     assert not at.button
@@ -338,10 +339,16 @@ def test_close_shows_at_once_and_counts_read_well(env):
     assert "1 trial; 1 participant, 1 answer." in _page_text(at) and "(s)" not in _page_text(at)
     assert "resamples of the participants" in _page_text(at)
     at.button(key="results_close").click().run()
+    assert not at.exception  # closing asks first; cancelling keeps it open
+    assert any("for good?" in w.value for w in at.warning) and not any("is closed" in i.value for i in at.info)
+    at.button(key="results_close_cancel").click().run()
+    assert any("This study is open" in c.value for c in at.caption)
+    at.button(key="results_close").click().run()
+    at.button(key="results_close_yes").click().run()
     assert not at.exception
     assert any("This study is closed" in i.value for i in at.info)
     assert not [b for b in at.button if b.key == "results_close"]
-    assert "closed)" in at.selectbox(key="results_study").format_func(code)
+    assert not any("This study is open" in c.value for c in at.caption)
 
 
 def _bulk_answers(code, n_participants, per_participant, score_of):
