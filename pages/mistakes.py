@@ -9,7 +9,7 @@ from explainers import render
 from model_zoo.shapes import concepts
 from ui import cache, routing, selection, views
 from ui import diagnosis as diag
-from ui.text import plain
+from ui.text import count, plain
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -54,7 +54,7 @@ else:
         st.stop()
     st.caption(f"{model_id} on {report['images']} images: {report['errors']} mistakes.")
     if report["skipped"]:
-        with st.expander(f"{len(report['skipped'])} image{'s' if len(report['skipped']) != 1 else ''} skipped"):
+        with st.expander(f"{count(len(report['skipped']), 'image')} skipped"):
             st.dataframe([{"file": f, "why": w} for f, w in report["skipped"]], hide_index=True, key="mis_skipped")
 
 tally = report["tally"]

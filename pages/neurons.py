@@ -42,7 +42,7 @@ except ValueError as err:
     st.error(str(err))
     st.stop()
 if skipped:
-    with st.expander(f"{len(skipped)} file{'s' if len(skipped) != 1 else ''} skipped"):
+    with st.expander(f"{text.count(len(skipped), 'file')} skipped"):
         st.dataframe([{"file": f, "why": w} for f, w in skipped], hide_index=True, key="neu_skipped")
 
 summary = d.summary()

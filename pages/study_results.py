@@ -13,6 +13,7 @@ import streamlit as st
 import studies as studies_lib
 from studies import field
 from ui import routing, studies
+from ui.text import count
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -32,10 +33,6 @@ trials = studies.guarded(store.trials, code)
 rows = studies.guarded(store.responses, code)
 participants, answers = studies.guarded(store.counts, code)
 cfg = study.config
-
-
-def count(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 sizes = f"{count(study.n_trials, 'trial')}; {count(participants, 'participant')}, {count(answers, 'answer')}"
@@ -80,8 +77,10 @@ tokens = studies.guarded(store.participant_tokens, code)
 excluded = field.exclusions(tokens, rows, roles, settings)
 out = {p: why for p, why in excluded.items() if why}
 recruits = studies.guarded(store.recruits, code)
-rule = [f"incomplete (fewer than {roles.count('trial')} counted trials)" if settings.require_complete else None,
-        f"more than {settings.max_failed_checks} failed attention check(s)" if roles.count("attention") else None,
+rule = [f"incomplete (fewer than {count(roles.count('trial'), 'counted trial')})"
+        if settings.require_complete else None,
+        f"more than {count(settings.max_failed_checks, 'failed attention check')}"
+        if roles.count("attention") else None,
         f"median answer time below {settings.min_median_seconds:g} s" if settings.min_median_seconds > 0 else None]
 st.markdown(f"**Participants**: {len(tokens) - len(out)} included, {len(out)} excluded"
             + (f", {declined} declined consent" if declined else "") + ". Exclusion rule fixed in the design: "
@@ -96,7 +95,7 @@ if recruits:
     writer = csv.DictWriter(buf, fieldnames=list(approvals[0]))
     writer.writeheader()
     writer.writerows(approvals)
-    st.download_button(f"Approval list for the platform (CSV, {len(approvals)} participants)", buf.getvalue(),
+    st.download_button(f"Approval list for the platform (CSV, {count(len(approvals), 'participant')})", buf.getvalue(),
                        f"study_{code}_approvals.csv", "text/csv", key="results_approvals")
 all_rows = rows
 rows = field.included_rows(rows, roles, excluded)

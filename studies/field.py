@@ -201,6 +201,16 @@ def _median(v):
     return float(np.median(v)) if len(v) else float("nan")
 
 
+def _shown_below(value: float, bound: float) -> str:
+    """``value`` (below ``bound``) with the fewest decimals, from one, that still read below it:
+    0.96 against 1 s is "0.96", not "1.0"."""
+    for decimals in range(1, 7):
+        text = f"{value:.{decimals}f}"
+        if float(text) < bound:
+            return text
+    return f"{value:.6g}"
+
+
 def exclusions(participants: list[str], rows: list[dict], roles: list[str], settings: FieldSettings) -> dict:
     """{participant: None (included) or the reason(s) for excluding them}. ``rows``: their
     responses (participant, trial_idx, score, seconds). An attention check passes when its
@@ -221,7 +231,8 @@ def exclusions(participants: list[str], rows: list[dict], roles: list[str], sett
             reasons.append(f"failed {failed} attention check{'s' if failed != 1 else ''}")
         times = [r["seconds"] for r in answered if r.get("seconds") is not None]
         if settings.min_median_seconds > 0 and times and _median(times) < settings.min_median_seconds:
-            reasons.append(f"median answer time {_median(times):.1f} s, below {settings.min_median_seconds:g} s")
+            reasons.append(f"median answer time {_shown_below(_median(times), settings.min_median_seconds)} s, "
+                           f"below {settings.min_median_seconds:g} s")
         out[p] = "; ".join(reasons) or None
     return out
 

@@ -465,3 +465,11 @@ def test_designer_offers_every_method_and_warns_of_class_blind_ones(env):
     assert any(w.value.startswith("Eigen-CAM: not class-discriminative") for w in at.warning)
     at.multiselect(key="design_methods").set_value(["gradcam_pp"]).run()
     assert not any("not class-discriminative" in w.value for w in at.warning)
+
+
+def test_counts_read_as_english():
+    """The field saw "1 participants" on the approval button: every count on the pages goes
+    through ui.text.count."""
+    from ui.text import count
+    assert [count(n, "participant") for n in (0, 1, 2, 1200)] == \
+        ["0 participants", "1 participant", "2 participants", "1,200 participants"]

@@ -21,3 +21,8 @@ def without_paths(text) -> str:
     """``text`` with every absolute file-system path of this server replaced by "(a server
     path)": what a visitor is told, where an administrator sees the details."""
     return _PATH.sub("(a server path)", str(text))
+
+
+def count(n: int, word: str) -> str:
+    """``n`` ``word``s, in English: "1 participant", "2 participants", "1,200 answers"."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")

@@ -10,7 +10,7 @@ import streamlit as st
 
 import model_zoo
 from ui import cache, studies
-from ui.text import plain, without_paths
+from ui.text import count, plain, without_paths
 
 
 def listed() -> list[str]:
@@ -70,8 +70,8 @@ def plugin_notices(where=st) -> None:
     if not plugins and not saved:
         return
     if not studies.is_admin():
-        parts = [f"{len(plugins)} model plugin{'s' if len(plugins) != 1 else ''}"] if plugins else []
-        parts += [f"{len(saved)} saved model{'s' if len(saved) != 1 else ''}"] if saved else []
+        parts = [count(len(plugins), "model plugin")] if plugins else []
+        parts += [count(len(saved), "saved model")] if saved else []
         where.warning(f"{' and '.join(parts)} could not be loaded; every other model works. The administrator "
                       "sees why on the Model zoo page, after giving the admin secret.")
         return

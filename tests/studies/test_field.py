@@ -64,6 +64,14 @@ def test_attention_checks_at_the_rate_in_every_schedule(seed):
     assert sum(flags) == n // 2  # balanced over the counted trials
 
 
+def test_a_time_below_the_bound_never_reads_as_the_bound():
+    """The field saw "median answer time 1.0 s, below 1 s": 0.96 s rounded to one decimal."""
+    settings = field.FieldSettings(min_median_seconds=1.0, require_complete=False)
+    for seconds, shown in ((0.96, "0.96"), (0.999, "0.999"), (0.5, "0.5"), (0.94, "0.9")):
+        rows = [{"participant": "p", "trial_idx": 0, "score": 1, "seconds": seconds}]
+        assert field.exclusions(["p"], rows, ["trial"], settings) == {"p": f"median answer time {shown} s, below 1 s"}
+
+
 def test_exclusions_and_statistics_by_hand():
     roles = ["trial", "trial", "trial", "attention"]
     settings = field.FieldSettings(max_failed_checks=0, min_median_seconds=2.0)
