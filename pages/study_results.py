@@ -108,19 +108,24 @@ if study.kind == "trust":
     summary = studies_lib.reliability_summary(rows, method_of, seed=int(cfg.get("seed", 0)))
     st.dataframe([{"method": r["method"], "answers": r["answers"], "participants": r["participants"],
                    "relative reliability": round(r["relative_reliability"], 3),
-                   "95% CI": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+                   "95% CI": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] == r["ci_low"] else
+                   f"none (fewer than {studies_lib.MIN_PARTICIPANTS_FOR_CI} participants)",
                    "favour stronger / non-zero": f"{r['favour_stronger']} / {r['non_zero']}",
                    "sign test p": f"{r['sign_test_p']:.3g}", "permutation p": f"{r['permutation_p']:.3g}"}
                   for r in summary], hide_index=True, width="stretch", key="results_summary")
     st.caption("Relative reliability: the mean answer in favour of the stronger model (+2 clearly "
                "stronger ... -2 clearly weaker), as in the paper. 95% CI: percentile bootstrap, 10,000 "
                "resamples of the participants (drawn with replacement, each with all of their answers, "
-               "since one person's answers are not independent). Sign test: exact, over non-zero answers. "
-               "Permutation: sign flips of participants' means.")
+               "since one person's answers are not independent); with fewer than "
+               f"{studies_lib.MIN_PARTICIPANTS_FOR_CI} participants no interval is given, as so few say little "
+               "about anyone else. Sign test: exact, over non-zero answers. Permutation: sign flips of "
+               "participants' means.")
     fig = go.Figure(go.Bar(x=[r["method"] for r in summary], y=[r["relative_reliability"] for r in summary],
-                           error_y=dict(type="data", symmetric=False,
-                                        array=[r["ci_high"] - r["relative_reliability"] for r in summary],
-                                        arrayminus=[r["relative_reliability"] - r["ci_low"] for r in summary])))
+                           error_y=dict(type="data", symmetric=False,  # no bar where there is no interval
+                                        array=[r["ci_high"] - r["relative_reliability"] if r["ci_high"] == r["ci_high"]
+                                               else None for r in summary],
+                                        arrayminus=[r["relative_reliability"] - r["ci_low"] if r["ci_low"] == r["ci_low"]
+                                                    else None for r in summary])))
     fig.update_layout(height=320, title="Relative reliability in favour of the stronger model",
                       yaxis=dict(range=[-2, 2]), margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(fig, key="results_chart")

@@ -9,11 +9,11 @@ from importlib import import_module
 
 __all__ = ["StudyDesign", "DesignError", "build_study", "Store", "StorageError", "StudyNotFound",
            "StudyClosed", "default_url", "reliability_summary", "discrimination_summary", "score_answer",
-           "schedule", "TRUST_SCALE"]
+           "schedule", "TRUST_SCALE", "MIN_PARTICIPANTS_FOR_CI"]
 
 _WHERE = {
     "StudyDesign": "design", "DesignError": "design", "build_study": "design",
-    "reliability_summary": "stats", "discrimination_summary": "stats",
+    "reliability_summary": "stats", "discrimination_summary": "stats", "MIN_PARTICIPANTS_FOR_CI": "stats",
     "Store": "storage", "StorageError": "storage", "StudyClosed": "storage", "StudyNotFound": "storage",
     "default_url": "storage",
     "score_answer": "participation", "schedule": "participation", "TRUST_SCALE": "participation",

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats as _scipy_stats
 
 __all__ = ["binomial_two_sided", "sign_test", "bootstrap_mean_ci", "sign_flip_test", "wilson",
-           "reliability_summary", "discrimination_summary"]
+           "reliability_summary", "discrimination_summary", "MIN_PARTICIPANTS_FOR_CI"]
 
 
 def binomial_two_sided(k: int, n: int, p: float = 0.5) -> float:
@@ -36,16 +36,19 @@ def sign_test(scores) -> tuple[int, int, float]:
     return pos, pos + neg, binomial_two_sided(pos, pos + neg)
 
 
+MIN_PARTICIPANTS_FOR_CI = 5  # fewer: a resample of the participants has too few distinct values
+
+
 def bootstrap_mean_ci(groups: list[np.ndarray], n_boot: int = 10000, level: float = 0.95,
-                      seed: int = 0) -> tuple[float, float]:
+                      seed: int = 0, min_groups: int = MIN_PARTICIPANTS_FOR_CI) -> tuple[float, float]:
     """Percentile interval of the overall mean, resampling groups (participants) with their
-    answers; with one group, its answers are resampled."""
+    answers. With fewer than ``min_groups`` groups there is no interval (NaN, NaN): resampling
+    so few participants says little about the population (two give three possible means), and
+    resampling one person's answers instead would treat them as independent, which they are not."""
     groups = [np.asarray(g, float) for g in groups if len(g)]
-    if not groups:
+    if len(groups) < max(1, min_groups):
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    if len(groups) == 1:
-        groups = [np.array([v]) for v in groups[0]]
     sums = np.array([g.sum() for g in groups])
     counts = np.array([len(g) for g in groups])
     idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
@@ -86,8 +89,8 @@ def _by(rows, key):
 
 def reliability_summary(rows: list[dict], methods: dict[int, str], seed: int = 0) -> list[dict]:
     """Per method: answers, participants, relative reliability (mean score in favour of the
-    stronger model), its bootstrap 95% interval, the sign test and the sign-flip test.
-    ``rows``: responses (participant, trial_idx, score); ``methods``: trial index -> method."""
+    stronger model), its bootstrap 95% interval (NaN below ``MIN_PARTICIPANTS_FOR_CI``
+    participants), the sign test and the sign-flip test. ``rows``: responses (participant, trial_idx, score); ``methods``: trial index -> method."""
     out = []
     for method, rs in sorted(_by(rows, lambda r: methods[r["trial_idx"]]).items()):
         per_person = _by(rs, lambda r: r["participant"])

@@ -338,6 +338,10 @@ def test_close_shows_at_once_and_counts_read_well(env):
     at.selectbox(key="results_study").set_value(code).run()
     assert "1 trial; 1 participant, 1 answer." in _page_text(at) and "(s)" not in _page_text(at)
     assert "resamples of the participants" in _page_text(at)
+    # one participant: no interval, and the page says why (it used to resample their answers)
+    (summary,) = [d.value for d in at.dataframe if "95% CI" in d.value.columns]
+    assert list(summary["95% CI"]) == ["none (fewer than 5 participants)"]
+    assert "with fewer than 5 participants no interval is given" in _page_text(at)
     at.button(key="results_close").click().run()
     assert not at.exception  # closing asks first; cancelling keeps it open
     assert any("for good?" in w.value for w in at.warning) and not any("is closed" in i.value for i in at.info)

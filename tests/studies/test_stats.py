@@ -55,15 +55,28 @@ def test_bootstrap_interval_resamples_participants():
     """The interval is the 2.5% and 97.5% points of the mean over resampled participants (each
     with all their answers): compared with the exact bootstrap distribution, all 4^4 resamples."""
     groups = [[2, 2], [0], [1, 1, 1], [-1, 0]]
-    lo, hi = stats.bootstrap_mean_ci([np.array(g) for g in groups], n_boot=40000, seed=1)
+    lo, hi = stats.bootstrap_mean_ci([np.array(g) for g in groups], n_boot=40000, seed=1, min_groups=1)
     for got, q in ((lo, 0.025), (hi, 0.975)):
         want, below, at = _exact_bootstrap_quantile(groups, q)
         assert below < q - 0.004 and at > q + 0.004  # q lies well inside one atom of the distribution
         assert got == pytest.approx(want, abs=1e-9)
-    # one participant: their answers are resampled; no spread, no width
-    assert stats.bootstrap_mean_ci([np.array([1, 1, 1, 1])]) == (1.0, 1.0)
     # resampling answers instead of participants would give another interval: [1.0, 1.25] here
-    assert (lo, hi) != stats.bootstrap_mean_ci([np.array([v]) for g in groups for v in g], n_boot=40000, seed=1)
+    assert (lo, hi) != stats.bootstrap_mean_ci([np.array([v]) for g in groups for v in g], n_boot=40000, seed=1,
+                                               min_groups=1)
+
+
+def test_too_few_participants_give_no_interval():
+    """One participant used to get an interval from resampling their answers, as if they were
+    independent: below the stated minimum there is no interval, and the summary says so."""
+    assert stats.MIN_PARTICIPANTS_FOR_CI == 5
+    one = [np.array([2, 1, -1, 2, 0])]
+    assert all(np.isnan(stats.bootstrap_mean_ci(one)))
+    four = [np.array([2, 1]), np.array([0]), np.array([1, 1]), np.array([-1])]
+    assert all(np.isnan(stats.bootstrap_mean_ci(four)))
+    assert not any(np.isnan(stats.bootstrap_mean_ci(four + [np.array([2])])))
+    rows = [{"participant": "p", "trial_idx": t, "score": s} for t, s in enumerate([2, 1, -1, 2, 0])]
+    (r,) = stats.reliability_summary(rows, {t: "m" for t in range(5)})
+    assert r["participants"] == 1 and np.isnan(r["ci_low"]) and np.isnan(r["ci_high"])
 
 
 def test_wilson_interval():
