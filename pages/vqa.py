@@ -8,7 +8,7 @@ import streamlit as st
 import explainers
 from explainers import render
 from model_zoo.shapes import language
-from ui import cache, language_views as lv, routing, views
+from ui import cache, language_views as lv, routing, text, views
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -23,12 +23,16 @@ answers = list(loaded.categories)
 described = lv.scene(scene_name)
 asked = [q.text for q in language.questions(described)] if described is not None else []
 a, b = st.columns([1, 1])
-picked = a.selectbox("A question about this scene", asked or ["what shape is the red object"], key=f"vqa_q_{digest}")
 typed = b.text_input("Or type a question", key="vqa_typed", placeholder="what colour is the circle",
                      max_chars=language.MAX_CHARS,
-                     help=f"At most {language.MAX_QUESTION_WORDS} words of the model's vocabulary.")
-question = typed.strip() or picked
-tokens = lv.tokens_or_stop(language.encode_question, question, "Cannot ask this question")
+                     help=f"At most {language.MAX_QUESTION_WORDS} words of the model's vocabulary. It replaces the "
+                          "picked question; clear it to pick one again.")
+picked = a.selectbox("A question about this scene", asked or ["what shape is the red object"], key=f"vqa_q_{digest}",
+                     disabled=bool(typed.strip()), help="Greyed out while a typed question is asked.")
+tokens = lv.tokens_or_stop(language.encode_question, typed.strip() or picked, "Cannot ask this question")
+question = " ".join(language.split(typed.strip() or picked))  # as the model reads it: "what colour is the square"
+if typed.strip():
+    st.caption(f"Asking your question, not the picked one: *{text.plain(question)}?*")
 
 capture = cache.capture(model_id, digest, layer, image, (tokens,))
 logits = capture.output[0].numpy()
@@ -43,7 +47,7 @@ with left:
                       xaxis=dict(tickformat=".0%", range=[0, 1]))
     st.plotly_chart(fig, key="vqa_answers")
     if described is not None:
-        truth = {q.text: q.answer for q in language.questions(described)}.get(" ".join(language.split(question)))
+        truth = {q.text: q.answer for q in language.questions(described)}.get(question)
         if truth is not None:
             st.caption(f"True answer: **{truth}**; the model says **{answers[top[0]]}** ({probs[top[0]]:.0%}).")
 with right:

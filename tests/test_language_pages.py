@@ -91,3 +91,13 @@ def test_vqa_page_answers_and_explains_any_answer_and_a_contrast():
     assert any(f"logit difference {ref.score:.3f}" in c.value for c in at.caption)
     at.text_input(key="vqa_typed").set_value("why is it red").run()
     assert any(plain("unknown word(s) 'why'") in e.value for e in at.error)
+    # a typed question visibly replaces the picked one: the picker greys out, the page says so,
+    # and the chart's title is the question as the model reads it ("??" was shown before)
+    at.text_input(key="vqa_typed").set_value("What colour is the square?").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key=f"vqa_q_{digest}").disabled
+    assert any("Asking your question, not the picked one" in c.value for c in at.caption)
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any('"Q: what colour is the square?"' in c for c in charts) and not any("??" in c for c in charts)
+    at.text_input(key="vqa_typed").set_value("").run()
+    assert not at.selectbox(key=f"vqa_q_{digest}").disabled
