@@ -22,6 +22,10 @@ positions are written Σ_ij, over channels Σ_k.
 
 The small constants guard 0/0 exactly as pytorch-grad-cam does (1e-6 for Grad-CAM++, 1e-7 for
 XGrad-CAM), so the maps agree with it to float precision.
+
+Whatever the model's dtype, the arithmetic runs in float32 at least (``_wide``): a float16 model's
+Grad-CAM++ overflowed in float16 (Σ A · g³ beyond 65,504 gave weights of 0 or NaN), and bfloat16's
+8-bit mantissa put it 0.1-0.2 % off. The gradients and activations themselves are the model's.
 """
 from __future__ import annotations
 
@@ -31,21 +35,39 @@ __all__ = ["gradcam", "counterfactual", "gradcam_pp", "xgradcam", "hirescam", "l
            "weighted_sum"]
 
 
+def _wide(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors in float32 when they are of a narrower floating type (float16, bfloat16)."""
+    return tuple(t.float() if t.is_floating_point() and torch.finfo(t.dtype).bits < 32 else t for t in tensors)
+
+
+def _in_float32(formula):
+    def wrapped(g: torch.Tensor, a: torch.Tensor):
+        return formula(*_wide(g, a))
+    wrapped.__name__, wrapped.__doc__ = formula.__name__, formula.__doc__
+    return wrapped
+
+
 def weighted_sum(alpha: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """ReLU(Σ_k alpha_k A^k): k x N x C weights, N x C x h x w activations -> k x N x h x w."""
-    return torch.relu(torch.einsum("knc,nchw->knhw", alpha, a))
+    """ReLU(Σ_k alpha_k A^k): k x N x C weights, N x C x h x w activations -> k x N x h x w, in
+    float32 at least."""
+    alpha, a = _wide(alpha, a)
+    dtype = torch.promote_types(alpha.dtype, a.dtype)
+    return torch.relu(torch.einsum("knc,nchw->knhw", alpha.to(dtype), a.to(dtype)))
 
 
+@_in_float32
 def gradcam(g: torch.Tensor, a: torch.Tensor):
     alpha = g.mean(dim=(-2, -1))
     return alpha, weighted_sum(alpha, a)
 
 
+@_in_float32
 def counterfactual(g: torch.Tensor, a: torch.Tensor):
     alpha = -g.mean(dim=(-2, -1))
     return alpha, weighted_sum(alpha, a)
 
 
+@_in_float32
 def gradcam_pp(g: torch.Tensor, a: torch.Tensor):
     g2 = g * g
     g3 = g2 * g
@@ -55,15 +77,18 @@ def gradcam_pp(g: torch.Tensor, a: torch.Tensor):
     return alpha, weighted_sum(alpha, a)
 
 
+@_in_float32
 def xgradcam(g: torch.Tensor, a: torch.Tensor):
     alpha = (g * a).sum(dim=(-2, -1)) / (a.sum(dim=(-2, -1)) + 1e-7)
     return alpha, weighted_sum(alpha, a)
 
 
+@_in_float32
 def hirescam(g: torch.Tensor, a: torch.Tensor):
     return None, torch.relu((g * a).sum(dim=-3))
 
 
+@_in_float32
 def layercam(g: torch.Tensor, a: torch.Tensor):
     return None, torch.relu((torch.relu(g) * a).sum(dim=-3))
 

@@ -288,3 +288,40 @@ def test_a_batch_with_different_top_classes_keeps_each_images_class(base):
         assert_maps_close(batch.attribution[i], one.attribution)
         alone = explainers.explain(model, x[i:i + 1], method="smoothgrad", base=base, samples=2, target=top[i])
         assert_maps_close(smooth.attribution[i], alone.attribution, rel=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cam_arithmetic_runs_in_float32_for_narrow_models(dtype):
+    """A float16 model's Grad-CAM++: Σ A · g³ overflowed float16 (weights of 0 or NaN); bfloat16
+    was 0.1-0.2 % off. Given the model's own gradients and activations (in its dtype), every
+    formula now equals the float64 evaluation of the same numbers within 2e-6, as torch-cam
+    allows."""
+    torch.manual_seed(0)
+    g = (torch.randn(2, 1, 64, 7, 7) * 6).to(dtype)  # 6³ x Σ A (~980) is far beyond float16's 65,504
+    a = (torch.rand(1, 64, 7, 7) * 40).to(dtype)
+    for name in ("gradcam", "counterfactual", "gradcam_pp", "xgradcam", "hirescam", "layercam"):
+        formula = getattr(cams, name)
+        alpha, cam = formula(g, a)
+        ref_alpha, ref_cam = formula(g.double(), a.double())
+        assert cam.dtype == torch.float32 and torch.isfinite(cam).all(), name
+        torch.testing.assert_close(cam.double(), ref_cam, rtol=2e-6, atol=2e-6 * float(ref_cam.abs().max()))
+        if alpha is not None:
+            assert torch.isfinite(alpha).all(), name
+            torch.testing.assert_close(alpha.double(), ref_alpha, rtol=2e-6, atol=2e-6 * float(ref_alpha.abs().max()))
+
+
+def test_a_half_precision_model_gets_the_float32_models_grad_cam_pp():
+    """Through explain(): large activations (Σ A ~ 10^5) made float16's Σ A · g³ overflow and one
+    channel's weight 7 % off; computed in float32, the float16 copy's weights are those of the
+    float32 network within 0.1 % (the rest is float16's own activations and gradients)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        net[4].weight.mul_(400)
+        net[0].weight.mul_(3)
+    x = torch.rand(1, 3, 16, 16) * 200
+    ref = explainers.explain(net, x, layer="1", target=0, method="gradcam_pp")
+    half = explainers.explain(net.half(), x.half(), layer="1", target=0, method="gradcam_pp")
+    assert np.isfinite(half.weights).all()
+    np.testing.assert_allclose(half.weights, ref.weights, rtol=1e-3, atol=1e-6)
