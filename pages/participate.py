@@ -18,15 +18,16 @@ from ui import routing, studies
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
 store = studies.store(participant=True)
+heading = st.empty()  # the title sits above the code box, and becomes the study's once it is known
 code = st.query_params.get("study") or st.text_input("Study code", key="participate_code",
                                                       help="The code the researcher gave you.")
 if not code:
-    st.title("Take part in a study")
+    heading.title("Take part in a study")
     st.info("Enter the study code you were given.")
     st.stop()
 study = studies.guarded(store.study, code, participant=True)
 settings = field.FieldSettings.from_config(study.config)
-st.title(study.title)
+heading.title(study.title)
 try:
     recruit = field.recruitment_from(st.query_params)
 except ValueError as err:

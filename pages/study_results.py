@@ -3,8 +3,6 @@ the design), then, on the included participants' counted trials only, per method
 reliability in favour of the stronger model with a bootstrap interval, a sign test and a
 permutation test (trust), or the accuracy per method (class discrimination); per participant and
 per image; the pre-registration record, the platform's approval list and the raw answers."""
-import csv
-import io
 from collections import defaultdict
 
 import plotly.graph_objects as go
@@ -91,11 +89,8 @@ if out:
                  key="results_excluded")
 if recruits:
     approvals = field.approval_rows(recruits, excluded)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(approvals[0]))
-    writer.writeheader()
-    writer.writerows(approvals)
-    st.download_button(f"Approval list for the platform (CSV, {count(len(approvals), 'participant')})", buf.getvalue(),
+    st.download_button(f"Approval list for the platform (CSV, {count(len(approvals), 'participant')})",
+                       field.csv_text(approvals),
                        f"study_{code}_approvals.csv", "text/csv", key="results_approvals")
 all_rows = rows
 rows = field.included_rows(rows, roles, excluded)
@@ -121,11 +116,9 @@ if study.kind == "trust":
                "about anyone else. Sign test: exact, over non-zero answers. Permutation: sign flips of "
                "participants' means.")
     fig = go.Figure(go.Bar(x=[r["method"] for r in summary], y=[r["relative_reliability"] for r in summary],
-                           error_y=dict(type="data", symmetric=False,  # no bar where there is no interval
-                                        array=[r["ci_high"] - r["relative_reliability"] if r["ci_high"] == r["ci_high"]
-                                               else None for r in summary],
-                                        arrayminus=[r["relative_reliability"] - r["ci_low"] if r["ci_low"] == r["ci_low"]
-                                                    else None for r in summary])))
+                           error_y=dict(type="data", symmetric=False,  # NaN: no interval, no bar
+                                        array=[r["ci_high"] - r["relative_reliability"] for r in summary],
+                                        arrayminus=[r["relative_reliability"] - r["ci_low"] for r in summary])))
     fig.update_layout(height=320, title="Relative reliability in favour of the stronger model",
                       yaxis=dict(range=[-2, 2]), margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(fig, key="results_chart")
@@ -163,14 +156,5 @@ for r in rows:
 st.dataframe([{"image": k[0], "method": k[1], "answers": len(v), "mean score": round(sum(v) / len(v), 2)}
               for k, v in sorted(per_image.items())], hide_index=True, width="stretch", key="results_images")
 
-buf = io.StringIO()
-writer = csv.writer(buf)
-writer.writerow(["response_id", "participant", "trial", "role", "position", "method", "image", "shown", "answer",
-                 "score", "seconds", "excluded_because", "created_at"])
-for r in all_rows:
-    t = trials[r["trial_idx"]]
-    writer.writerow([r["id"], r["participant"], r["trial_idx"], roles[r["trial_idx"]], r["position"], t["method"],
-                     t["image"].get("index", t["image"].get("file")), r["shown"], r["answer"], r["score"],
-                     "" if r.get("seconds") is None else f"{r['seconds']:.3f}", excluded.get(r["participant"]) or "",
-                     r["created_at"].isoformat() if hasattr(r["created_at"], "isoformat") else r["created_at"]])
-st.download_button("Raw answers (CSV)", buf.getvalue(), f"study_{code}.csv", "text/csv", key="results_csv")
+st.download_button("Raw answers (CSV)", field.raw_answers_csv(all_rows, trials, excluded), f"study_{code}.csv",
+                   "text/csv", key="results_csv")

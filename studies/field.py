@@ -14,7 +14,9 @@ Platforms (the link's query parameters):
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -254,3 +256,34 @@ def canonical_hash(record: dict) -> tuple[str, str]:
     """(the record as canonical JSON: sorted keys, no spaces; its sha256)."""
     text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
     return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+RAW_COLUMNS = ("response_id", "participant", "trial", "role", "position", "method", "image", "shown", "answer",
+               "score", "seconds", "excluded_because", "created_at")
+
+
+def raw_answers_csv(rows: list[dict], trials: list[dict], excluded: dict) -> str:
+    """Every stored answer as CSV (``RAW_COLUMNS``), for analysis elsewhere: what was shown is
+    JSON (keys sorted), times in seconds to the millisecond, the exclusion reason or empty."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(RAW_COLUMNS)
+    for r in rows:
+        t = trials[r["trial_idx"]]
+        created = r["created_at"]
+        writer.writerow([r["id"], r["participant"], r["trial_idx"], t.get("role", "trial"), r["position"], t["method"],
+                         t["image"].get("index", t["image"].get("file")), json.dumps(r["shown"], sort_keys=True),
+                         r["answer"], r["score"], "" if r.get("seconds") is None else f"{r['seconds']:.3f}",
+                         excluded.get(r["participant"]) or "",
+                         created.isoformat() if hasattr(created, "isoformat") else created])
+    return buf.getvalue()
+
+
+def csv_text(rows: list[dict]) -> str:
+    """Rows of one shape (the approval list) as CSV, with a header from the first row's keys."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()

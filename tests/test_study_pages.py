@@ -477,3 +477,17 @@ def test_counts_read_as_english():
     from ui.text import count
     assert [count(n, "participant") for n in (0, 1, 2, 1200)] == \
         ["0 participants", "1 participant", "2 participants", "1,200 participants"]
+
+
+def test_take_part_shows_its_title_above_the_code_box(env):
+    """The Study code box sat above the page's title; with a code typed, the title is the study's."""
+    code = _design(n=1, methods=("guided_gradcam",))
+    at = _app().run()
+    at.switch_page("pages/participate.py").run()
+    kinds = [type(e).__name__ for e in at.main if type(e).__name__ in ("Title", "TextInput")]
+    assert kinds[:2] == ["Title", "TextInput"], kinds
+    assert at.title[0].value == "Take part in a study"
+    at.text_input(key="participate_code").set_value(code).run()
+    assert not at.exception and at.title[0].value == "Which robot do you trust?"  # the study's own title
+    kinds = [type(e).__name__ for e in at.main if type(e).__name__ in ("Title", "TextInput")]
+    assert kinds[:2] == ["Title", "TextInput"], kinds

@@ -149,3 +149,26 @@ def test_an_old_database_gains_the_new_column(tmp_path):
     assert store.record(token, 0, 0, {}, 1, 1)
     assert "seconds" in {c.name for c in responses_t.columns}
     assert store.responses(code)[0]["seconds"] is None
+
+
+def test_the_raw_answers_csv_is_json_not_python():
+    """The field found Python reprs ({'robot_a': 'stronger'}) in the shown column: JSON now."""
+    import csv
+    import io
+    import json
+    from datetime import datetime, timezone
+    trials = [{"method": "gradcam", "image": {"index": 7}, "role": "trial"},
+              {"method": "gradcam", "image": {"file": "a.png"}, "role": "attention"}]
+    when = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    rows = [{"id": 1, "participant": "p1", "trial_idx": 0, "position": 0, "shown": {"robot_a": "stronger", "x": None},
+             "answer": 2, "score": 2, "seconds": 1.23456, "created_at": when},
+            {"id": 2, "participant": "p2", "trial_idx": 1, "position": 3, "shown": {"options": ["a", "b"]},
+             "answer": 0, "score": -1, "seconds": None, "created_at": when}]
+    table = list(csv.DictReader(io.StringIO(field.raw_answers_csv(rows, trials, {"p2": "too fast"}))))
+    assert tuple(table[0]) == field.RAW_COLUMNS
+    assert json.loads(table[0]["shown"]) == {"robot_a": "stronger", "x": None}
+    assert json.loads(table[1]["shown"]) == {"options": ["a", "b"]}
+    assert [t["role"] for t in table] == ["trial", "attention"] and [t["image"] for t in table] == ["7", "a.png"]
+    assert table[0]["seconds"] == "1.235" and table[1]["seconds"] == "" and table[1]["excluded_because"] == "too fast"
+    assert table[0]["created_at"] == "2026-12-05T00:00:00+00:00"
+    assert field.csv_text([{"a": 1, "b": "x"}]) == "a,b\r\n1,x\r\n" and field.csv_text([]) == ""
