@@ -269,12 +269,14 @@ def get_spec(model_id: str) -> ModelSpec:
 
 
 def notes_path(model_id: str, what: str) -> Path:
-    """Where a file of results about a model (``what``: "dissection-layer3") is kept: beside its
-    weights (and card) when that folder is writable, else under ``STUDIO_MODELS_DIR``/notes."""
-    folder = get_spec(model_id).weights_file().parent
+    """Where a file of results about a model (``what``: "dissection-layer3") is kept:
+    ``STUDIO_NOTES_DIR`` when set, else ``STUDIO_MODELS_DIR``/notes (``data/models/notes``). Never
+    beside the weights: the shipped weights' folder is part of the source tree."""
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in f"{model_id}.{what}")
-    if folder.is_dir() and os.access(folder, os.W_OK):
-        return folder / f"{safe}.json"
+    get_spec(model_id)  # an unknown model is named as such
+    folder = os.environ.get("STUDIO_NOTES_DIR")
+    if folder:
+        return Path(folder) / f"{safe}.json"
     from .uploads import models_dir
     return models_dir() / "notes" / f"{safe}.json"
 

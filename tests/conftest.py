@@ -1,4 +1,8 @@
+import atexit
 import copy
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,15 @@ from torch import nn
 from tests.pgserver import own_postgres  # noqa: F401  (a PostgreSQL server a test owns)
 
 torch.set_num_threads(2)
+
+# The suite writes only to temporary places: the studies database, saved uploads and notes about
+# models (dissections) go to a folder of this test session, also for the app servers the browser
+# tests start (they inherit the environment). A user's data/studies.sqlite, data/models and the
+# shipped weights' folder are never touched, whatever STUDIO_* the user's shell has set.
+SCRATCH = Path(tempfile.mkdtemp(prefix="studio-tests-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+os.environ.update(STUDIO_DB_URL=f"sqlite:///{SCRATCH / 'studies.sqlite'}", STUDIO_MODELS_DIR=str(SCRATCH / "models"),
+                  STUDIO_NOTES_DIR=str(SCRATCH / "notes"))
 
 
 class HandNet(nn.Module):

@@ -158,3 +158,27 @@ def test_registering_is_idempotent_and_a_taken_id_is_an_error():
         model_zoo.register(replace(spec, default_layer="layer2"))
     with pytest.raises(ValueError, match="already registered"):
         model_zoo.register_model("shapes-weak", partial(torch.nn.Linear, 3), categories=["a"])
+
+
+def test_notes_about_models_never_land_beside_the_shipped_weights(monkeypatch, tmp_path):
+    """Dissection caches were written into model_zoo/shapes/weights (the source tree)."""
+    shipped = model_zoo.get_spec("shapes-resnet").weights_file().parent
+    monkeypatch.setenv("STUDIO_NOTES_DIR", str(tmp_path / "notes"))
+    assert model_zoo.notes_path("shapes-resnet", "dissection-layer3") == tmp_path / "notes" / \
+        "shapes-resnet.dissection-layer3.json"
+    monkeypatch.delenv("STUDIO_NOTES_DIR")
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(tmp_path / "models"))
+    path = model_zoo.notes_path("shapes-resnet", "dissection-layer3")
+    assert path.parent == tmp_path / "models" / "notes" and shipped not in path.parents
+
+
+def test_the_suite_writes_only_to_temporary_places():
+    """tests/conftest.py points the studies database, saved uploads and notes at this session's
+    scratch folder, so no test (nor an app server a browser test starts) opens the user's own."""
+    import os
+    import studies
+    from tests.conftest import SCRATCH
+    root = Path(__file__).resolve().parents[2]
+    assert studies.default_url() == f"sqlite:///{SCRATCH / 'studies.sqlite'}"
+    for name in ("STUDIO_MODELS_DIR", "STUDIO_NOTES_DIR"):
+        assert Path(os.environ[name]).is_relative_to(SCRATCH) and not Path(os.environ[name]).is_relative_to(root)
