@@ -299,7 +299,14 @@ def main(argv=None) -> int:
     if argv[:1] == ["field"]:  # ./studio bench field ...: 200 participants against PostgreSQL, with a restart
         from bench import field
         return field.main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[0],
+        epilog="other benchmarks (each with its own --help):\n"
+               "  heavy        Score-CAM, Ablation-CAM, Integrated Gradients, occlusion, SmoothGrad beside the peers\n"
+               "  evaluation   evaluation at scale: images/s against the machine's limit\n"
+               "  browser      from a widget change to the new map painted, in headless Chromium\n"
+               "  language     the longest caption and question accepted: seconds and peak memory\n"
+               "  field        200 simulated participants against PostgreSQL, with a restart")
     p.add_argument("--models", default="resnet50,vgg16,densenet121")
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--size", type=int, default=224)

@@ -304,7 +304,7 @@ def forward_seconds(model_id: str) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="./studio bench browser", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="./studio bench browser", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=6)
     p.add_argument("--resnet50", action="store_true", help="also Explore on resnet50 with random weights")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")

@@ -107,7 +107,7 @@ def main_loc(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench evaluation", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench evaluation", description=__doc__.split("\n\n")[0])
     p.add_argument("--protocol", choices=["full", "loc"], default="full")
     p.add_argument("--model", default="shapes-resnet")
     p.add_argument("--n", type=int, default=50)

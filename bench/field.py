@@ -17,7 +17,7 @@ from .pgserver import Server
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="./studio bench field", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="./studio bench field", description=__doc__.split("\n\n")[0])
     p.add_argument("--participants", type=int, default=200)
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--outage-s", type=float, default=2.0, help="how long the database is down")

@@ -156,7 +156,7 @@ def table(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench heavy", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench heavy", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="resnet50")
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--repeats", type=int, default=3)

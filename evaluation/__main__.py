@@ -38,7 +38,7 @@ def diagnose(argv) -> int:
     """The README's diagnosis figures: PGD against shapes-resnet's maps, the biased model's mass
     on the mark, units named "corner mark" among decisions, where mistakes' maps peak."""
     from . import diagnosis
-    p = argparse.ArgumentParser(prog="python -m evaluation diagnose", description=diagnose.__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m evaluation diagnose", description=diagnose.__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=200, help="held-out scenes per figure")
     p.add_argument("--seed", type=int, default=20000)
     p.add_argument("--epsilon", type=float, default=8.0, help="PGD budget in grey levels of 255")
@@ -73,7 +73,7 @@ def scaled(argv) -> int:
     """The localisation-and-pointing protocol at scale: batched, DataLoader workers, resumable,
     on one machine or on Ray."""
     from . import imagenet, scale
-    p = argparse.ArgumentParser(prog="python -m evaluation scale", description=scaled.__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m evaluation scale", description=scaled.__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--weights", default=None, help="a checkpoint, or 'untrained' for random weights (speed)")
     p.add_argument("--data", default="shapes:single",
@@ -161,7 +161,13 @@ def main(argv=None) -> int:
         return diagnose(argv[1:])
     if argv[:1] == ["scale"]:
         return scaled(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m evaluation", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Every metric for every method on one model, as JSON and CSV, with a table and a progress bar.",
+        epilog="other commands (each with its own --help):\n"
+               "  diagnose   the diagnosis figures: adversarial, bias, neurons, mistakes\n"
+               "  scale      localisation and pointing at scale: batched, resumable, on Ray\n"
+               "  photos     pointing of the paper's four maps on the real photos (README table)")
     p.add_argument("--model", required=True, help="a registry id, e.g. shapes-resnet")
     p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")
     p.add_argument("--data", default="shapes:single", help="shapes:single, shapes:pair or a VOC folder")

@@ -223,6 +223,8 @@ def _run(args) -> int:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
     options = _parse_options(args.option, methods)
 
+    if args.list_layers and args.weights is None and not model_zoo.weights_available(args.model):
+        args.weights = "untrained"  # the layers are the architecture's: listing them needs no weights
     if args.weights is None and not model_zoo.weights_available(args.model):
         if not args.download:
             spec = model_zoo.get_spec(args.model)

@@ -99,6 +99,15 @@ def test_module_entry_point_lists_models():
     assert proc.returncode == 0 and "resnet50" in proc.stdout and "convnext_tiny" in proc.stdout
 
 
+def test_list_layers_needs_no_weights(tmp_path, monkeypatch, capsys):
+    """--list-layers failed without the weights, which the layers do not depend on."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing downloaded here
+    assert not model_zoo.weights_available("resnet50")
+    assert main(["--model", "resnet50", "--list-layers"]) == 0
+    out = capsys.readouterr().out
+    assert "layer4.2.relu (ReLU, 2048x7x7)" in out and not (tmp_path / "torch").exists()
+
+
 def test_list_layers(checkpoint, capsys):
     assert main(["--model", "resnet18", "--weights", str(checkpoint), "--list-layers"]) == 0
     out = capsys.readouterr().out
@@ -231,3 +240,49 @@ def test_caption_and_question_flags(tmp_path, capsys):
                  "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"at most {L.MAX_CAPTION_WORDS} words" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module, args, listed", [
+    ("bench", [], ("heavy", "evaluation", "browser", "language", "field")),
+    ("evaluation", [], ("diagnose", "scale", "photos")),
+    ("bench", ["heavy"], ()), ("bench", ["evaluation"], ()), ("bench", ["browser"], ()), ("bench", ["field"], ()),
+    ("bench", ["language"], ()), ("evaluation", ["diagnose"], ()), ("evaluation", ["scale"], ()),
+    ("evaluation", ["photos"], ()), ("model_zoo.shapes", [], ("export", "train", "table")),
+])
+def test_every_help_lists_its_commands_and_ends_its_sentences(module, args, listed, capsys):
+    """--help of the top-level commands lists their subcommands; no description is cut
+    mid-sentence (the first line of a docstring was)."""
+    import importlib
+    main = importlib.import_module(f"{module}.__main__").main
+    with pytest.raises(SystemExit):
+        main([*args, "--help"])
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1].strip()
+    assert description[-1] in ".?:)", description
+    for name in listed:
+        assert f"\n  {name} " in text or f"{{{name}," in text or f",{name}" in text, (name, text)
+
+
+def test_the_readme_makes_a_captioning_scene_and_explains_it(tmp_path, capsys):
+    """README: `shapes export --world language` writes the described scenes the captioner and the
+    VQA model read, with their captions, questions and answers; the CLI explains them."""
+    import csv
+    import json
+    import numpy as np
+    from PIL import Image
+    from model_zoo.shapes import language
+    from model_zoo.shapes.__main__ import main as shapes_main
+    out = tmp_path / "scenes"
+    assert shapes_main(["export", "--world", "language", "--kind", "pair", "--n", "2", "--seed", "20000",
+                        "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "captions.csv").open()))
+    scene = language.make_described(20000, 0, "pair")
+    assert rows[0]["file"] == "pair_20000_000000.png" and rows[0]["caption"] == scene.caption
+    assert json.loads(rows[0]["questions"]) == {q.text: q.answer for q in language.questions(scene)}
+    image = out / "images" / "pair_20000_000000.png"
+    assert np.array_equal(np.asarray(Image.open(image)), scene.image)
+    assert main([str(image), "--model", "shapes-captioner", "--out", str(tmp_path / "cap")]) == 0
+    colour = next(q for q in language.questions(scene) if q.kind == "colour_of_shape")
+    assert main([str(image), "--model", "shapes-vqa", "--question", colour.text, "--answer", colour.answer,
+                 "--out", str(tmp_path / "vqa")]) == 0
+    assert list((tmp_path / "cap").glob("*.npy")) and list((tmp_path / "vqa").glob("*.npy"))

@@ -1,8 +1,10 @@
 """ui.launch: ./studio dashboard's start, which imports PyTorch once the server listens."""
+import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ui import launch
 
@@ -37,3 +39,25 @@ def test_it_gives_up_when_no_server_comes(monkeypatch):
     monkeypatch.setattr(config, "get_option", {"server.address": "", "server.port": port}.get)
     launch._warm(deadline_s=0.2)
     assert "studio_never_imported" not in sys.modules
+
+
+def test_the_dashboard_runs_no_pip_after_the_tests_installed_everything(tmp_path):
+    """The dev requirements include the runtime's: once ./studio test has installed them, the
+    first ./studio dashboard (here: cli, which checks the same file) ran pip for 2.5 s to install
+    nothing. A stand-in venv's python logs how it is called."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "calls.log"
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    want = subprocess.run("cat requirements*.txt | sha256sum | cut -d' ' -f1", shell=True, cwd=root,
+                          capture_output=True, text=True, check=True).stdout.strip()  # as ./studio computes it
+    (venv / ".installed-requirements-dev.txt").write_text(want + "\n")
+    done = subprocess.run([str(root / "studio"), "cli", "--help"], env={**os.environ, "STUDIO_VENV": str(venv)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert calls and not any("pip" in c for c in calls), calls

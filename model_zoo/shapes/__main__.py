@@ -1,4 +1,4 @@
-"""python -m model_zoo.shapes export | train: the shapes world from the command line."""
+"""python -m model_zoo.shapes export | train | table: the shapes world from the command line."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +16,30 @@ from .world import CUES, KINDS, make_scene
 def _export(args) -> int:
     if args.n < 1:
         raise SystemExit("error: --n must be at least 1")
+    if args.world == "language":  # the captioner's and VQA model's scenes, with their captions and questions
+        return _export_described(args)
     for i in tqdm(range(args.n), desc="exporting", unit="scene", file=sys.stderr):
         export_scene(make_scene(args.seed, i, args.kind, args.cue), args.out, f"{args.kind}_{args.seed}_{i:06d}")
     print(f"wrote {args.n} scenes to {args.out} (images/, annotations/, masks/)")
+    return 0
+
+
+def _export_described(args) -> int:
+    """images/<kind>_<seed>_<i>.png and captions.csv (file, caption, questions with their answers
+    as JSON) of the described scenes the captioner and the VQA model read."""
+    import csv
+    from PIL import Image
+    from . import language
+    (args.out / "images").mkdir(parents=True, exist_ok=True)
+    with (args.out / "captions.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "caption", "questions"])
+        for i in tqdm(range(args.n), desc="exporting", unit="scene", file=sys.stderr):
+            scene = language.make_described(args.seed, i, args.kind)
+            name = f"{args.kind}_{args.seed}_{i:06d}.png"
+            Image.fromarray(scene.image).save(args.out / "images" / name)
+            writer.writerow([name, scene.caption, json.dumps({q.text: q.answer for q in language.questions(scene)})])
+    print(f"wrote {args.n} described scenes to {args.out} (images/, captions.csv)")
     return 0
 
 
@@ -97,6 +118,9 @@ def main(argv=None) -> int:
     e.add_argument("--n", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--world", choices=["objects", "language"], default="objects",
+                   help="objects: the classifiers' scenes with VOC boxes and masks (default); language: the "
+                        "captioner's and VQA model's scenes with captions.csv")
     t = sub.add_parser("train", help="train a shapes model (or all) and write weights + card")
     t.add_argument("--model", default="all")
     t.add_argument("--n-single", type=int, default=None, help="override the recipe's scene count")
@@ -109,7 +133,9 @@ def main(argv=None) -> int:
     t.add_argument("--groundtruth", type=int, default=None,
                    help="scenes for the card's Grad-CAM ground-truth figures (0: skip; default 500 for "
                         "classifiers, 200 for the captioner and VQA model)")
-    t.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    t.add_argument("--out", type=Path, default=WEIGHTS_DIR,
+                   help="where the weights and cards go (default: the shipped models' folder, "
+                        "model_zoo/shapes/weights/, replacing the shipped weights; git shows the change)")
     sub.add_parser("table", help="print the shipped models' cards as a markdown table")
     args = p.parse_args(argv)
     try:
