@@ -200,6 +200,7 @@ def _token_targets(loaded, model, x, args):
 
 def _run(args) -> int:
     import model_zoo  # the CLI is the one part of explainers that needs the zoo
+    from model_zoo import threads
 
     if args.list_methods:
         _list_methods()
@@ -239,6 +240,7 @@ def _run(args) -> int:
             model_zoo.fetch_weights(args.model, progress=progress)
     loaded = model_zoo.load(args.model, args.weights, download=False)
     model = loaded.model
+    torch.set_num_threads(threads.threads_for(threads.parameters(model)))  # the app's rule: small models, 1 thread
     crop = loaded.preprocess.crop
     layer = args.layer or loaded.default_layer or default_layer(model, torch.zeros(1, 3, crop, crop))
     if args.list_layers:

@@ -4,7 +4,6 @@ image is cached per (model, image digest, layer) as an ``explainers.Capture``, s
 class, method, opacity or colour map never repeats it."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import os
@@ -20,7 +19,7 @@ import torch
 import explainers
 from explainers import masking, render
 import model_zoo
-from model_zoo import shapes
+from model_zoo import shapes, threads
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,31 +48,19 @@ def load_model(model_id: str) -> model_zoo.LoadedModel:
 
 
 
-# PyTorch's intra-op threads per model. A small model's pass (the shapes models: under 1 M
-# parameters, a forward of ~1.5 ms) gains nothing from a second thread, and with the browser on
-# the same cores (a laptop, the benchmark) its OpenMP threads wait on each other: a 2 ms backward
-# took 50 to 470 ms now and then (bench/README.md, "In the browser"). Large models keep every
-# thread: one alone makes resnet50's forward 1.6x slower on an idle machine.
-SMALL_MODEL_PARAMETERS = 2_000_000
-ALL_THREADS = torch.get_num_threads()
+# PyTorch's intra-op threads per model: model_zoo.threads (small models on one thread), with the
+# parameter count kept per model id.
+ALL_THREADS = threads.ALL_THREADS
 
 
 @st.cache_resource(show_spinner=False)
 def _parameters(model_id: str) -> int:
-    return sum(p.numel() for p in load_model(model_id).model.parameters())
+    return threads.parameters(load_model(model_id).model)
 
 
-@contextlib.contextmanager
 def torch_threads(model_id: str):
-    """Run the block with the intra-op threads this model's passes should use (see above)."""
-    wanted = 1 if _parameters(model_id) < SMALL_MODEL_PARAMETERS else ALL_THREADS
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != ALL_THREADS:
-            torch.set_num_threads(ALL_THREADS)
+    """Run the block with the intra-op threads this model's passes should use."""
+    return threads.torch_threads(_parameters(model_id))
 
 
 def family(model_id: str) -> str:
