@@ -67,7 +67,12 @@ fig.update_layout(height=280, margin=dict(l=0, r=0, t=30, b=0),
 st.plotly_chart(fig, key="mis_tally")
 st.caption(" · ".join(f"{r}: {tally[r]} ({tally[r] / report['errors']:.0%})" for r in concepts.REGIONS)
            + ". A peak on the mark or on clutter says what misled the model; a peak on the true object "
-             "says it saw the object and read it as another class.")
+             "says it saw the object and read it as another class. The rule: the peak is the area where the map "
+             f"is at {concepts.PEAK_SHARE:.0%} of its maximum or more, around the maximum (a map upsampled from "
+             "a coarse layer is a plateau whose top pixel can sit beside what it covers); it lies on an object "
+             + (f"or the mark when it comes within {report['tolerance_px']:g} px of it (the pointing game's "
+                "tolerance, scaled to the image)" if "tolerance_px" in report else "when it overlaps its box")
+             + ", in the order listed; else on clutter under its top pixel, else on the background.")
 
 alpha = views.opacity_slider("mis_alpha")
 shown_mistakes: list[diagnosis.Mistake] = report["mistakes"]

@@ -14,15 +14,18 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+from scipy import ndimage
 from PIL import Image
 
 from .world import CLASSES, CUE_BOX, Scene, make_scene
 
-__all__ = ["HUES", "CONCEPTS", "REGIONS", "concept_masks", "hue_masks", "probe", "region_at"]
+__all__ = ["HUES", "CONCEPTS", "REGIONS", "concept_masks", "hue_masks", "probe", "region_at", "peak_area",
+           "PEAK_SHARE"]
 
 HUES = ("red", "yellow", "green", "cyan", "blue", "purple")  # hue 0, 1/6, ... 5/6
 CONCEPTS = (*CLASSES, *HUES, "corner mark", "clutter", "background")
 REGIONS = ("true object", "other object", "corner mark", "clutter", "background")
+PEAK_SHARE = 0.8  # a map's peak area: its pixels at 80% of the maximum or more, around the maximum
 
 
 def hue_masks(image: np.ndarray) -> dict[str, np.ndarray]:
@@ -76,24 +79,40 @@ def probe(n: int, seed: int, batch: int = 100, kinds=("single", "pair"), cue: st
         yield scenes_to_tensor(scenes), {c: np.stack([m[c] for m in masks]) for c in CONCEPTS}
 
 
-def _near(mask: np.ndarray, y: int, x: int, tolerance: float) -> bool:
+def _near(mask: np.ndarray, peak: np.ndarray, tolerance: float) -> bool:
+    """Whether ``mask`` has a pixel within ``tolerance`` of a pixel of ``peak`` (both H x W bool;
+    ``scipy.ndimage.distance_transform_edt``)."""
+    if not mask.any():
+        return False
     if tolerance <= 0:
-        return bool(mask[y, x])
-    ys, xs = np.nonzero(mask)
-    return bool(len(ys)) and bool(((ys - y) ** 2 + (xs - x) ** 2).min() <= tolerance ** 2)
+        return bool((mask & peak).any())
+    return bool((ndimage.distance_transform_edt(~peak)[mask] <= tolerance).any())
 
 
-def region_at(scene: Scene, y: int, x: int, true_label: int | None = None, tolerance: float = 0.0) -> str:
-    """Which of ``REGIONS`` the pixel (y, x) belongs to, in that order of precedence: an object
-    (of class ``true_label``: "true object", else "other object"; every object is "true" when it
-    is None) or the mark within ``tolerance`` pixels (a map upsampled from a coarse layer peaks
-    a few pixels off a small target, as the pointing game allows), then clutter under the pixel
-    itself, then background."""
+def peak_area(m: np.ndarray, share: float = PEAK_SHARE) -> np.ndarray:
+    """The map's peak as an area: the 8-connected pixels at ``share`` x max or more around its
+    maximum (``scipy.ndimage.label``). A map upsampled from a coarse layer is often a plateau
+    whose maximum pixel lies a few pixels off the region the plateau covers."""
+    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+    labels, _ = ndimage.label(m >= share * m[y, x], structure=np.ones((3, 3)))
+    return labels == labels[y, x]
+
+
+def region_at(scene: Scene, y: int, x: int, true_label: int | None = None, tolerance: float = 0.0,
+              peak: np.ndarray | None = None) -> str:
+    """Which of ``REGIONS`` the map's peak lies on, in that order of precedence: an object (of
+    class ``true_label``: "true object", else "other object"; every object is "true" when it is
+    None) or the mark within ``tolerance`` pixels of the peak (``peak``: its area, see
+    :func:`peak_area`; else the pixel (y, x)), then clutter under the pixel (y, x) itself, then
+    background."""
+    if peak is None:
+        peak = np.zeros(scene.image.shape[:2], bool)
+        peak[y, x] = True
     objects = sorted(scene.objects, key=lambda o: true_label is not None and o.label != true_label)
     for o in objects:
-        if _near(o.mask, y, x, tolerance):
+        if _near(o.mask, peak, tolerance):
             return "true object" if true_label is None or o.label == true_label else "other object"
-    if _near(_mark(scene), y, x, tolerance):
+    if _near(_mark(scene), peak, tolerance):
         return "corner mark"
     if scene.clutter is not None and scene.clutter[y, x]:
         return "clutter"
