@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["NORMALISATIONS", "COLORMAPS", "normalize", "colorize", "overlay", "pixel_image", "picture", "resize_map", "png_bytes", "faint_maps"]
+__all__ = ["NORMALISATIONS", "COLORMAPS", "colorscale", "normalize", "colorize", "overlay", "pixel_image", "picture", "resize_map", "png_bytes", "faint_maps"]
 
 NORMALISATIONS = ("per_map", "joint", "none")
 
@@ -25,6 +25,13 @@ _ANCHORS = {
     "gray": ["#000000", "#ffffff"],
 }
 COLORMAPS = ("jet", *_ANCHORS)
+
+
+def colorscale(name: str, steps: int = 17) -> list[list]:
+    """The colour map ``name`` as a Plotly colorscale (``steps`` stops sampled from its lookup
+    table), so a chart of a map shows the colours of its overlay."""
+    lut = _lut(name)
+    return [[i / (steps - 1), "rgb({},{},{})".format(*lut[round(i * 255 / (steps - 1))])] for i in range(steps)]
 
 
 def _lut(name: str) -> np.ndarray:

@@ -123,7 +123,8 @@ def _in_detail(sel, loaded, layer, method, class_index, maps, pictures, alpha, c
     views.downloads("dl", method, pictures[method], chosen["attribution"], settings,
                     what=f"{title} of {loaded.categories[class_index]}", image=shown,
                     layer_map=chosen["layer_map"] if chosen["attribution"].ndim == 2 else None, cmap=cmap)
-    return slot, views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)")
+    return slot, views.heatmap(z, f"{title} {what} ({z.shape[0]}x{z.shape[1]}, unnormalised)",
+                               colorscale=render.colorscale(cmap))  # the overlay's colours
 
 
 st.title("Explore")

@@ -3,6 +3,7 @@ images can be pulled here, so what the Dockerfile runs is run directly), refuses
 without its settings, and the compose file is parsed and checked."""
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,8 +19,7 @@ ENTRY = ROOT / "deploy" / "entrypoint.sh"
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "STREAMLIT_"))}
-    return {**env, "STUDIO_PYTHON": str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir()
-            else "python", **extra}
+    return {**env, "STUDIO_PYTHON": sys.executable, **extra}  # the suite's own interpreter (STUDIO_VENV too)
 
 
 def serve(url: str, port: int, **extra) -> subprocess.Popen:

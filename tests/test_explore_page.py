@@ -93,6 +93,21 @@ def test_another_gallery_scene_and_layer(app):
     assert not app.exception
     assert "(32x32, unnormalised)" in _layer_map_spec(app)
     assert any("at layer `layer1`" in c.value for c in app.caption)
+    # a 1 x 1 layer (the global pool) paints one value flat over the image: not offered
+    import explainers
+    import model_zoo
+    import torch
+    flat = [i.name for i in explainers.list_layers(model_zoo.load("shapes-resnet").model, torch.zeros(1, 3, 64, 64))
+            if i.shape[1:] == (1, 1)]
+    assert flat == ["pool"] and "pool" not in _by_label(app, "Layer").options
+    # the detail heatmap follows the chosen colour map (it was always Jet)
+    import json
+    from explainers import render
+    _by_label(app, "Colour map").set_value("viridis").run()
+    spec = json.loads(_layer_map_spec(app))
+    assert spec["data"][0]["colorscale"] == render.colorscale("viridis")
+    assert render.colorscale("viridis")[0] == [0.0, "rgb(68,1,84)"]
+    assert render.colorscale("gray")[-1] == [1.0, "rgb(255,255,255)"]
 
 
 def _png(array) -> bytes:

@@ -218,11 +218,13 @@ def masked_logits(model_id: str, image_digest: str, _image: np.ndarray, _masks: 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def layers(model_id: str) -> list[tuple[str, str]]:
-    """(name, description) of the model's spatial layers."""
+    """(name, description) of the model's spatial layers; a layer of a single position (a global
+    pool's 1 x 1 output) is not offered: its map is one value painted flat over the image."""
     loaded = load_model(model_id)
     crop = loaded.preprocess.crop
     return [(info.name, str(info)) for info in
-            explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop))]
+            explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop))
+            if info.shape[1] * info.shape[2] > 1 or info.name == loaded.default_layer]
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

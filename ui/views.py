@@ -131,7 +131,7 @@ def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "
                                    f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png", on_click="ignore")
 
 
-def heatmap(z: np.ndarray, title: str, *, colorscale: str = "Jet", height: int = 360,
+def heatmap(z: np.ndarray, title: str, *, colorscale: str | list = "Jet", height: int = 360,
             width: int | None = 420, zmid: float | None = None) -> go.Figure:
     """A map as a Plotly heatmap in image orientation with square cells and hover values."""
     fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmid=zmid,
