@@ -19,9 +19,9 @@ from model_zoo import threads
 from . import data, run, sanity
 
 
-def _threads_for(model) -> None:
-    """The app's thread rule for this process (model_zoo.threads): a small model on one thread."""
-    torch.set_num_threads(threads.threads_for(threads.parameters(model)))
+def _use_free_cores() -> None:
+    """The command lines' thread rule (model_zoo.threads.for_batch_work): the cores free now."""
+    torch.set_num_threads(threads.for_batch_work())
 
 
 def table(report: dict) -> str:
@@ -53,7 +53,7 @@ def diagnose(argv) -> int:
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = p.parse_args(argv)
     resnet, biased, weak = (model_zoo.load(m) for m in ("shapes-resnet", "shapes-biased", "shapes-weak"))
-    _threads_for(resnet.model)
+    _use_free_cores()
     out = {}
     with tqdm(total=7, desc="diagnosis figures", unit="figure", file=sys.stderr) as bar:
         out["adversarial"] = diagnosis.adversarial_pointing(resnet, args.n, args.seed, args.epsilon / 255,
@@ -109,7 +109,7 @@ def scaled(argv) -> int:
             raise ValueError(f"{args.method} is a pixel map; the protocol at scale takes a layer-map method "
                              f"({', '.join(m for m in explainers.METHODS if explainers.get_method(m).kind == 'layer map')})")
         loaded = model_zoo.load(args.model, args.weights)
-        _threads_for(loaded.model)
+        _use_free_cores()
         if args.data.startswith("shapes"):
             kind = args.data.split(":", 1)[1] if ":" in args.data else "single"
             items = scale.ShapesItems(args.n or 200, args.seed, kind, loaded.preprocess)
@@ -158,7 +158,7 @@ def photo_table(argv) -> int:
     p.add_argument("--tolerance", type=float, default=15.0, help="pointing tolerance in pixels of the model's view")
     args = p.parse_args(argv)
     loaded = model_zoo.load(args.model)
-    _threads_for(loaded.model)
+    _use_free_cores()
     print(photos.markdown(photos.pointing_rows(loaded, args.layer, args.tolerance)))
     return 0
 
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         loaded = model_zoo.load(args.model, args.weights)
-        _threads_for(loaded.model)
+        _use_free_cores()
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         samples = data.from_spec(args.data, args.n, args.seed)
         with tqdm(total=args.n, desc="evaluating", unit="image", file=sys.stderr) as bar:

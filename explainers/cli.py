@@ -240,7 +240,7 @@ def _run(args) -> int:
             model_zoo.fetch_weights(args.model, progress=progress)
     loaded = model_zoo.load(args.model, args.weights, download=False)
     model = loaded.model
-    torch.set_num_threads(threads.threads_for(threads.parameters(model)))  # the app's rule: small models, 1 thread
+    torch.set_num_threads(threads.for_batch_work())  # the cores other processes leave free (model_zoo.threads)
     crop = loaded.preprocess.crop
     layer = args.layer or loaded.default_layer or default_layer(model, torch.zeros(1, 3, crop, crop))
     if args.list_layers:

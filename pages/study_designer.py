@@ -7,6 +7,7 @@ import studies as studies_lib
 from explainers import METHODS, get_method
 from studies import field
 from ui import cache, routing, studies
+from ui.text import count
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -107,16 +108,16 @@ if st.button("Create study", type="primary", key="design_create", disabled=missi
     bar.empty()
     code = studies.guarded(store.save_study, title, kind, config, trials, stimuli)
     st.session_state["design_last_code"] = code
-    roles = [t["role"] for t in trials]
-    st.success(f"Study saved: code **{code}**, {roles.count('trial')} trials from {config['images_kept']} images "
+    made = field.trial_counts(trials)
+    st.success(f"Study saved: code **{code}**, {count(made['trials'], 'trial')} from {config['images_kept']} images "
                f"({config['candidates_seen']} candidates looked at)"
-               + (f", {roles.count('attention')} attention checks" if "attention" in roles else "")
-               + (", a practice trial" if "practice" in roles else "") + ". Its pre-registration record "
+               + (f", {count(made['attention'], 'attention check')}" if made["attention"] else "")
+               + (", a practice trial" if made["practice"] else "") + ". Its pre-registration record "
                "(settings, trials, stimuli hashes, weights sha256) was written with it.")
     if config["images_kept"] < n_images:
         st.warning(f"You asked for {n_images} images; only {config['images_kept']} of the "
                    f"{config['candidates_seen']} candidates passed the filter, so the study has "
-                   f"{len(trials)} trials. Add candidates or loosen the filter for more.")
+                   f"{count(made['trials'], 'trial')}. Add candidates or loosen the filter for more.")
     unreadable = config.get("unreadable_files") or []
     if unreadable:
         st.warning(f"{len(unreadable)} file(s) in the folder could not be read and were left out: "
@@ -137,7 +138,9 @@ st.subheader("Studies")
 rows = []
 for s in studies.guarded(store.studies):
     participants, answers = studies.guarded(store.counts, s.code)
+    made = field.trial_counts(studies.guarded(store.trials, s.code))  # counted as the Design message counts
     rows.append({"code": s.code, "title": s.title, "kind": s.kind, "models": ", ".join(s.config["models"]),
-                 "trials": s.n_trials, "participants": participants, "answers": answers,
+                 "trials": made["trials"], "attention checks": made["attention"], "practice": made["practice"],
+                 "participants": participants, "answers": answers,
                  "status": "closed" if s.closed else "open", "created": s.created_at})
 st.dataframe(rows, hide_index=True, width="stretch", key="design_studies")

@@ -33,7 +33,10 @@ participants, answers = studies.guarded(store.counts, code)
 cfg = study.config
 
 
-sizes = f"{count(study.n_trials, 'trial')}; {count(participants, 'participant')}, {count(answers, 'answer')}"
+made = field.trial_counts(trials)
+sizes = (f"{count(made['trials'], 'trial')}" + (f" (and {count(made['attention'], 'attention check')})"
+                                                 if made["attention"] else "")
+         + f"; {count(participants, 'participant')}, {count(answers, 'answer')}")
 if study.kind == "trust":
     st.markdown(f"Models: **{cfg['stronger']}** (believed stronger) vs "
                 f"**{next(m for m in cfg['models'] if m != cfg['stronger'])}**; methods: {', '.join(cfg['methods'])}; "

@@ -287,3 +287,12 @@ def csv_text(rows: list[dict]) -> str:
         writer.writeheader()
         writer.writerows(rows)
     return buf.getvalue()
+
+
+def trial_counts(trials: list[dict]) -> dict[str, int]:
+    """How a study's trials divide: counted ``trials``, ``attention`` checks and ``practice``
+    trials, and ``shown`` (all of them). Every page counts them with this, so "trials" means the
+    counted ones everywhere."""
+    roles = [t.get("role", "trial") for t in trials]
+    return {"trials": roles.count("trial"), "attention": roles.count("attention"),
+            "practice": roles.count("practice"), "shown": len(roles)}

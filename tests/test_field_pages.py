@@ -22,8 +22,15 @@ def _design_field(n=3, rate=0.34, **extra) -> str:
         at.number_input(key=k).set_value(v).run()
     at.button(key="design_create").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert "1 attention checks" in _page_text(at) and "a practice trial" in _page_text(at)
-    return at.session_state["design_last_code"]
+    assert "1 attention check," in _page_text(at) and "a practice trial" in _page_text(at)
+    code = at.session_state["design_last_code"]
+    # the Studies table counts trials as the message does: the counted ones, checks and practice apart
+    table = [d.value for d in at.dataframe if "attention checks" in d.value.columns][0]
+    row = table[table["code"] == code].iloc[0]
+    counted = int(row["trials"])
+    assert f"code **{code}**, {counted} trials from" in "\n".join(s.value for s in at.success)
+    assert (int(row["attention checks"]), int(row["practice"])) == (1, 1)
+    return code
 
 
 def _visit(code, **params) -> AppTest:

@@ -101,3 +101,12 @@ def test_vqa_page_answers_and_explains_any_answer_and_a_contrast():
     assert any('"Q: what colour is the square?"' in c for c in charts) and not any("??" in c for c in charts)
     at.text_input(key="vqa_typed").set_value("").run()
     assert not at.selectbox(key=f"vqa_q_{digest}").disabled
+
+
+def test_an_upload_to_the_captioner_or_the_vqa_model_is_said_to_be_out_of_its_world():
+    for page, key, words in (("pages/captioning.py", "caption", "its captions"), ("pages/vqa.py", "vqa", "its answers")):
+        at = _open(page)
+        at.radio(key=f"{key}_source").set_value("Upload").run()
+        assert not at.exception
+        assert any("has only seen the shapes world's described scenes" in c.value and words in c.value
+                   for c in at.caption), page

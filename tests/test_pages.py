@@ -372,3 +372,9 @@ def test_compare_methods_grid_covers_every_method():
     assert not at.exception
     assert len(_images(at)) == shown + 2 and shown >= before
     assert any("Methods:" in c.value for c in at.caption)
+
+
+def test_measured_times_keep_their_digits():
+    """Compare's cost line read "a backward 0.0 ms" for a shapes model's 0.04 ms backward."""
+    from ui.views import duration
+    assert [duration(s) for s in (0.00004, 0.0015, 2.345, 0.0)] == ["0.04 ms", "1.5 ms", "2.3 s", "under 0.01 ms"]

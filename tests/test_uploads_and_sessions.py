@@ -64,9 +64,11 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_serving():
         if error is None:
             assert not errors, (name, errors)
             assert len(at.get("plotly_chart")) == 2, name  # predictions and the layer map
-        else:
-            assert len(errors) == 1 and error in errors[0], (name, errors)
-            assert any("upload an image in the sidebar" in i.value for i in at.info), name
+        else:  # said in the sidebar and where the user is looking: the main area (not "choose a scene")
+            assert len(at.sidebar.error) == 1 and error in at.sidebar.error[0].value.replace("\\", ""), (name, errors)
+            (main,) = [e.value.replace("\\", "") for e in at.main.error]
+            assert main.startswith("This image cannot be used: ") and error in main, (name, main)
+            assert not any("upload an image in the sidebar" in i.value for i in at.info), name
     # after every bad file, a good one is explained as before
     at.file_uploader(key="upload").set_value(("scene.png", GOOD, "image/png")).run()
     assert not at.exception and not at.error

@@ -30,6 +30,10 @@ def model_and_image(task: str, key: str):
         original = items[names.index(name)][1].image
     else:
         upload = b.file_uploader("An image", type=list(images.IMAGE_SUFFIXES), key=f"{key}_upload")
+        words = "its captions" if task == "caption" else "its answers"
+        b.caption(f"{model_id} has only seen the shapes world's described scenes (one or two coloured shapes on a "
+                  f"noisy background) and knows their few words: on any other picture {words} are guesses in "
+                  "that vocabulary, and the maps show where those guesses come from.")
         if upload is None:
             st.info("Upload an image, or pick a described scene.")
             return None, None, None, None

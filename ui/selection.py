@@ -37,9 +37,13 @@ def _decode(data: bytes, name: str):
     return np.asarray(im), name, im.info.get("reduced_from")
 
 
+PROBLEM = "studio_image_problem"  # why the chosen image cannot be used: shown in the main area too
+
+
 def sidebar() -> Selection | None:
     """Draw the model and image pickers in the sidebar; remember and return the choice."""
     st.session_state[KEY] = None
+    st.session_state[PROBLEM] = None
     ready, missing = cache.available_models()
     with st.sidebar:
         options = ready + missing
@@ -90,6 +94,7 @@ def sidebar() -> Selection | None:
                     original, name, reduced_from = _decode(upload.getvalue(), upload.name)
                 except images.ImageError as err:
                     st.error(plain(str(err)))
+                    st.session_state[PROBLEM] = str(err)
     if original is None:
         return None
     loaded = cache.load_model(model_id)
@@ -98,7 +103,8 @@ def sidebar() -> Selection | None:
         loaded.preprocess.check(size)
     except ValueError as err:
         with st.sidebar:
-            st.error(str(err))
+            st.error(plain(str(err)))
+        st.session_state[PROBLEM] = str(err)
         return None
     view = np.asarray(loaded.preprocess.display(Image.fromarray(original)))
     with st.sidebar:
@@ -148,6 +154,10 @@ def current() -> Selection:
     if isinstance(selection, tuple):  # the model's weights are missing
         st.info(f"The weights of {selection[1]} are not on this machine yet: download them with the button "
                 "in the sidebar (or on the Model zoo page).")
+        st.stop()
+    if selection is None and st.session_state.get(PROBLEM):  # where the user is looking, not only the sidebar
+        st.error(plain(f"This image cannot be used: {st.session_state[PROBLEM]}") + "  \nUpload another one, or "
+                 "choose a sample in the sidebar.")
         st.stop()
     if selection is None:
         st.info("Choose a sample scene or upload an image in the sidebar.")

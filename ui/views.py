@@ -205,9 +205,20 @@ def estimate(model_id: str, cost: explainers.Cost) -> tuple[float, str]:
     forward and per backward (see ``cache.pass_seconds``), and how that was found, in words."""
     fwd, bwd = cache.pass_seconds(model_id)
     seconds = cost.forwards * fwd + cost.backwards * bwd
-    how = (f"one forward pass of this model takes {1000 * fwd:.1f} ms and a backward "
-           f"{1000 * bwd:.1f} ms on this machine (measured)")
+    how = (f"one forward pass of this model takes {duration(fwd)} and a backward {duration(bwd)} on this "
+           "machine (measured)")
     return seconds, how
+
+
+def duration(seconds: float) -> str:
+    """A measured time in words with the digits it deserves: "0.04 ms", "1.5 ms", "2.3 s" (a
+    0.04 ms backward read "0.0 ms")."""
+    ms = 1000 * seconds
+    if ms >= 1000:
+        return f"{seconds:.1f} s"
+    if ms >= 1:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2g} ms" if ms > 0 else "under 0.01 ms"
 
 
 def maps_on_demand(model_id: str, digest: str, layer: str, wanted: list[tuple[str, int]],
