@@ -50,8 +50,12 @@ def diagnose(argv) -> int:
     p.add_argument("--seed", type=int, default=20000)
     p.add_argument("--epsilon", type=float, default=8.0, help="PGD budget in grey levels of 255")
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--dissection-seeds", default=",".join(str(s) for s in diagnosis.DISSECTION_SEEDS),
+                   help="probe seeds of the dissections that name the units (the share is given for each, with "
+                        "its mean and range)")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = p.parse_args(argv)
+    seeds = [int(s) for s in args.dissection_seeds.split(",") if s.strip()]
     resnet, biased, weak = (model_zoo.load(m) for m in ("shapes-resnet", "shapes-biased", "shapes-weak"))
     _use_free_cores()
     out = {}
@@ -62,9 +66,8 @@ def diagnose(argv) -> int:
         out["bias"] = diagnosis.bias_report([biased, resnet], args.n, args.seed)
         bar.update(1)
         for loaded in (biased, resnet):
-            d = diagnosis.dissection(loaded)
-            out[f"mark_units {loaded.id}"] = {**diagnosis.mark_units(loaded, d, args.n, args.seed),
-                                              "names": d.summary()}
+            r = diagnosis.mark_units_over_seeds(loaded, args.n, args.seed, seeds)
+            out[f"mark_units {loaded.id}"] = {**r, "names": diagnosis.dissection(loaded, seed=seeds[0]).summary()}
             bar.update(1)
         for loaded, cue in ((biased, "flip"), (biased, "none"), (weak, "none")):
             r = diagnosis.mistakes(loaded, args.n, args.seed, cue, keep=0)

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from explainers import render
-from ui import cache, routing, selection, text, views
+from ui import cache, prefs, routing, selection, text, views
 from ui import diagnosis as diag
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
@@ -20,16 +20,17 @@ st.caption("An adversarial perturbation is a change of at most epsilon grey leve
 
 a, b, c, d = st.columns(4)
 layer = views.layer_picker(model_id, "adv_layer", a)
-method = b.radio("Attack", ["pgd", "fgsm"], horizontal=True, key="adv_method",
+method = b.radio("Attack", ["pgd", "fgsm"], horizontal=True, key=prefs.bind("adv_method", "adv:method", "pgd"),
                  format_func={"pgd": "PGD (iterated)", "fgsm": "FGSM (one step)"}.get)
-levels = c.slider("Epsilon (grey levels of 255)", 1, 32, 8, key="adv_eps")
-steps = int(d.number_input("PGD steps", 1, 100, 10, key="adv_steps", disabled=method == "fgsm"))
+levels = c.slider("Epsilon (grey levels of 255)", 1, 32, key=prefs.bind("adv_eps", "adv:eps", 8))
+steps = int(d.number_input("PGD steps", 1, 100, key=prefs.bind("adv_steps", "adv:steps", 10),
+                           disabled=method == "fgsm"))
 epsilon = levels / 255
 a, b, c = st.columns(3)
 step_levels = c.number_input("PGD step size (grey levels; 0: 2.5 x epsilon / steps, as Madry et al.)", 0.0, 32.0,
-                             0.0, 0.25, key="adv_step", disabled=method == "fgsm")
+                             step=0.25, key=prefs.bind("adv_step", "adv:step", 0.0), disabled=method == "fgsm")
 step_size = float(step_levels) / 255 if step_levels > 0 and method == "pgd" else None
-targeted = a.checkbox("Targeted: push towards a class", key="adv_targeted")
+targeted = a.checkbox("Targeted: push towards a class", key=prefs.bind("adv_targeted", "adv:targeted", False))
 probs = cache.probabilities(model_id, digest, layer, shown)
 top = [int(i) for i in np.argsort(-probs)]
 target = None

@@ -6,7 +6,7 @@ import streamlit as st
 import explainers
 from explainers import render
 from model_zoo.shapes import language
-from ui import cache, language_views as lv, routing, views
+from ui import cache, language_views as lv, prefs, routing, views
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -18,9 +18,9 @@ digest = cache.digest(image)
 layer = loaded.default_layer
 
 a, b, c = st.columns(3)
-beam = a.slider("Beam width (1: greedy)", 1, 5, 1, key="caption_beam")
+beam = a.slider("Beam width (1: greedy)", 1, 5, key=prefs.bind("caption_beam", "caption:beam", 1))
 method = b.radio("Method", ["gradcam", "guided_gradcam"], format_func=views.method_title, horizontal=True,
-                 key="caption_method")
+                 key=prefs.bind("caption_method", "caption:method", "gradcam"))
 alpha = views.opacity_slider("caption_alpha", c)
 
 generated = cache.generate_caption(model_id, digest, image, beam)

@@ -7,7 +7,7 @@ import streamlit as st
 from evaluation import diagnosis
 from explainers import render
 from model_zoo.shapes import concepts
-from ui import cache, routing, selection, views
+from ui import cache, prefs, routing, selection, views
 from ui import diagnosis as diag
 from ui.text import count, plain
 
@@ -22,15 +22,16 @@ shapes_model = cache.family(model_id) == "shapes"
 
 a, b, c, d = st.columns(4)
 layer = views.layer_picker(model_id, "mis_layer", a)
-keep = int(d.number_input("Mistakes to show", 1, 60, 12, key="mis_keep"))
-source = st.radio("Images", ["shapes", "folder"] if shapes_model else ["folder"], horizontal=True, key="mis_source",
+keep = int(d.number_input("Mistakes to show", 1, 60, key=prefs.bind("mis_keep", "mis:keep", 12)))
+sources = ["shapes", "folder"] if shapes_model else ["folder"]
+source = st.radio("Images", sources, horizontal=True, key=prefs.bind("mis_source", "mis:source", sources[0], sources),
                   format_func={"shapes": "held-out shapes scenes", "folder": "a labelled folder"}.get)
 if source == "shapes":
-    cue = b.selectbox("Corner mark", ["none", "match", "flip", "random"], key="mis_cue",
+    cue = b.selectbox("Corner mark", ["none", "match", "flip", "random"], key=prefs.bind("mis_cue", "mis:cue", "none"),
                       format_func={"none": "no mark", "match": "matching the class", "flip": "misleading",
                                    "random": "of a random class"}.get)
-    n = int(c.number_input("Held-out scenes (seed 20000)", 20, 5000, 500, 20, key="mis_n"))
-    kind = st.radio("Scenes", ["single", "pair"], horizontal=True, key="mis_kind",
+    n = int(c.number_input("Held-out scenes (seed 20000)", 20, 5000, step=20, key=prefs.bind("mis_n", "mis:n", 500)))
+    kind = st.radio("Scenes", ["single", "pair"], horizontal=True, key=prefs.bind("mis_kind", "mis:kind", "single"),
                     format_func={"single": "one object", "pair": "two objects (right: either class)"}.get)
     if kind == "pair" and cue in ("match", "flip"):
         st.info("A two-object scene has no single class for its mark to match or mislead: pick no mark or a "
@@ -40,10 +41,11 @@ if source == "shapes":
     st.caption(f"{model_id} on {n} held-out scenes: accuracy {report['accuracy']:.1%}, "
                f"{report['errors']} mistakes.")
 else:
-    folder = b.text_input("A labelled folder (images with Pascal VOC XML boxes)", key="mis_folder",
+    folder = b.text_input("A labelled folder (images with Pascal VOC XML boxes)",
+                          key=prefs.bind("mis_folder", "mis:folder", ""),
                           help="images/ and annotations/ (or the XML beside each image); an image's truth is "
                                "its first box's class, which must be one of the model's categories.")
-    n = int(c.number_input("Images (at most)", 1, 50000, 200, key="mis_n_folder"))
+    n = int(c.number_input("Images (at most)", 1, 50000, key=prefs.bind("mis_n_folder", "mis:n_folder", 200)))
     if not folder:
         st.info("Give a folder of labelled images to find the model's mistakes on it.")
         st.stop()

@@ -8,7 +8,7 @@ import streamlit as st
 import explainers
 from explainers import render
 from model_zoo.shapes import language
-from ui import cache, language_views as lv, routing, text, views
+from ui import cache, language_views as lv, prefs, routing, text, views
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -57,7 +57,7 @@ with right:
                           format_func=lambda i: "no other answer" if i is None else answers[i],
                           key=f"vqa_versus_{digest}_{question}")
     method = st.radio("Method", ["gradcam", "guided_gradcam"], format_func=views.method_title, horizontal=True,
-                      key="vqa_method")
+                      key=prefs.bind("vqa_method", "vqa:method", "gradcam"))
     alpha = views.opacity_slider("vqa_alpha")
 if versus == answer:
     st.warning("An answer rather than itself explains nothing: pick another answer to contrast with.")

@@ -148,3 +148,27 @@ def test_neurons_page_names_units_and_writes_the_sentence(tmp_path, monkeypatch)
     quote = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(">")]
     assert quote[0].startswith(f"> for the class {loaded.categories[other]} (the model predicts "
                                f"{loaded.categories[top1]}), "), quote
+
+
+def test_page_settings_outlive_a_visit_to_another_page():
+    """Mistakes, Adversarial, Captioning and VQA forgot their settings on a page switch (the
+    bound preferences of the other pages did not)."""
+    at = _open("pages/mistakes.py", model="shapes-biased")
+    at.selectbox(key="mis_cue").set_value("flip").run()
+    at.number_input(key="mis_n").set_value(100).run()
+    at.switch_page("pages/adversarial.py").run()
+    at.slider(key="adv_eps").set_value(16).run()
+    at.number_input(key="adv_steps").set_value(5).run()
+    at.switch_page("pages/captioning.py").run()
+    at.slider(key="caption_beam").set_value(3).run()
+    at.switch_page("pages/vqa.py").run()
+    at.radio(key="vqa_method").set_value("guided_gradcam").run()
+    at.switch_page("pages/explore.py").run()
+    for page, key, want in (("pages/mistakes.py", "mis_cue", "flip"), ("pages/mistakes.py", "mis_n", 100),
+                            ("pages/adversarial.py", "adv_eps", 16), ("pages/adversarial.py", "adv_steps", 5),
+                            ("pages/captioning.py", "caption_beam", 3), ("pages/vqa.py", "vqa_method", "guided_gradcam")):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        widget = [w for kind in ("selectbox", "number_input", "slider", "radio") for w in getattr(at, kind)
+                  if w.key == key]
+        assert widget and widget[0].value == want, (page, key, widget[0].value if widget else None)

@@ -115,17 +115,26 @@ def test_biased_maps_put_several_times_the_mass_on_the_mark(biased, resnet):
     assert r["shapes-biased"]["match"]["mark_mass"] > 5 * r["shapes-resnet"]["match"]["mark_mass"]
 
 
-@pytest.mark.parametrize("model_id, low, high", [("shapes-biased", 0.8, 1.0), ("shapes-resnet", 0.0, 0.1)])
-def test_units_named_corner_mark_lead_the_biased_decisions_only(model_id, low, high, tmp_path, monkeypatch):
+def test_a_dissection_is_kept_and_read_back(tmp_path, monkeypatch, biased):
     monkeypatch.setattr(diagnosis, "notes_path", lambda m, what: tmp_path / f"{m}.{what}.json")
-    loaded = model_zoo.load(model_id)
-    d = diagnosis.dissection(loaded, "layer3", 400, 30000)
-    r = diagnosis.mark_units(loaded, d, 200, 20000)
-    assert low <= r["share"] <= high, r
-    # cached beside the card: the second call reads the file
+    d = diagnosis.dissection(biased, "layer3", 400, 30000)
     monkeypatch.setattr(D, "dissect", lambda *a, **k: pytest.fail("recomputed"))
-    again = diagnosis.dissection(loaded, "layer3", 400, 30000)
+    again = diagnosis.dissection(biased, "layer3", 400, 30000)
     assert again.names() == d.names()
+
+
+@pytest.mark.slow
+def test_units_named_corner_mark_lead_the_biased_decisions_only(tmp_path, monkeypatch, biased, resnet):
+    """Over four dissection seeds (the names decide which units count): the biased model's
+    decisions rest on a corner-mark unit in every scene for every seed; shapes-resnet's in 0% to
+    10.5% (mean 5.2%), not the 0% that one seed gave."""
+    monkeypatch.setattr(diagnosis, "notes_path", lambda m, what: tmp_path / f"{m}.{what}.json")
+    b = diagnosis.mark_units_over_seeds(biased, 200, 20000)
+    r = diagnosis.mark_units_over_seeds(resnet, 200, 20000)
+    assert b["dissection_seeds"] == list(diagnosis.DISSECTION_SEEDS) == r["dissection_seeds"]
+    assert b["share_min"] >= 0.95, b
+    assert r["share_max"] <= 0.2 and r["share_mean"] <= 0.1, r
+    assert r["share_min"] <= r["share_mean"] <= r["share_max"]
 
 
 def test_dissection_from_a_folder_of_masks(tmp_path, biased):
@@ -151,8 +160,11 @@ def test_the_readme_figures_command(tmp_path, monkeypatch, capsys):
 
     from evaluation.__main__ import main
     monkeypatch.setattr(diagnosis, "notes_path", lambda m, what: tmp_path / f"{m}.{what}.json")
-    assert main(["diagnose", "--n", "30", "--out", str(tmp_path / "figures.json")]) == 0
+    assert main(["diagnose", "--n", "30", "--dissection-seeds", "30000,31000", "--out",
+                 str(tmp_path / "figures.json")]) == 0
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert json.loads(capsys.readouterr().out) == figures
-    assert figures["adversarial"]["scenes"] == 30 and figures["mark_units shapes-biased"]["share"] >= 0.8
+    biased = figures["mark_units shapes-biased"]
+    assert figures["adversarial"]["scenes"] == 30 and biased["share_min"] >= 0.8
+    assert list(biased["share_per_seed"]) == ["30000", "31000"] or list(biased["share_per_seed"]) == [30000, 31000]
     assert set(figures) >= {"bias", "mistakes shapes-weak none", "mark_units shapes-resnet"}
