@@ -102,7 +102,13 @@ def grid() -> None:
 
     cams = [i for i, c in enumerate(cells) if c[3] == "cam"]
     pix = [i for i, c in enumerate(cells) if c[3] == "pixels"]
-    scaled = dict(zip(cams, render.normalize([cells[i][2] for i in cams], norm)))
+    # joint scaling compares like with like: one method's maps (over layers, classes, models).
+    # Across methods the values are in other units (Score-CAM's against Grad-CAM's), so there each
+    # method's map keeps its own scale
+    scaled = {}
+    groups = [[i] for i in cams] if mode == "Methods" else [cams]
+    for group in groups:
+        scaled.update(zip(group, render.normalize([cells[i][2] for i in group], norm)))
     views.faint_notice({cells[i][0]: cells[i][2] for i in cams}, norm)
     pix_scale = None
     if norm == "joint" and pix:
@@ -113,14 +119,16 @@ def grid() -> None:
             pictures.append(render.overlay(base, scaled[i], alpha, "jet"))
         else:
             pictures.append(render.pixel_image(attribution, pix_scale))
-    st.caption(f"{mode}: {subject}. {views.NORMALISATION_TEXT[norm]}"
+    across = (" Joint scaling applies across one method's maps: the methods here each keep their own scale, "
+              "since their values are in different units." if mode == "Methods" and norm == "joint" else "")
+    st.caption(f"{mode}: {subject}. {views.NORMALISATION_TEXT[norm]}{across}"
                + (" Pixel maps (Guided Backprop, Guided Grad-CAM, gradients) share their own signed scale."
                   if pix and norm == "joint" else " Pixel maps are each scaled to 3 standard deviations."
                   if pix else ""))
-    per_row = min(len(pictures), 5)
-    for row in range(0, len(pictures), per_row):
-        for col, title, picture in zip(st.columns(per_row), [c[0] for c in cells[row:row + per_row]],
-                                       pictures[row:row + per_row]):
+    panels = [("The image, as the model sees it", shown), *zip([c[0] for c in cells], pictures)]
+    per_row = min(len(panels), 5)
+    for row in range(0, len(panels), per_row):
+        for col, (title, picture) in zip(st.columns(per_row), panels[row:row + per_row]):
             col.image(picture, caption=title, width="stretch")
 
     grid_settings = views.settings_of(sel, loaded, grid=mode.lower(), items=[c[0] for c in cells],

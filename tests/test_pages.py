@@ -59,20 +59,28 @@ def test_compare_grids_state_normalisation_and_follow_the_choice():
     at = _open("pages/compare.py")
     caption = next(c.value for c in at.caption if c.value.startswith("Methods:"))
     assert "joint" in caption and "one scale" in caption
-    grid = _images(at)[:4]
+    assert "Joint scaling applies across one method's maps" in caption
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert captions[0] == "The image, as the model sees it"  # the on-screen grid has the image panel
+    grid = _images(at)[1:5]
     assert len(set(grid)) == 4  # Grad-CAM, counterfactual, Guided Backprop, Guided Grad-CAM
+    # across methods each CAM keeps its own scale (Grad-CAM went dark beside Score-CAM): joint and
+    # per-map paint Grad-CAM and the counterfactual alike
+    at.radio(key="compare_norm").set_value("per_map").run()
+    assert _images(at)[1:3] == grid[:2]
+    at.radio(key="compare_norm").set_value("joint").run()
 
     at.radio(key="compare_mode").set_value("Classes").run()
     box = _labelled(at.multiselect, "Classes")
     assert len(box.value) == 4  # the top-4 classes by default
     box.set_value([1, 5]).run()  # square, hexagon
     box = _labelled(at.multiselect, "Classes")
-    classes = _images(at)[:2]
+    classes = _images(at)[1:3]
     assert classes[0] != classes[1]  # the overlay for class c differs from class d
     at.radio(key="compare_norm").set_value("per_map").run()
     assert not at.exception
     assert any(c.value.startswith("Classes:") and "per map" in c.value for c in at.caption)
-    assert _images(at)[:2] != classes  # per map rescales the weaker class's map
+    assert _images(at)[1:3] != classes  # per map rescales the weaker class's map
 
     at.radio(key="compare_mode").set_value("Layers").run()
     assert not at.exception
