@@ -26,7 +26,9 @@ for model_id in zoo.listed():
         "about": spec.description,
     })
 st.markdown("\n".join(f"- **{r['id']}**: {r['about'] or r['model']}" for r in rows))
-st.dataframe(rows, hide_index=True, width="stretch", key="zoo_table")
+# the descriptions are in full in the list above; in the table they were cut to the column's width
+st.dataframe([{k: v for k, v in r.items() if k != "about"} for r in rows], hide_index=True, width="stretch",
+             key="zoo_table")
 
 zoo.plugin_notices()
 missing = [r["id"] for r in rows if r["weights"] == "missing"]

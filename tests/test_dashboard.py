@@ -22,3 +22,9 @@ def test_model_zoo_page_lists_every_model():
     expected = ["untrained (declared)" if model_zoo.get_spec(m).untrained else
                 "present" if model_zoo.weights_available(m) else "missing" for m in model_zoo.list_models()]
     assert list(table["weights"]) == expected
+    # each description in full in the list (the table cut them at its column's width)
+    assert "about" not in table.columns
+    listed = "\n".join(m.value for m in at.markdown)
+    for m in model_zoo.list_models():
+        spec = model_zoo.get_spec(m)
+        assert f"**{m}**: {spec.description or spec.title}" in listed, m
