@@ -148,16 +148,16 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
         st.markdown("Both robots say this image shows **{}**. Here is what each one looked at."
                     .format(studies.plain(trial["label"])))
         left, right = st.columns(2)
-        left.image(studies.guarded(store.stimulus, study.code, trial_idx, first, participant=True),
-                   caption="Robot A", width=256)
-        right.image(studies.guarded(store.stimulus, study.code, trial_idx, second, participant=True),
-                    caption="Robot B", width=256)
+        studies.stimulus(left, studies.guarded(store.stimulus, study.code, trial_idx, first, participant=True),
+                         "Robot A")
+        studies.stimulus(right, studies.guarded(store.stimulus, study.code, trial_idx, second, participant=True),
+                         "Robot B")
         options = [label for label, _ in participation.TRUST_SCALE]
         question = "Which robot is more reliable?"
         shown = {"robot_a": first, "robot_b": second, "role": item.role}
     else:
         options = participation.discrimination_options(trial, flag)
-        st.image(studies.guarded(store.stimulus, study.code, trial_idx, "map", participant=True), width=256)
+        studies.stimulus(st, studies.guarded(store.stimulus, study.code, trial_idx, "map", participant=True))
         question = "Which of these does the picture show?"
         if item.role == "attention":
             question = f"To show you are reading: choose \"{studies.plain(trial['explained'])}\" here."

@@ -3,6 +3,7 @@ models, two participants answer every trial blinded, the results page shows the 
 answers imply; and every refusal (no secret, wrong secret, unknown or closed code, database
 down, a filter that leaves nothing) is a message, not a crash."""
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,7 @@ def _page_text(at) -> str:
     parts = [e.value for kind in ("title", "markdown", "caption", "info", "success", "error", "warning")
              for e in getattr(at, kind)]
     parts += [img.caption for el in at.get("image") for img in el.proto.imgs]
+    parts += [re.sub(r"<[^>]+>", " ", el.proto.body) for el in at.get("html")]  # the trials' pictures
     parts += [o for r in at.radio for o in r.options]
     return " ".join(parts)
 
@@ -128,6 +130,23 @@ def test_trust_study_end_to_end(env):
     assert len(at.get("plotly_chart")) == 2
     csv = [b for b in at.get("download_button") if b.proto.label == "Raw answers (CSV)"]
     assert csv
+
+
+def test_a_trials_pictures_have_no_toolbar_over_the_words(env):
+    """Streamlit's image toolbar (its fullscreen button, on hover) covered the class word beside
+    a trial's picture: the pictures are plain images, with their labels."""
+    code = _design(n=1, methods=("guided_gradcam",))
+    at = _participant(code)
+    at.button(key="participate_start").click().run()
+    assert not at.exception and not at.get("image")
+    bodies = [el.proto.body for el in at.get("html")]
+    pictures = [b for b in bodies if "data:image/png;base64," in b]
+    assert len(pictures) == 2 and "Robot A" in pictures[0] and "Robot B" in pictures[1]
+    import base64
+    store = studies_lib_store()
+    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", pictures[0]).group(1))
+    assert png.startswith(b"\x89PNG") and png in {store.stimulus(code, 0, s) for s in ("stronger", "weaker")}
+    store.dispose()
 
 
 def test_reload_continues_at_the_next_trial(env):

@@ -3,7 +3,9 @@ else ``db_url`` in Streamlit secrets, else a SQLite file in ``data/``; the admin
 ``STUDIO_ADMIN_SECRET``, else ``admin_secret`` in Streamlit secrets."""
 from __future__ import annotations
 
+import base64
 import hmac
+import html
 import os
 import threading
 import time
@@ -178,3 +180,15 @@ def require_admin() -> None:
     if why != "give the admin secret":
         st.error(f"{why[0].upper()}{why[1:]}.")
     st.stop()
+
+
+def stimulus(where, png: bytes, caption: str | None = None, width: int = 256) -> None:
+    """A trial's picture, without Streamlit's image toolbar: its fullscreen button, shown on
+    hover, covered the words beside the picture, and a participant has no use for it. The PNG
+    travels inline (a data URI), as ``st.image`` sends its bytes too."""
+    data = base64.b64encode(png).decode("ascii")
+    label = html.escape(caption or "the picture")
+    under = f'<div style="text-align:center;font-size:0.875rem;opacity:0.7">{html.escape(caption)}</div>' \
+        if caption else ""
+    where.html(f'<figure style="margin:0;width:{int(width)}px"><img src="data:image/png;base64,{data}" '
+               f'width="{int(width)}" alt="{label}">{under}</figure>')
