@@ -47,8 +47,7 @@ settings = (model_id, split, tuple(methods), n, seed, float(tolerance), threshol
 clicked = st.button("Run the evaluation", type="primary", key="eval_run")
 kept = runner.last(model_id)
 if not clicked and ("evaluation", *settings) not in st.session_state:
-    per_image, how = runner.seconds_per_image(model_id, split, tuple(methods), seed, float(tolerance),
-                                              threshold, steps)
+    per_image, how = runner.seconds_per_image(model_id, tuple(methods), steps)
     st.caption(f"Estimated {per_image * n:.0f} s for {n} images: {per_image:.1f} s per image ({how}).")
     if kept is None:
         st.stop()

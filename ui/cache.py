@@ -227,6 +227,15 @@ def layers(model_id: str) -> list[tuple[str, str]]:
             if info.shape[1] * info.shape[2] > 1 or info.name == loaded.default_layer]
 
 
+@st.cache_data(show_spinner=False)
+def layer_channels(model_id: str) -> list[tuple[str, int]]:
+    """(name, channels) of the model's spatial layers."""
+    loaded = load_model(model_id)
+    crop = loaded.preprocess.crop
+    return [(info.name, int(info.shape[0])) for info in
+            explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop))]
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
 def explanation(model_id: str, image_digest: str, layer: str, method: str, class_index: int,
                 _image: np.ndarray, versus: int | None = None) -> dict:
