@@ -77,7 +77,6 @@ def _find(loaded, x, labels, layer):
     return probs, pred, batch_maps(e_pred, n), batch_maps(e_true, n)
 
 
-
 def _tally(found: list[Mistake]) -> dict[str, int]:
     return {r: sum(m.region == r for m in found) for r in concepts.REGIONS}
 
@@ -350,7 +349,7 @@ def mark_units_over_seeds(loaded, n: int, seed: int, dissection_seeds=DISSECTION
     """:func:`mark_units` with the units named by dissections on several probe seeds: the share
     for each, their mean and range. One dissection's names decide which units count as "corner
     mark", so a figure from a single probe seed can hold for that seed alone (shapes-resnet's 0%
-    at seed 30000 was 10.5-16% at three others)."""
+    at seed 30000 was 10.5% at seeds 32000 and 33000)."""
     per_seed, units = {}, {}
     for j, ds in enumerate(dissection_seeds):
         d = dissection(loaded, n=probes, seed=ds)

@@ -78,15 +78,15 @@ tokens = studies.guarded(store.participant_tokens, code)
 excluded = field.exclusions(tokens, rows, roles, settings)
 out = {p: why for p, why in excluded.items() if why}
 recruits = studies.guarded(store.recruits, code)
-rule = [f"incomplete (fewer than {count(roles.count('trial'), 'counted trial')})"
+rule = [f"incomplete (fewer than {count(made['trials'], 'counted trial')})"
         if settings.require_complete else None,
         f"more than {count(settings.max_failed_checks, 'failed attention check')}"
-        if roles.count("attention") else None,
+        if made["attention"] else None,
         f"median answer time below {settings.min_median_seconds:g} s" if settings.min_median_seconds > 0 else None]
 st.markdown(f"**Participants**: {len(tokens) - len(out)} included, {len(out)} excluded"
             + (f", {declined} declined consent" if declined else "") + ". Exclusion rule fixed in the design: "
             + ("; ".join(r for r in rule if r) or "none") + f". Attention checks per participant: "
-            f"{roles.count('attention')}; practice trials: {roles.count('practice')} (neither is counted).")
+            f"{made['attention']}; practice trials: {made['practice']} (neither is counted).")
 if out:
     st.dataframe([{"participant": p[:8], "excluded because": why} for p, why in out.items()], hide_index=True,
                  key="results_excluded")

@@ -216,24 +216,25 @@ def masked_logits(model_id: str, image_digest: str, _image: np.ndarray, _masks: 
         return masking.masked_outputs(loaded.model, x, list(_masks), baseline)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(show_spinner=False)
+def _layer_infos(model_id: str) -> tuple[explainers.LayerInfo, ...]:
+    """The model's spatial layers, traced once (one forward pass) per model."""
+    loaded = load_model(model_id)
+    crop = loaded.preprocess.crop
+    return tuple(explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop)))
+
+
 def layers(model_id: str) -> list[tuple[str, str]]:
     """(name, description) of the model's spatial layers; a layer of a single position (a global
     pool's 1 x 1 output) is not offered: its map is one value painted flat over the image."""
-    loaded = load_model(model_id)
-    crop = loaded.preprocess.crop
-    return [(info.name, str(info)) for info in
-            explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop))
-            if info.shape[1] * info.shape[2] > 1 or info.name == loaded.default_layer]
+    default = load_model(model_id).default_layer
+    return [(info.name, str(info)) for info in _layer_infos(model_id)
+            if info.shape[1] * info.shape[2] > 1 or info.name == default]
 
 
-@st.cache_data(show_spinner=False)
 def layer_channels(model_id: str) -> list[tuple[str, int]]:
     """(name, channels) of the model's spatial layers."""
-    loaded = load_model(model_id)
-    crop = loaded.preprocess.crop
-    return [(info.name, int(info.shape[0])) for info in
-            explainers.list_layers(loaded.model, torch.zeros(1, 3, crop, crop))]
+    return [(info.name, int(info.shape[0])) for info in _layer_infos(model_id)]
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
