@@ -22,7 +22,7 @@ from pathlib import Path
 
 CHILD = """
 import json, resource, sys
-from evaluation.__main__ import main
+from cli.evaluate import main
 code = main(sys.argv[1:])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 print("PEAK_KIB", peak)

@@ -29,7 +29,7 @@ from explainers import adversarial
 from explainers import dissect as D
 from model_zoo import notes_path
 from model_zoo.shapes import concepts
-from model_zoo.shapes.train import scenes_to_tensor
+from model_zoo.shapes.recipes import scenes_to_tensor
 from model_zoo.shapes.world import CUE_BOX, make_scene
 
 from .data import Sample

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import explainers
-from model_zoo.shapes.train import scenes_to_tensor
+from model_zoo.shapes.recipes import scenes_to_tensor
 from model_zoo.shapes.world import CUE_BOX, make_scene
 
 from .metrics import pointing_hit

@@ -19,7 +19,7 @@ weights, not these.
 The default layer is ``conv_head``, the last convolution, as ``explainers.default_layer`` finds
 it. ``bn2`` (the same maps after batch norm and ReLU6) was tried: on the rocket photo its
 Grad-CAM peak falls one 32 px cell beside the thin rocket, ``conv_head``'s on it (the README's
-real-photo table, ``python -m evaluation photos``).
+real-photo table, ``python -m cli.evaluate photos``).
 """
 from __future__ import annotations
 

@@ -195,27 +195,3 @@ def download(url: str, path: Path, progress: Callable[[int, int | None], None] |
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def fetch_weights(model_id: str, progress: Callable[[int, int | None], None] | None = None) -> Path:
-    """The registered model's own weights file, downloaded when missing (through
-    ``STUDIO_WEIGHTS_BASE_URL`` when set); returns its path."""
-    from .registry import get_spec  # the registry imports this module
-
-    spec = get_spec(model_id)
-    path = spec.weights_file()
-    if path.is_file():
-        return path
-    if spec.pretrained is not None:  # timm downloads into its own cache (its own progress, not ours)
-        from .registry import load
-        if progress:
-            progress(0, None)
-        load(model_id)
-        path = spec.weights_file()
-        if progress:
-            progress(1, 1)
-        return path
-    if spec.weights_url is None:
-        raise WeightsUnavailable(f"weights for {model_id!r} are missing and have no download address: "
-                                 f"expected {path}")
-    return download(download_url(spec.weights_url), path, progress, max_bytes=size_bound(spec.weights_mb))

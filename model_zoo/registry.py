@@ -21,11 +21,12 @@ from torch import nn
 
 from .fetch import download, download_url, size_bound
 from .preprocess import Preprocess
-from .weights import (WeightsError, WeightsUnavailable, ZooError, first_line, load_state_dict_checked,
+from .weights import (WeightsError, WeightsUnavailable, ZooError, first_line, load_state_dict_checked, models_dir,
                       read_state_dict, sha256_of)
 
 __all__ = ["ModelSpec", "LoadedModel", "register", "register_model", "list_models", "get_spec", "load",
-           "weights_available", "load_plugins", "plugin_errors", "refresh", "UNTRAINED", "ENTRY_POINT_GROUP"]
+           "weights_available", "load_plugins", "plugin_errors", "refresh", "UNTRAINED", "ENTRY_POINT_GROUP",
+           "add_resolver", "add_refresher", "specs", "fixed_path", "num_classes_in", "fetch_weights"]
 
 UNTRAINED = "untrained"
 
@@ -80,6 +81,10 @@ class LoadedModel:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# The registry imports none of its entries: the modules that own them register them (the package
+# model_zoo imports its own on first import), and these two hooks let an owner add entries lazily.
+_RESOLVERS: dict[str, Callable[[str], ModelSpec]] = {}  # id prefix -> the entry of such an id (timm:)
+_REFRESHERS: list[Callable[[], None]] = []  # run by refresh(), after the plugins (saved uploads)
 _PLUGINS_LOADED: set[str] = set()
 _PLUGIN_ERRORS: dict[str, str] = {}
 ENTRY_POINT_GROUP = "gradcam_studio.models"
@@ -118,8 +123,27 @@ def register(spec: "ModelSpec") -> "ModelSpec":
     return spec
 
 
-def _fixed_path(path: Path) -> Path:
+def fixed_path(path: Path) -> Path:
+    """``weights_file`` of an entry whose weights lie at one path: ``partial(fixed_path, PATH)``."""
     return path
+
+
+def add_resolver(prefix: str, resolve: Callable[[str], ModelSpec]) -> None:
+    """Entries made on first use: ``get_spec(id)`` of an unregistered id starting with ``prefix``
+    registers ``resolve(id)`` (a ``ZooError`` from it says why there is no such model)."""
+    _RESOLVERS[prefix] = resolve
+
+
+def add_refresher(fn: Callable[[], None]) -> None:
+    """``fn()`` runs at each :func:`refresh`, after the plugins are imported (once per function)."""
+    if fn not in _REFRESHERS:
+        _REFRESHERS.append(fn)
+
+
+def specs(family: str | None = None) -> list[ModelSpec]:
+    """Every entry (of one family), whichever session owns it: for quotas and admin views."""
+    _populate()
+    return [s for s in _REGISTRY.values() if family is None or s.family == family]
 
 
 def register_model(id: str, build=None, *, categories, preprocess: "Preprocess | None" = None,
@@ -139,7 +163,7 @@ def register_model(id: str, build=None, *, categories, preprocess: "Preprocess |
         register(ModelSpec(
             id=id, title=title or id, family=family, build=fn, categories=tuple(categories),
             preprocess=preprocess or Preprocess(resize=256, crop=224), default_layer=default_layer,
-            weights_file=partial(_fixed_path, path), weights_url=weights_url, description=description,
+            weights_file=partial(fixed_path, path), weights_url=weights_url, description=description,
             untrained=untrained))
         return fn
     return do if build is None else do(build)
@@ -228,18 +252,15 @@ def refresh() -> None:
         return
     _REFRESH["busy"] = True
     try:
-        from . import uploads
         load_plugins()
-        uploads.register_saved()
+        for fn in list(_REFRESHERS):
+            fn()
         _REFRESH["done"] = True
     finally:
         _REFRESH["busy"] = False
 
 
 def _populate() -> None:
-    from . import shapes  # noqa: F401  (each entry module registers its entries on first import)
-    from . import imagenet  # noqa: F401
-    from . import efficientnet_lite  # noqa: F401
     if not _REFRESH["done"]:
         refresh()
 
@@ -258,9 +279,10 @@ def get_spec(model_id: str) -> ModelSpec:
     """The entry of ``model_id``; a ``timm:<name>`` id is registered on first use (timm is an
     optional package)."""
     _populate()
-    if model_id not in _REGISTRY and isinstance(model_id, str) and model_id.startswith("timm:"):
-        from . import timm_models
-        return register(timm_models.spec_for(model_id))
+    if model_id not in _REGISTRY and isinstance(model_id, str):
+        for prefix, resolve in _RESOLVERS.items():
+            if model_id.startswith(prefix):
+                return register(resolve(model_id))
     try:
         return _REGISTRY[model_id]
     except KeyError:
@@ -277,7 +299,6 @@ def notes_path(model_id: str, what: str) -> Path:
     folder = os.environ.get("STUDIO_NOTES_DIR")
     if folder:
         return Path(folder) / f"{safe}.json"
-    from .uploads import models_dir
     return models_dir() / "notes" / f"{safe}.json"
 
 
@@ -296,7 +317,7 @@ def _fetch(spec: ModelSpec, path: Path) -> None:
     download(download_url(spec.weights_url), path, max_bytes=size_bound(spec.weights_mb))
 
 
-def _num_classes_in(spec: ModelSpec, state: dict) -> int | None:
+def num_classes_in(spec: ModelSpec, state: dict) -> int | None:
     """The number of classes a checkpoint was trained for, read from its last Linear layer."""
     with torch.device("meta"):  # structure only: no memory, no initialisation cost
         probe = spec.build(spec.num_classes)
@@ -351,7 +372,7 @@ def load(model_id: str, weights: str | os.PathLike | None = None, *,
             source = f"checkpoint {path.name}"
         state, sha = read_state_dict(path)
         if weights is not None and categories is None:
-            n = _num_classes_in(spec, state)
+            n = num_classes_in(spec, state)
             if n is not None and n != len(cats):
                 cats = tuple(f"class {i}" for i in range(n))
         model = spec.build(len(cats))
@@ -361,6 +382,27 @@ def load(model_id: str, weights: str | os.PathLike | None = None, *,
     model.eval()
     return LoadedModel(id=model_id, model=model, preprocess=spec.preprocess, categories=cats,
                        default_layer=spec.default_layer, weights=source, sha256=sha, spec=spec)
+
+
+def fetch_weights(model_id: str, progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """The registered model's own weights file, downloaded when missing (through
+    ``STUDIO_WEIGHTS_BASE_URL`` when set); returns its path."""
+    spec = get_spec(model_id)
+    path = spec.weights_file()
+    if path.is_file():
+        return path
+    if spec.pretrained is not None:  # timm downloads into its own cache (its own progress, not ours)
+        if progress:
+            progress(0, None)
+        load(model_id)
+        path = spec.weights_file()
+        if progress:
+            progress(1, 1)
+        return path
+    if spec.weights_url is None:
+        raise WeightsUnavailable(f"weights for {model_id!r} are missing and have no download address: "
+                                 f"expected {path}")
+    return download(download_url(spec.weights_url), path, progress, max_bytes=size_bound(spec.weights_mb))
 
 
 __all__ += ["ZooError", "WeightsError", "WeightsUnavailable"]

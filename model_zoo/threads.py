@@ -8,7 +8,7 @@ resnet50's forward 1.6x slower on an idle machine.
 
 The command lines (``for_batch_work``): they run batches (evaluation's deletion curves,
 Score-CAM's masked images), where a second thread pays even on the shapes models, unless other
-processes hold the cores. Measured on this 2-core machine (``python -m evaluation --model
+processes hold the cores. Measured on this 2-core machine (``python -m cli.evaluate --model
 shapes-resnet``, every method): idle, 20 images took 75.6 s on 2 threads and 126.2 s on 1; with
 two busy processes beside it, 10 images took 261.4 s on 2 threads and 106.8 s on 1. So they use
 the cores that are free when they start (``/proc/stat`` sampled for a quarter second), at least

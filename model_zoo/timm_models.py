@@ -17,6 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from .preprocess import Preprocess
+from .registry import ModelSpec, add_resolver
 from .weights import ZooError
 
 __all__ = ["PREFIX", "spec_for", "available"]
@@ -65,8 +66,6 @@ def _cached_file(hub_id: str | None, url: str | None) -> Path:
 
 def spec_for(model_id: str):
     """The registry entry of ``timm:<name>``."""
-    from .registry import ModelSpec
-
     name = model_id[len(PREFIX):]
     try:
         import timm
@@ -99,3 +98,6 @@ def spec_for(model_id: str):
         default_layer=None, weights_file=partial(_cached_file, hub_id, url), weights_url=None,
         description=f"timm's {name}: {n} classes, {crop} px input; pretrained weights through timm's cache",
         pretrained=partial(_pretrained, name))
+
+
+add_resolver(PREFIX, spec_for)

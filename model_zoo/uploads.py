@@ -27,7 +27,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .weights import WeightsError, ZooError, first_line, load_state_dict_checked, read_state_dict
+from functools import partial
+
+from .registry import ModelSpec, add_refresher, fixed_path, get_spec, list_models, num_classes_in, register, specs
+from .weights import WeightsError, ZooError, first_line, load_state_dict_checked, models_dir, read_state_dict
 
 __all__ = ["models_dir", "save_upload", "register_saved", "parse_class_names", "check_class_names", "PREFIX",
            "errors", "QuotaExceeded", "max_upload_bytes", "SESSION_MAX"]
@@ -58,10 +61,6 @@ def _env_int(name: str, default: int) -> int:
 
 def max_upload_bytes() -> int:
     return _env_int("STUDIO_UPLOAD_MAX_MB", 200) * 2**20
-
-
-def models_dir() -> Path:
-    return Path(os.environ.get("STUDIO_MODELS_DIR") or Path(__file__).resolve().parents[1] / "data" / "models")
 
 
 def _session_dir() -> Path:
@@ -119,9 +118,6 @@ def _model_id(name: str, owner: str | None) -> str:
 
 
 def _register(folder: Path, owner: str | None = None) -> str:
-    from .registry import ModelSpec, _fixed_path, get_spec, register
-    from functools import partial
-
     card = json.loads((folder / "model.json").read_text())
     arch = get_spec(card["arch"])
     categories = [str(c) for c in card["categories"]]
@@ -132,20 +128,18 @@ def _register(folder: Path, owner: str | None = None) -> str:
     register(ModelSpec(
         id=model_id, title=f"{card['name']} ({where} {card['arch']})", family="upload", build=arch.build,
         categories=tuple(categories), preprocess=arch.preprocess, default_layer=arch.default_layer,
-        weights_file=partial(_fixed_path, folder / "weights.pt"), prepare=arch.prepare, owner=owner,
+        weights_file=partial(fixed_path, folder / "weights.pt"), prepare=arch.prepare, owner=owner,
         description=f"{where} checkpoint of {arch.title}, {len(categories)} classes, sha256 {card['sha256'][:12]}"
                     + ("" if owner is None else "; shown to this browser session only, until the app restarts")))
     return model_id
 
 
 def _check_quota(data: bytes, owner: str | None) -> None:
-    from .registry import _REGISTRY
-
     limit = max_upload_bytes()
     if len(data) > limit:
         raise QuotaExceeded(f"the checkpoint is {len(data) / 2**20:.0f} MB; uploads of at most "
                             f"{limit / 2**20:.0f} MB are accepted (STUDIO_UPLOAD_MAX_MB)")
-    uploads = [s for s in _REGISTRY.values() if s.family == "upload"]
+    uploads = specs("upload")
     if owner is None:
         most = _env_int("STUDIO_SHARED_UPLOADS_MAX", 50)
         if sum(s.owner is None for s in uploads) >= most:
@@ -166,8 +160,6 @@ def save_upload(name: str, arch: str, data: bytes, class_names: list[str] | None
     ``filename`` names the upload in messages. ``owner``: None for a shared upload (saved under
     :func:`models_dir`), else the app session's token (kept for that session alone, until the
     process ends). Over a quota: :class:`QuotaExceeded`."""
-    from .registry import _num_classes_in, get_spec, list_models
-
     name = (name or "").strip().lower()
     if not _NAME.match(name):
         raise ZooError("name the model with 1-40 lower-case letters, digits, '-' or '_' (starting with a "
@@ -187,7 +179,7 @@ def save_upload(name: str, arch: str, data: bytes, class_names: list[str] | None
         weights = work / "weights.pt"
         weights.write_bytes(data)
         state, sha = read_state_dict(weights, label=filename)
-        found = _num_classes_in(spec, state)
+        found = num_classes_in(spec, state)
         n = found if found is not None else spec.num_classes
         if class_names is not None and len(class_names) != n:
             raise WeightsError(f"the checkpoint has {n} classes but the class names file names "
@@ -222,3 +214,6 @@ def register_saved() -> None:
             errors.pop(folder.name, None)
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
             errors[folder.name] = first_line(err)
+
+
+add_refresher(register_saved)

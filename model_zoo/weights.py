@@ -3,6 +3,7 @@ recorded, and every mismatch between a state dict and an architecture named."""
 from __future__ import annotations
 
 import hashlib
+import os
 import pickletools
 import warnings
 import zipfile
@@ -12,7 +13,13 @@ import torch
 from torch import nn
 
 __all__ = ["ZooError", "WeightsError", "WeightsUnavailable", "first_line", "sha256_of", "read_state_dict",
-           "load_state_dict_checked"]
+           "load_state_dict_checked", "models_dir"]
+
+
+def models_dir() -> Path:
+    """Where models saved from the app and notes about models live: ``STUDIO_MODELS_DIR``, else
+    ``data/models`` in the checkout."""
+    return Path(os.environ.get("STUDIO_MODELS_DIR") or Path(__file__).resolve().parents[1] / "data" / "models")
 
 
 class ZooError(ValueError):

@@ -18,8 +18,8 @@ model_id = sel.model_id
 if not model_id.startswith("shapes-"):
     st.info("The Evaluate page runs on the shapes world, whose boxes and masks are known; for an "
             "ImageNet model use the command line with a VOC-annotated folder: "
-            f"`python -m evaluation --model {model_id} --data DIR`, and for the real photos "
-            f"`python -m evaluation photos --model {model_id}`.")
+            f"`python -m cli.evaluate --model {model_id} --data DIR`, and for the real photos "
+            f"`python -m cli.evaluate photos --model {model_id}`.")
     selection.shapes_button("eval_use_shapes")
     st.stop()
 

@@ -1,4 +1,4 @@
-"""python -m explainers: files written, numbers consistent with the library, one-line errors."""
+"""python -m cli.explain: files written, numbers consistent with the library, one-line errors."""
 import json
 import os
 import subprocess
@@ -13,7 +13,7 @@ from PIL import Image
 
 import explainers
 import model_zoo
-from explainers.cli import main
+from cli.explain import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_bad_inputs(tmp_path, checkpoint, capsys):
 
 
 def test_module_entry_point_lists_models():
-    proc = subprocess.run([sys.executable, "-m", "explainers", "--list-models"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "cli.explain", "--list-models"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "resnet50" in proc.stdout and "convnext_tiny" in proc.stdout
 
@@ -146,7 +146,7 @@ def test_strip_image_is_refused_with_little_memory(tmp_path):
     Image.new("L", (60000, 1)).save(strip)
     assert strip.stat().st_size < 1000
     time_bin = Path("/usr/bin/time")
-    cmd = [sys.executable, "-m", "explainers", str(strip), "--model", "resnet18", "--weights", "untrained",
+    cmd = [sys.executable, "-m", "cli.explain", str(strip), "--model", "resnet18", "--weights", "untrained",
            "--out", str(tmp_path / "o")]
     if time_bin.exists():
         cmd = [str(time_bin), "-v", *cmd]
@@ -244,17 +244,18 @@ def test_caption_and_question_flags(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("module, args, listed", [
-    ("bench", [], ("heavy", "evaluation", "browser", "language", "field")),
-    ("evaluation", [], ("diagnose", "scale", "photos")),
-    ("bench", ["heavy"], ()), ("bench", ["evaluation"], ()), ("bench", ["browser"], ()), ("bench", ["field"], ()),
-    ("bench", ["language"], ()), ("evaluation", ["diagnose"], ()), ("evaluation", ["scale"], ()),
-    ("evaluation", ["photos"], ()), ("model_zoo.shapes", [], ("export", "train", "table")),
+    ("bench.__main__", [], ("heavy", "evaluation", "browser", "language", "field")),
+    ("cli.evaluate", [], ("diagnose", "scale", "photos")),
+    ("bench.__main__", ["heavy"], ()), ("bench.__main__", ["evaluation"], ()), ("bench.__main__", ["browser"], ()),
+    ("bench.__main__", ["field"], ()), ("bench.__main__", ["language"], ()), ("cli.evaluate", ["diagnose"], ()),
+    ("cli.evaluate", ["scale"], ()), ("cli.evaluate", ["photos"], ()), ("cli.shapes", [], ("export", "train", "table")),
+    ("cli.explain", [], ()),
 ])
 def test_every_help_lists_its_commands_and_ends_its_sentences(module, args, listed, capsys):
     """--help of the top-level commands lists their subcommands; no description is cut
     mid-sentence (the first line of a docstring was)."""
     import importlib
-    main = importlib.import_module(f"{module}.__main__").main
+    main = importlib.import_module(module).main
     with pytest.raises(SystemExit):
         main([*args, "--help"])
     text = capsys.readouterr().out
@@ -272,7 +273,7 @@ def test_the_readme_makes_a_captioning_scene_and_explains_it(tmp_path, capsys):
     import numpy as np
     from PIL import Image
     from model_zoo.shapes import language
-    from model_zoo.shapes.__main__ import main as shapes_main
+    from cli.shapes import main as shapes_main
     out = tmp_path / "scenes"
     assert shapes_main(["export", "--world", "language", "--kind", "pair", "--n", "2", "--seed", "20000",
                         "--out", str(out)]) == 0
@@ -295,7 +296,7 @@ def test_the_cli_and_evaluation_use_the_cores_that_are_free(tmp_path, monkeypatc
     leave free when they start (model_zoo.threads.for_batch_work)."""
     import torch
     from PIL import Image
-    from evaluation.__main__ import main as eval_main
+    from cli.evaluate import main as eval_main
     from model_zoo import threads
     asked = []
     monkeypatch.setattr(torch, "set_num_threads", asked.append)  # recorded, not applied

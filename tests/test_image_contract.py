@@ -157,7 +157,7 @@ def test_a_frame_on_the_shown_picture_changes_the_models_input(model_id, photo_f
 
 @pytest.mark.parametrize("model_id", MODELS)
 def test_the_cli_map_is_the_librarys(model_id, photo_file, tmp_path):
-    from explainers import cli
+    from cli import explain as cli
     args = [str(photo_file), "--model", model_id, "--method", "gradcam", "--target", "3", "--out", str(tmp_path)]
     assert cli.main(args) == 0
     (npy,) = tmp_path.glob("chelsea_gradcam_3-*.npy")

@@ -34,7 +34,7 @@ def test_checkpoint_example(tmp_path):
     Image.new("RGB", (320, 240), "orange").save(tmp_path / "photo.jpg")
     line = "./studio cli photo.jpg --model resnet18 --weights my_resnet18.pth"
     assert line in (ROOT / "README.md").read_text()
-    cli = _run([sys.executable, "-m", "explainers", *line.split()[2:]], tmp_path)  # what ./studio cli runs
+    cli = _run([sys.executable, "-m", "cli.explain", *line.split()[2:]], tmp_path)  # what ./studio cli runs
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert list((tmp_path / "gradcam-out").glob("photo_gradcam_*.npy"))
 
@@ -42,7 +42,7 @@ def test_checkpoint_example(tmp_path):
 @pytest.mark.slow
 def test_plugin_example(tmp_path):
     (tmp_path / "my_models.py").write_text(_examples()["plugin"])
-    proc = _run([sys.executable, "-m", "explainers", "--list-models"], tmp_path, {"STUDIO_MODELS": "my_models.py"})
+    proc = _run([sys.executable, "-m", "cli.explain", "--list-models"], tmp_path, {"STUDIO_MODELS": "my_models.py"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"^my-net\s", proc.stdout, re.M)
     code = ("import torch, explainers, model_zoo; lm = model_zoo.load('my-net'); "

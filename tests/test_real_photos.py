@@ -58,7 +58,7 @@ def test_the_composite_discriminates_the_cat_from_the_espresso(rows, lite):
 
 
 def test_the_readme_table_is_what_the_command_prints(rows):
-    """README.md's real-photo table is `python -m evaluation photos` as it prints today."""
+    """README.md's real-photo table is `python -m cli.evaluate photos` as it prints today."""
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert photo_eval.markdown(rows) in readme

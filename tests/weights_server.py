@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from model_zoo.shapes.train import RECIPES, build
+from model_zoo.shapes.recipes import RECIPES, build
 
 
 def state_dict_bytes(seed: int = 0) -> bytes:

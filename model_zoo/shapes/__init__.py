@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..preprocess import Preprocess
 from ..registry import ModelSpec, register
-from .train import MEAN, RECIPES, STD, build
+from .recipes import MEAN, RECIPES, STD, build
 from .world import CLASSES, SIZE, Scene, make_scene
 
 __all__ = ["WEIGHTS_DIR", "card", "gallery", "CLASSES", "make_scene", "Scene"]

@@ -69,7 +69,7 @@ def probe(n: int, seed: int, batch: int = 100, kinds=("single", "pair"), cue: st
     """Batches of (N x 3 x 64 x 64 inputs, {concept: N x 64 x 64 masks}) for
     ``explainers.dissect``: ``n`` scenes alternating over ``kinds``, each with a corner mark of a
     random class (``cue``), so every concept occurs."""
-    from .train import scenes_to_tensor
+    from .recipes import scenes_to_tensor
     for start in range(0, n, batch):
         scenes = []
         for i in range(start, min(n, start + batch)):

@@ -158,7 +158,7 @@ def test_dissection_from_a_folder_of_masks(tmp_path, biased):
 def test_the_readme_figures_command(tmp_path, monkeypatch, capsys):
     import json
 
-    from evaluation.__main__ import main
+    from cli.evaluate import main
     monkeypatch.setattr(diagnosis, "notes_path", lambda m, what: tmp_path / f"{m}.{what}.json")
     assert main(["diagnose", "--n", "30", "--dissection-seeds", "30000,31000", "--out",
                  str(tmp_path / "figures.json")]) == 0

@@ -11,7 +11,7 @@ from torch import nn
 
 import model_zoo
 from evaluation import data, perturb, run, sanity
-from evaluation.__main__ import main
+from cli.evaluate import main
 
 pytestmark = pytest.mark.slow  # full evaluation runs on the shipped models
 
@@ -191,7 +191,8 @@ def test_maps_with_nan_are_counted_not_dropped(monkeypatch):
 def test_library_leaves_the_global_random_state_and_the_model_alone():
     """randomised_copies and training used to call torch.manual_seed; accuracy() set the
     caller's model to eval mode."""
-    from model_zoo.shapes.train import RECIPES, accuracy, train, with_overrides
+    from model_zoo.shapes.recipes import RECIPES, accuracy, with_overrides
+    from training.shapes import train
     loaded = model_zoo.load("shapes-weak")
     torch.manual_seed(1234)
     before = torch.get_rng_state()

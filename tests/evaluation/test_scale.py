@@ -156,7 +156,7 @@ def test_ray_gives_the_local_report(resnet):
 
 
 def test_the_command_line_resumes_and_names_bad_input(tmp_path, capsys):
-    from evaluation.__main__ import main
+    from cli.evaluate import main
     args = ["scale", "--model", "shapes-resnet", "--n", "20", "--batch", "8", "--out", str(tmp_path / "r.json"),
             "--results", str(tmp_path / "r.jsonl")]
     assert main(args) == 0

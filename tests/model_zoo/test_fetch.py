@@ -107,7 +107,7 @@ def test_base_url_replaces_host_and_path(monkeypatch):
 
 
 def test_cli_download_flag(entry, server, capsys, tmp_path):
-    from explainers.cli import main
+    from cli.explain import main
     from PIL import Image
     img = tmp_path / "a.png"
     Image.new("RGB", (64, 64), (30, 120, 200)).save(img)

@@ -44,7 +44,7 @@ def test_example_plugin_model_comes_back_unchanged(example, method):
 
 
 def test_example_plugin_in_the_cli(monkeypatch, capsys, tmp_path):
-    from explainers.cli import main
+    from cli.explain import main
     from PIL import Image
     monkeypatch.setenv("STUDIO_MODELS", EXAMPLE)
     assert main(["--list-models"]) == 0
@@ -68,7 +68,7 @@ def test_broken_plugins_are_messages(monkeypatch, tmp_path):
 
 def test_a_plugin_that_exits_or_is_interrupted_is_a_message_naming_it(monkeypatch, tmp_path, capsys):
     """sys.exit() in a plugin made the CLI exit 3 silently; KeyboardInterrupt gave a traceback."""
-    from explainers.cli import main
+    from cli.explain import main
     exits, stops = tmp_path / "exits_plugin.py", tmp_path / "stops_plugin.py"
     exits.write_text("import sys\nsys.exit(3)\n")
     stops.write_text("raise KeyboardInterrupt\n")

@@ -9,7 +9,7 @@ import torch
 import model_zoo
 from model_zoo.shapes import card
 from evaluation.groundtruth import cue_energy, pair_discrimination, pointing
-from model_zoo.shapes.train import RECIPES, accuracy
+from model_zoo.shapes.recipes import RECIPES, accuracy
 from model_zoo.weights import sha256_of
 
 FRESH_SEED = 777  # not a training seed (0), nor a card's (10000, 20000)
@@ -86,7 +86,7 @@ def test_the_default_model_names_both_objects_of_a_pair(figures, models):
     pairs in >= 90% of scenes, and on every sample pair of the gallery."""
     assert figures["shapes-resnet"]["pair"]["both_classes_in_top2"] >= 0.90, figures["shapes-resnet"]
     from model_zoo.shapes import gallery
-    from model_zoo.shapes.train import scenes_to_tensor
+    from model_zoo.shapes.recipes import scenes_to_tensor
     pairs = [(name, s) for name, s in gallery() if s.kind == "pair"]
     assert len(pairs) == 4
     with torch.no_grad():
@@ -122,7 +122,7 @@ def test_weak_model_scores_lower(figures):
 
 
 def test_weak_and_strong_still_agree_on_many_scenes(models):
-    from model_zoo.shapes.train import scenes_to_tensor
+    from model_zoo.shapes.recipes import scenes_to_tensor
     from model_zoo.shapes.world import make_scene
     x = scenes_to_tensor([make_scene(FRESH_SEED, i) for i in range(N)])
     with torch.no_grad():
@@ -139,7 +139,7 @@ def test_biased_maps_put_more_energy_on_the_cue(models):
 def test_gradcam_equals_cam_on_the_gap_model(models):
     """shapes-resnet ends in global average pooling + fc: Grad-CAM = ReLU(CAM) / Z."""
     import explainers
-    from model_zoo.shapes.train import scenes_to_tensor
+    from model_zoo.shapes.recipes import scenes_to_tensor
     from model_zoo.shapes.world import make_scene
     from tests.conftest import assert_maps_close
     model = models["shapes-resnet"].model
@@ -164,7 +164,7 @@ def test_registry_default_layer_is_the_discovered_one(model_id, models):
 
 
 def test_preprocess_of_a_scene_is_the_training_normalisation(models):
-    from model_zoo.shapes.train import scenes_to_tensor
+    from model_zoo.shapes.recipes import scenes_to_tensor
     from model_zoo.shapes.world import make_scene
     scene = make_scene(FRESH_SEED, 3)
     lm = models["shapes-resnet"]
@@ -172,7 +172,7 @@ def test_preprocess_of_a_scene_is_the_training_normalisation(models):
 
 
 def test_table_command_prints_every_card(capsys):
-    from model_zoo.shapes.__main__ import main
+    from cli.shapes import main
     assert main(["table"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `shapes-")]
     assert len(rows) == len(RECIPES)

@@ -9,8 +9,8 @@ import torch
 
 import model_zoo
 from model_zoo.shapes import gallery
-from model_zoo.shapes.__main__ import main as shapes_main
-from model_zoo.shapes.train import accuracy
+from cli.shapes import main as shapes_main
+from model_zoo.shapes.recipes import accuracy
 from model_zoo.shapes.voc import read_voc
 from model_zoo.shapes.world import CLASSES, CUE_BOX, CUE_COLOURS, make_scene, make_scenes
 

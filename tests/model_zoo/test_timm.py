@@ -53,7 +53,7 @@ def test_timm_errors_are_specific():
 
 
 def test_timm_in_the_cli(checkpoint, tmp_path, capsys):
-    from explainers.cli import main
+    from cli.explain import main
     Image.new("RGB", (256, 256), (200, 100, 0)).save(tmp_path / "a.png")
     assert main([str(tmp_path / "a.png"), "--model", "timm:resnet18", "--weights", str(checkpoint),
                  "--out", str(tmp_path / "o")]) == 0

@@ -1,8 +1,8 @@
-"""python -m evaluation --model shapes-resnet --data shapes:single --methods gradcam,random --n 200
+"""python -m cli.evaluate --model shapes-resnet --data shapes:single --methods gradcam,random --n 200
 --out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar.
-``python -m evaluation diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes).
-``python -m evaluation scale``: localisation and pointing at scale (batched, resumable, Ray).
-``python -m evaluation photos``: pointing of the paper's four maps on the real photos (README table)."""
+``python -m cli.evaluate diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes).
+``python -m cli.evaluate scale``: localisation and pointing at scale (batched, resumable, Ray).
+``python -m cli.evaluate photos``: pointing of the paper's four maps on the real photos (README table)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ from tqdm import tqdm
 import model_zoo
 from model_zoo import threads
 
-from . import data, run, sanity
+from evaluation import data, run, sanity
 
 
 def _use_free_cores() -> None:
@@ -44,8 +44,8 @@ def table(report: dict) -> str:
 def diagnose(argv) -> int:
     """The README's diagnosis figures: PGD against shapes-resnet's maps, the biased model's mass
     on the mark, units named "corner mark" among decisions, where mistakes' maps peak."""
-    from . import diagnosis
-    p = argparse.ArgumentParser(prog="python -m evaluation diagnose", description=diagnose.__doc__.split("\n\n")[0])
+    from evaluation import diagnosis
+    p = argparse.ArgumentParser(prog="python -m cli.evaluate diagnose", description=diagnose.__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=200, help="held-out scenes per figure")
     p.add_argument("--seed", type=int, default=20000)
     p.add_argument("--epsilon", type=float, default=8.0, help="PGD budget in grey levels of 255")
@@ -83,8 +83,8 @@ def diagnose(argv) -> int:
 def scaled(argv) -> int:
     """The localisation-and-pointing protocol at scale: batched, DataLoader workers, resumable,
     on one machine or on Ray."""
-    from . import imagenet, scale
-    p = argparse.ArgumentParser(prog="python -m evaluation scale", description=scaled.__doc__.split("\n\n")[0])
+    from evaluation import imagenet, scale
+    p = argparse.ArgumentParser(prog="python -m cli.evaluate scale", description=scaled.__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--weights", default=None, help="a checkpoint, or 'untrained' for random weights (speed)")
     p.add_argument("--data", default="shapes:single",
@@ -154,8 +154,8 @@ def scaled(argv) -> int:
 
 def photo_table(argv) -> int:
     """The README's real-photo table: does each of the paper's four maps peak in the object's box?"""
-    from . import photos
-    p = argparse.ArgumentParser(prog="python -m evaluation photos", description=photo_table.__doc__)
+    from evaluation import photos
+    p = argparse.ArgumentParser(prog="python -m cli.evaluate photos", description=photo_table.__doc__)
     p.add_argument("--model", default="efficientnet-lite0", help="an ImageNet classifier of the registry")
     p.add_argument("--layer", default=None, help="default: the model's own")
     p.add_argument("--tolerance", type=float, default=15.0, help="pointing tolerance in pixels of the model's view")
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["scale"]:
         return scaled(argv[1:])
     p = argparse.ArgumentParser(
-        prog="python -m evaluation", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m cli.evaluate", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Every metric for every method on one model, as JSON and CSV, with a table and a progress bar.",
         epilog="other commands (each with its own --help):\n"
                "  diagnose   the diagnosis figures: adversarial, bias, neurons, mistakes\n"

@@ -1,4 +1,4 @@
-"""python -m model_zoo.shapes export | train | table: the shapes world from the command line."""
+"""python -m cli.shapes export | train | table: the shapes world from the command line."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import WEIGHTS_DIR
-from .voc import export_scene
-from .world import CUES, KINDS, make_scene
+from model_zoo.shapes import WEIGHTS_DIR
+from model_zoo.shapes.voc import export_scene
+from model_zoo.shapes.world import CUES, KINDS, make_scene
 
 
 def _export(args) -> int:
@@ -29,7 +29,7 @@ def _export_described(args) -> int:
     as JSON) of the described scenes the captioner and the VQA model read."""
     import csv
     from PIL import Image
-    from . import language
+    from model_zoo.shapes import language
     (args.out / "images").mkdir(parents=True, exist_ok=True)
     with (args.out / "captions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -44,11 +44,12 @@ def _export_described(args) -> int:
 
 
 def _train(args) -> int:
-    from ..registry import load
+    from model_zoo.registry import load
     from evaluation.groundtruth import cue_energy, pair_discrimination, pointing  # a front end: above both
-    from .train import RECIPES, train, with_overrides
+    from training.shapes import RECIPES, train, with_overrides
 
-    from .multimodal import MULTI_RECIPES, train_multimodal
+    from model_zoo.shapes.multimodal import MULTI_RECIPES
+    from training.multimodal import train_multimodal
 
     ids = [*RECIPES, *MULTI_RECIPES] if args.model == "all" else [args.model]
     for model_id in ids:
@@ -90,8 +91,8 @@ def _train(args) -> int:
 
 def _table(args) -> int:
     """The shipped models' cards as a markdown table (for the README)."""
-    from . import card
-    from .train import RECIPES
+    from model_zoo.shapes import card
+    from model_zoo.shapes.recipes import RECIPES
 
     print("| model | parameters | held-out accuracy: no mark / matching mark / misleading mark "
           "| pointing | two-object | both classes top-2 | cue mass | trained in |")
@@ -110,7 +111,7 @@ def _table(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_zoo.shapes", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m cli.shapes", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write a split as PNGs with Pascal VOC XML and masks")
     e.add_argument("--kind", choices=KINDS, default="single")

@@ -1,4 +1,4 @@
-"""``python -m explainers``: explain one image or a folder of images with a registered model, in
+"""``python -m cli.explain``: explain one image or a folder of images with a registered model, in
 batch, to files (PNG overlays and .npy maps, plus a JSON record of the settings)."""
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import render
-from .core import Capture, TopK
-from .methods import METHODS, get_method, list_methods
-from .images import IMAGE_SUFFIXES, ImageError, open_image
-from .layers import default_layer, list_layers, resolve_layer
-from .targets import Answer, CaptionLogProb, ClassLogit, WordLogProb
+from explainers import render
+from explainers.core import Capture, TopK
+from explainers.methods import METHODS, get_method, list_methods
+from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
+from explainers.layers import default_layer, list_layers, resolve_layer
+from explainers.targets import Answer, CaptionLogProb, ClassLogit, WordLogProb
 
 __all__ = ["main"]
 
@@ -27,7 +27,7 @@ class CliError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m explainers",
+        prog="python -m cli.explain",
         description="Grad-CAM and every other method of the registry (see --list-methods) for "
                     "images, written as PNG overlays and .npy arrays.")
     p.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
@@ -330,3 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ImageError, ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
