@@ -110,7 +110,7 @@ def scaled(argv) -> int:
         import explainers
         if explainers.get_method(args.method).kind != "layer map":
             raise ValueError(f"{args.method} is a pixel map; the protocol at scale takes a layer-map method "
-                             f"({', '.join(m for m in explainers.METHODS if explainers.get_method(m).kind == 'layer map')})")
+                             f"({', '.join(explainers.method_names('layer map'))})")
         loaded = model_zoo.load(args.model, args.weights)
         _use_free_cores()
         if args.data.startswith("shapes"):
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="a registry id, e.g. shapes-resnet")
     p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")
     p.add_argument("--data", default="shapes:single", help="shapes:single, shapes:pair or a VOC folder")
-    p.add_argument("--methods", default=",".join(run.ALL_METHODS))
+    p.add_argument("--methods", default=None, help="comma-separated (default: every registered method and baseline)")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=20000, help="shapes world seed (held out from training)")
     p.add_argument("--threshold", type=float, default=0.15)
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     try:
         loaded = model_zoo.load(args.model, args.weights)
         _use_free_cores()
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = run.all_methods() if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
         samples = data.from_spec(args.data, args.n, args.seed)
         with tqdm(total=args.n, desc="evaluating", unit="image", file=sys.stderr) as bar:
             report = run.evaluate(loaded, samples, methods, threshold=args.threshold, tolerance=args.tolerance,
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
         if args.sanity:
             with tqdm(desc="sanity check", unit="layer", file=sys.stderr) as bar:
                 report["sanity"] = sanity.cascading(loaded, data.from_spec(args.data, args.sanity, args.seed),
-                                                    [m for m in methods if m not in run.BASELINES],
+                                                    [m for m in methods if m not in run.baselines()],
                                                     progress=lambda: bar.update(1))
     except (ValueError, model_zoo.ZooError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

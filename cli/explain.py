@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from explainers import render
 from explainers.core import Capture, TopK
-from explainers.methods import METHODS, get_method, list_methods
+from explainers.methods import get_method, list_methods, method_names
 from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
 from explainers.layers import default_layer, list_layers, resolve_layer
 from explainers.targets import Answer, CaptionLogProb, ClassLogit, WordLogProb
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="checkpoint path for the architecture, or 'untrained' (default: the "
                         "model's own weights)")
     p.add_argument("--method", default="gradcam",
-                   help=f"comma-separated, from: {', '.join(METHODS)}")
+                   help="comma-separated, from --list-methods (default: gradcam)")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a method option, e.g. steps=64 (Integrated Gradients) or batch_size=64; "
                         "applies to every chosen method that has it; repeat for several")
@@ -216,8 +216,8 @@ def _run(args) -> int:
         return 0
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     for m in methods:
-        if m not in METHODS:
-            raise CliError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if m not in method_names():
+            raise CliError(f"unknown method {m!r}; choose from {', '.join(method_names())}")
     if not 0.0 <= args.alpha <= 1.0:
         raise CliError(f"--alpha must be within [0, 1], got {args.alpha}")
     if args.top_k < 1:

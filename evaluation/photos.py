@@ -19,9 +19,7 @@ from model_zoo import photos
 from .groundtruth import mass_in_box
 from .metrics import pointing_hit
 
-__all__ = ["METHODS", "pointing_rows", "markdown"]
-
-METHODS = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's four
+__all__ = ["pointing_rows", "markdown"]
 
 
 def _peak_map(attribution: np.ndarray) -> np.ndarray:
@@ -56,7 +54,7 @@ def pointing_rows(loaded, layer: str | None = None, tolerance: float = 15.0) -> 
             mask = _box_mask(box, view.shape[0]) if box is not None else np.zeros(view.shape[:2], bool)
             row = {"photo": p.name, "object": obj.name, "class": cls, "class_name": loaded.categories[cls],
                    "probability": float(probs[cls]), "box": box, "peak": {}, "hit": {}, "mass": {}}
-            for method in METHODS:
+            for method in explainers.method_names(tag=explainers.PAPER):
                 m = _peak_map(capture.explain(method, cls).attribution)
                 y, x_ = np.unravel_index(int(np.argmax(m)), m.shape)
                 row["peak"][method] = (int(x_), int(y))
@@ -68,10 +66,11 @@ def pointing_rows(loaded, layer: str | None = None, tolerance: float = 15.0) -> 
 
 def markdown(rows: list[dict]) -> str:
     """The README's table: one row per (photo, object), a column per method."""
-    lines = ["| photo | object | class (probability) | " + " | ".join(METHODS) + " |",
-             "|---|---|---|" + "---|" * len(METHODS)]
+    methods = explainers.method_names(tag=explainers.PAPER)  # the paper's four
+    lines = ["| photo | object | class (probability) | " + " | ".join(methods) + " |",
+             "|---|---|---|" + "---|" * len(methods)]
     for r in rows:
-        cells = [("yes" if r["hit"][m] else "no") + f" ({r['mass'][m]:.0%})" for m in METHODS]
+        cells = [("yes" if r["hit"][m] else "no") + f" ({r['mass'][m]:.0%})" for m in methods]
         lines.append(f"| {r['photo']} | {r['object']} | {r['class_name']} ({r['probability']:.2f}) | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)

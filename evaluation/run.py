@@ -17,10 +17,18 @@ from explainers import agreement, render
 from . import metrics, perturb
 from .data import Object, Sample
 
-__all__ = ["BASELINES", "ALL_METHODS", "evaluate", "method_map", "SCORES", "to_csv"]
+__all__ = ["baselines", "all_methods", "evaluate", "method_map", "SCORES", "to_csv"]
 
-BASELINES = ("random", "centre")
-ALL_METHODS = (*explainers.METHODS, *BASELINES)
+
+def baselines() -> list[str]:
+    """The registry's baselines (random, centre, and any registered later)."""
+    return explainers.method_names("baseline")
+
+
+def all_methods() -> list[str]:
+    """What an evaluation can score, read from the registry now: every method, then the baselines."""
+    return [*explainers.method_names(), *baselines()]
+
 SCORES = {  # which score each metric uses, written into every report
     "localisation_error_top1": "box from the map of the top-1 class (logit), threshold x max",
     "localisation_error_top5": "boxes from the maps of the top-5 classes (logits)",
@@ -39,16 +47,13 @@ SCORES = {  # which score each metric uses, written into every report
 def method_map(capture, method: str, classes: list[int], size, rng: np.random.Generator,
                options: dict | None = None) -> list[np.ndarray]:
     """H x W maps at input resolution, one per class. Pixel methods: |attribution| summed over
-    colours; "random": uniform noise; "centre": a Gaussian at the centre (sigma = side / 4).
-    ``options``: the method's own (the evaluation gives occlusion its patch and stride)."""
-    h, w = size
-    if method == "random":
-        return [rng.random((h, w)) for _ in classes]
-    if method == "centre":
-        yy, xx = np.mgrid[0:h, 0:w]
-        g = np.exp(-(((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (2 * (min(h, w) / 4) ** 2)))
-        return [g for _ in classes]
-    out = capture.explain(method, list(classes), **(options or {}))
+    colours; baselines as the registry defines them ("random" draws from ``rng``, so a run's noise
+    is one stream). ``options``: the method's own (the evaluation gives occlusion its patch and
+    stride)."""
+    options = dict(options or {})
+    if "rng" in explainers.get_method(method).options:
+        options["rng"] = rng
+    out = capture.explain(method, list(classes), **options)
     return [np.abs(e.attribution).sum(0) if e.attribution.ndim == 3 else e.attribution for e in out]
 
 
@@ -73,7 +78,7 @@ class _Sums:
         return self.s[key] / self.n[key] if self.n.get(key) else float("nan")
 
 
-def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshold: float = 0.15,
+def evaluate(loaded, samples: Iterable[Sample], methods=None, *, threshold: float = 0.15,
              tolerance: float = 15.0, reject: float = 0.5, steps: int = 32, patch: int = 8,
              stride: int = 4, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
     """Every metric for every method on the samples. ``loaded``: a model_zoo LoadedModel (its
@@ -82,9 +87,11 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
     each method took per image for its maps (``map_seconds_per_image``). Nothing is
     dropped silently: files a folder skipped are listed (``skipped_files``), and maps with NaN or
     infinite values are counted per method (``maps_not_finite``) and left out of its means."""
-    bad = [m for m in methods if m not in ALL_METHODS]
+    known = all_methods()
+    methods = known if methods is None else list(methods)
+    bad = [m for m in methods if m not in known]
     if bad:
-        raise ValueError(f"unknown method(s) {', '.join(bad)}; choose among {', '.join(ALL_METHODS)}")
+        raise ValueError(f"unknown method(s) {', '.join(bad)}; choose among {', '.join(known)}")
     model, names = loaded.model, list(loaded.categories)
     index = {n: i for i, n in enumerate(names)}
     rng = np.random.default_rng(seed)
@@ -109,7 +116,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=ALL_METHODS, *, threshol
             objects = tuple(Object(name, box) for name, box in moved if box is not None)
         tick = _lap(terms, "decode and preprocess", tick)
         capture = explainers.Capture(model, x, layer=loaded.default_layer,
-                                     pixels=any(m not in BASELINES and explainers.get_method(m).needs_pixels
+                                     pixels=any(explainers.get_method(m).needs_pixels
                                                 for m in methods))
         tick = _lap(terms, "forward (kept)", tick)
         logits = capture.output[0]

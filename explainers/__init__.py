@@ -7,12 +7,12 @@ from .core import Capture, Explanation, RankedClass, TopK, explain
 from .layers import LayerInfo, default_layer, list_layers, resolve_layer
 from .layouts import Layout, layout_of, to_maps
 from .locking import model_lock
-from .methods import METHODS, REGISTRY, Cost, Method, get_method, list_methods, register_method
+from .methods import KINDS, PAPER, REGISTRY, Cost, Method, get_method, list_methods, method_names, register_method
 from .targets import (Answer, CaptionLogProb, ClassLogit, ClassProbability, Contrast, Custom, Negated, Target,
                       WordLogit, WordLogProb, as_target, model_inputs)
 
 __all__ = [
-    "METHODS", "REGISTRY", "Method", "Cost", "get_method", "list_methods", "register_method",
+    "KINDS", "PAPER", "method_names", "REGISTRY", "Method", "Cost", "get_method", "list_methods", "register_method",
     "Explanation", "explain", "Capture", "TopK", "RankedClass", "LayerInfo", "default_layer", "list_layers",
     "resolve_layer", "Layout", "layout_of", "to_maps", "model_lock", "Target", "ClassLogit",
     "ClassProbability", "Negated", "Contrast", "Custom", "as_target", "CaptionLogProb", "WordLogProb", "WordLogit", "Answer",

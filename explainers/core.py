@@ -39,7 +39,7 @@ from .guided import GuidedSwitch, guided_relus
 from .layers import default_layer, resolve_layer
 from .layouts import layout_of
 from .locking import model_lock
-from .methods import METHODS, get_method
+from .methods import get_method
 from .targets import ClassLogit, Target, as_target, model_inputs
 
 __all__ = ["Explanation", "explain", "Capture", "TopK", "RankedClass"]
@@ -452,8 +452,8 @@ class _Job:
         does not depend on its batch, and a map is reproducible. ``batch_size`` images per
         forward."""
         spec = get_method(base)
-        if spec.name == "smoothgrad":
-            raise ValueError("smoothgrad cannot wrap itself; choose another base method")
+        if spec.wraps is not None:  # Method.settings says so first; a direct call here too
+            raise ValueError(f"smoothgrad cannot wrap {spec.name}, which wraps a method itself; choose another base method")
         cap = self.cap
         x, n = cap._x, cap._x.shape[0]
         sigma = float(noise) * (x.amax(dim=(1, 2, 3), keepdim=True) - x.amin(dim=(1, 2, 3), keepdim=True))
@@ -623,7 +623,7 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
             layer: str | None = None, target=None, reshape=None, progress=None, **options):
     """Explain ``model``'s output for the images ``x`` (N x C x H x W, preprocessed).
 
-    ``method``: a name from :data:`explainers.METHODS` (see :func:`explainers.get_method` for
+    ``method``: a name from :func:`explainers.method_names` (see :func:`explainers.get_method` for
     each one's kind, cost and paper). ``layer``: dotted module name (None: the last spatial
     feature map, see :func:`explainers.default_layer`); layers that output tokens or
     channels-last grids are reshaped by the rule of :mod:`explainers.layouts`, or by
@@ -638,7 +638,7 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
     """
     spec = get_method(method)
     settings = spec.settings(options)
-    needs_layer = spec.needs_layer or (spec.name == "smoothgrad" and get_method(settings["base"]).needs_layer)
+    needs_layer = spec.needs_layer or (spec.wraps is not None and get_method(settings[spec.wraps]).needs_layer)
     if layer is not None and not spec.needs_layer:
         _check_model(model)
         resolve_layer(model, layer)  # a method without a layer still rejects a wrong name

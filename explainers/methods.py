@@ -1,5 +1,6 @@
 """The method registry: one entry per method, read by the library, the CLI, the pages, the
-evaluation and the study designer (no other list of method names exists).
+evaluation and the study designer (no other list of method names exists). Read it at call time (:func:`list_methods`,
+:func:`method_names`): a method registered later, by a plugin, appears in every front end.
 
 Each :class:`Method` says what it computes (``kind``: a layer map, H x W from a layer's
 activations, or a pixel map at input resolution), whether it is class-discriminative, its cost
@@ -14,9 +15,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping
 
+import numpy as np
+import torch
+
 from . import cams
 
-__all__ = ["Method", "Cost", "register_method", "get_method", "list_methods", "METHODS", "REGISTRY"]
+__all__ = ["Method", "Cost", "register_method", "get_method", "list_methods", "method_names", "REGISTRY", "KINDS",
+           "PAPER"]
+
+KINDS = ("layer map", "pixel map", "baseline")  # a baseline: a map that looks at nothing (a yardstick)
+PAPER = "paper"  # the tag of the paper's four maps (its figure 1): Grad-CAM, counterfactual, Guided Backprop, Guided Grad-CAM
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,9 @@ class Method:
     ``compute(job, **options)`` returns ``(alpha, cam, attribution)`` tensors with a leading
     targets axis (k x N x ...): alpha channel weights or None, cam the layer map or None,
     attribution at input resolution (H x W maps, or C x H x W per input value when
-    ``per_channel``). ``cost(channels, size, options)`` gives a :class:`Cost`."""
+    ``per_channel``). ``cost(channels, size, options)`` gives a :class:`Cost`. ``wraps``: the
+    option naming another method that this one runs on changed inputs (SmoothGrad's ``base``).
+    ``tags``: free labels front ends select by (:data:`PAPER`: the paper's four maps)."""
 
     name: str
     title: str
@@ -59,11 +69,16 @@ class Method:
     per_channel: bool = False
     options: Mapping[str, object] = field(default_factory=dict)
     summary: str = ""
+    wraps: str | None = None
+    tags: frozenset = frozenset()
 
     def __post_init__(self):
-        if self.kind not in ("layer map", "pixel map"):
-            raise ValueError(f"method kind must be 'layer map' or 'pixel map', got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"method kind must be one of {', '.join(map(repr, KINDS))}, got {self.kind!r}")
+        if self.wraps is not None and self.wraps not in self.options:
+            raise ValueError(f"{self.name} wraps the method named by its option {self.wraps!r}, which it lacks")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "tags", frozenset(self.tags))
 
     def settings(self, options: Mapping) -> dict:
         """The defaults updated by ``options``, checked: an unknown option, or a value of the
@@ -84,8 +99,11 @@ class Method:
             elif isinstance(default, float) and key != "baseline" and (
                     not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
                 raise ValueError(f"{self.name}: {key} must be a number >= 0, got {value!r}")
-        if "base" in merged:
-            get_method(merged["base"])  # an unknown base method is named before any work
+        if self.wraps is not None:
+            inner = get_method(merged[self.wraps])  # an unknown base method is named before any work
+            if inner.wraps is not None:
+                raise ValueError(f"{self.name} cannot wrap {inner.name}, which wraps a method itself; "
+                                 "choose another base method")
         return merged
 
     def cost(self, channels: int, size: tuple[int, int], **options) -> Cost:
@@ -120,8 +138,19 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}") from None
 
 
-def list_methods(kind: str | None = None) -> list[Method]:
-    return [m for m in _REGISTRY.values() if kind is None or m.kind == kind]
+def list_methods(kind: str | None = None, *, tag: str | None = None) -> list[Method]:
+    """The registered methods, read now (a method registered later is listed from then on), in
+    registration order: of one ``kind`` (None: the explaining ones, layer and pixel maps, not the
+    baselines), with ``tag`` when given."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown method kind {kind!r}; choose one of {', '.join(KINDS)}")
+    return [m for m in _REGISTRY.values()
+            if (m.kind == kind if kind is not None else m.kind != "baseline") and (tag is None or tag in m.tags)]
+
+
+def method_names(kind: str | None = None, *, tag: str | None = None) -> list[str]:
+    """The names of :func:`list_methods` (what pickers and command lines offer)."""
+    return [m.name for m in list_methods(kind, tag=tag)]
 
 
 # ----------------------------------------------------------------------------- built-in entries
@@ -157,7 +186,8 @@ _GRADIENT_CAMS = [
 ]
 for _name, _title, _formula, _paper, _summary in _GRADIENT_CAMS:
     register_method(Method(_name, _title, "layer map", True, "the kept forward + 1 backward (head)", _paper,
-                           _gradient_cam(_formula), _head_backward, summary=_summary))
+                           _gradient_cam(_formula), _head_backward, summary=_summary,
+                           tags={PAPER} if _name in ("gradcam", "counterfactual") else ()))
 
 
 def _eigencam(job):
@@ -210,13 +240,13 @@ def _gradient(job):
 register_method(Method(
     "guided_backprop", "Guided Backprop", "pixel map", False, "the kept forward + 1 backward (input)",
     "Springenberg et al., ICLR Workshops 2015", _guided_backprop, _full_backward, needs_layer=False,
-    needs_pixels=True, guided=True, per_channel=True,
+    needs_pixels=True, guided=True, per_channel=True, tags={PAPER},
     summary="input gradient with negative signals stopped at every ReLU: fine detail, hardly class-specific"))
 register_method(Method(
     "guided_gradcam", "Guided Grad-CAM", "pixel map", True, "the kept forward + 2 backwards (head, input)",
     "Selvaraju et al., ICCV 2017", _guided_gradcam,
     lambda c, s, o: Cost(0, 2, note="1 backward after the layer, 1 to the input"),
-    needs_pixels=True, guided=True, per_channel=True,
+    needs_pixels=True, guided=True, per_channel=True, tags={PAPER},
     summary="Guided Backprop times the upsampled Grad-CAM: fine detail of the class's region"))
 register_method(Method(
     "gradient", "Gradient", "pixel map", True, "the kept forward + 1 backward (input)",
@@ -270,7 +300,37 @@ def _smoothgrad_cost(c, size, o):
 register_method(Method(
     "smoothgrad", "SmoothGrad", "pixel map", True, "the base method on each noisy copy",
     "Smilkov et al., 2017", _smoothgrad, _smoothgrad_cost, needs_layer=False, per_channel=True,
-    options={"base": "gradient", "samples": 16, "noise": 0.15, "seed": 0, "batch_size": 8},
+    options={"base": "gradient", "samples": 16, "noise": 0.15, "seed": 0, "batch_size": 8}, wraps="base",
     summary="any method averaged over copies of the image with Gaussian noise (sigma: noise x value range)"))
 
-METHODS: tuple[str, ...] = tuple(_REGISTRY)
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def _no_cost(channels, size, o):
+    return Cost(0, 0, note="no pass: the map does not look at the model")
+
+
+def _random(job, seed, rng):
+    """Uniform noise in [0, 1), one H x W map per target and image, drawn from ``rng`` (a numpy
+    Generator the caller keeps drawing from) or a generator seeded with ``seed``."""
+    gen = rng if rng is not None else np.random.default_rng(seed)
+    h, w = job.cap.size
+    maps = [[gen.random((h, w)) for _ in range(job.cap._n)] for _ in range(job.k)]
+    return None, None, torch.from_numpy(np.asarray(maps))
+
+
+def _centre(job):
+    """A Gaussian at the image's centre, sigma = the shorter side / 4, the same for every target."""
+    h, w = job.cap.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = np.exp(-(((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (2 * (min(h, w) / 4) ** 2)))
+    return None, None, torch.from_numpy(g).expand(job.k, job.cap._n, h, w)
+
+
+register_method(Method(
+    "random", "Random", "baseline", False, "none", "a yardstick (any method should beat it)", _random, _no_cost,
+    needs_layer=False, options={"seed": 0, "rng": None}, summary="uniform noise: what chance scores"))
+register_method(Method(
+    "centre", "Centre", "baseline", False, "none", "a yardstick (objects tend to sit at the centre)", _centre,
+    _no_cost, needs_layer=False, summary="a Gaussian at the centre of the image (sigma: a quarter of the side)"))

@@ -48,8 +48,7 @@ def grid() -> None:
         with b:
             cls = class_picker("compare_m_class")
         chosen = st.multiselect("Methods (every method of the registry; forward-heavy ones run when asked)",
-                                list(explainers.METHODS), default=["gradcam", "counterfactual", "guided_backprop",
-                                                                   "guided_gradcam"],
+                                explainers.method_names(), default=explainers.method_names(tag=explainers.PAPER),
                                 format_func=views.method_title, key="compare_m_methods")
         got = views.maps_on_demand(model_id, digest, layer, [(m, cls) for m in chosen], shown, "compare_heavy")
         for method in chosen:

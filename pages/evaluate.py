@@ -31,8 +31,8 @@ split = a.radio("Scenes", ["shapes:single", "shapes:pair"], horizontal=True,
 n = int(b.number_input("Images", 1, 2000, key=prefs.bind("eval_n", "eval:n", 20)))
 seed = int(c.number_input("World seed (20000: held out from training)", 0, 10**6,
                           key=prefs.bind("eval_seed", "eval:seed", 20000)))
-methods = st.multiselect("Methods", list(evaluation.ALL_METHODS),
-                         key=prefs.bind("eval_methods", "eval:methods", list(evaluation.ALL_METHODS)))
+methods = st.multiselect("Methods", evaluation.all_methods(),
+                         key=prefs.bind("eval_methods", "eval:methods", evaluation.all_methods()))
 a, b, c = st.columns(3)
 tolerance = a.slider("Pointing tolerance (px)", 0, 15, key=prefs.bind("eval_tolerance", "eval:tolerance", 4),
                      help="The paper uses 15 px on 224-px images; 4 px is the same share of a 64-px scene.")

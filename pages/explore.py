@@ -18,7 +18,7 @@ from ui import cache, prefs, routing, selection, text, views
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
-PAPER = ("gradcam", "counterfactual", "guided_backprop", "guided_gradcam")  # the paper's figure 1, in order
+PAPER = explainers.method_names(tag=explainers.PAPER)  # the paper's figure 1, in order
 TITLES = {m: views.method_title(m) for m in PAPER}
 # one plain sentence under each of the four maps: what it shows (the paper's reading of it)
 SAYS = {
@@ -60,9 +60,9 @@ def explore(sel: selection.Selection, loaded) -> None:
                                          "Class to explain", pref=views.image_class_pref(model_id, digest))
         alpha = views.opacity_slider("explore_alpha")
         cmap = views.colormap_picker("explore_cmap")
-        method = st.selectbox("Method in detail (heatmap and downloads)", list(explainers.METHODS),
+        method = st.selectbox("Method in detail (heatmap and downloads)", explainers.method_names(),
                               format_func=views.method_title,
-                              key=prefs.bind("explore_method", "method", "gradcam", list(explainers.METHODS)))
+                              key=prefs.bind("explore_method", "method", "gradcam", explainers.method_names()))
 
     maps = {m: cache.explanation(model_id, digest, layer, m, class_index, shown) for m in PAPER}
     st.caption(f"Explaining **{text.plain(loaded.categories[class_index])}** (logit {maps['gradcam']['score']:.3f}) "

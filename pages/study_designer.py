@@ -4,7 +4,7 @@ instructions. The study is saved with its fixed trial list, rendered maps, setti
 import streamlit as st
 
 import studies as studies_lib
-from explainers import METHODS, get_method
+from explainers import get_method, method_names
 from studies import field
 from ui import cache, routing, studies
 from ui.text import count
@@ -40,7 +40,7 @@ if kind == "trust":
 else:
     models = (st.selectbox("Model", ready, key="design_model"),)
     stronger = None
-methods = st.multiselect("Visualisations (one study can compare several)", list(METHODS),
+methods = st.multiselect("Visualisations (one study can compare several)", method_names(),
                          default=["guided_backprop", "guided_gradcam"], format_func=lambda m: get_method(m).title,
                          key="design_methods")
 blind = [get_method(m).title for m in methods if not get_method(m).class_discriminative]

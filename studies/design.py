@@ -51,9 +51,10 @@ class StudyDesign:
             raise DesignError(f"unknown study kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         if not self.title.strip():
             raise DesignError("give the study a title")
-        bad = [m for m in self.methods if m not in explainers.METHODS]
+        known = explainers.method_names()
+        bad = [m for m in self.methods if m not in known]
         if not self.methods or bad:
-            raise DesignError(f"choose methods among {', '.join(explainers.METHODS)}"
+            raise DesignError(f"choose methods among {', '.join(known)}"
                               + (f" (unknown: {', '.join(bad)})" if bad else ""))
         known = set(model_zoo.list_models())
         missing = [m for m in self.models if m not in known]

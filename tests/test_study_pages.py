@@ -481,7 +481,7 @@ def test_designer_offers_every_method_and_warns_of_class_blind_ones(env):
     import explainers
     at = _admin("pages/study_designer.py")
     box = at.multiselect(key="design_methods")
-    assert box.options == [explainers.get_method(m).title for m in explainers.METHODS]
+    assert box.options == [explainers.get_method(m).title for m in explainers.method_names()]
     at.radio(key="design_kind").set_value("discrimination").run()
     at.multiselect(key="design_methods").set_value(["gradcam", "eigencam"]).run()
     assert not at.exception

@@ -43,7 +43,7 @@ def seconds_per_image(model_id: str, methods: tuple[str, ...], steps: int, patch
     forwards = 1 + explainers.get_method("occlusion").cost(channels, (crop, crop), **occlusion).forwards
     backwards = 0
     for m in methods:
-        if m not in evaluation.BASELINES:
+        if m not in evaluation.baselines():
             cost = explainers.get_method(m).cost(channels, (crop, crop), **(occlusion if m == "occlusion" else {}))
             forwards += cost.forwards
             backwards += cost.backwards * classes

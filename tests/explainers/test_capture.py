@@ -31,7 +31,7 @@ def test_switching_class_and_method_needs_no_new_forward(resnet18):
         assert e.score == pytest.approx(ref.score, rel=1e-6)
 
 
-@pytest.mark.parametrize("method", [m for m in explainers.METHODS if m not in KEPT])
+@pytest.mark.parametrize("method", [m for m in explainers.method_names() if m not in KEPT])
 def test_forward_heavy_methods_run_the_forwards_their_cost_says(resnet18, method):
     """The registry's cost is what the method does: images through the first convolution after
     the kept forward equal Cost.forwards (Ablation-CAM: at most, its prefix runs once a batch)."""

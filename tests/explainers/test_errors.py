@@ -104,7 +104,7 @@ def test_model_without_conv_has_no_default_layer():
 def test_inside_inference_mode_is_named(resnet18):
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
-        for method in explainers.METHODS:
+        for method in explainers.method_names():
             with pytest.raises(RuntimeError, match=r"inside torch.inference_mode\(\).*torch.no_grad\(\) is fine"):
                 explainers.explain(resnet18, x, method=method)
     with torch.no_grad():  # no_grad is fine: the library turns gradients on where it needs them

@@ -33,7 +33,7 @@ def _assert_same(before, after):
     assert not _get_current_function_mode_stack()
 
 
-@pytest.mark.parametrize("method", explainers.METHODS)
+@pytest.mark.parametrize("method", explainers.method_names())
 def test_model_unchanged_after_success(resnet18, method):
     model = _prepare(resnet18)
     before = model_state(model)
@@ -49,7 +49,7 @@ def _failing_target(output):
     raise _Boom("target failed")
 
 
-@pytest.mark.parametrize("method", explainers.METHODS)
+@pytest.mark.parametrize("method", explainers.method_names())
 @pytest.mark.parametrize("failure", ["target", "layer_output", "bad_class"])
 def test_model_unchanged_after_exception(resnet18, method, failure):
     model = _prepare(resnet18)
@@ -95,7 +95,7 @@ QUICK = {"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128}, "o
 
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in HEAVY else m
-                                    for m in explainers.METHODS])
+                                    for m in explainers.method_names()])
 def test_threads_on_a_shared_model_match_sequential_calls(resnet18, method):
     """8 threads explain 8 classes at once on one model: each gets the single-threaded map."""
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(11))

@@ -35,7 +35,7 @@ def test_example_plugin_is_a_model_like_the_others(example):
     assert e.layer == "16" and e.attribution.shape == (2, 32, 32)  # default layer found: the last 8x8 ReLU
 
 
-@pytest.mark.parametrize("method", explainers.METHODS)
+@pytest.mark.parametrize("method", explainers.method_names())
 def test_example_plugin_model_comes_back_unchanged(example, method):
     model = _prepare(example.model)
     before = model_state(model)
