@@ -211,6 +211,108 @@ def pages(page, repeats: int) -> dict:
     return out
 
 
+def switches(page, repeats: int) -> dict:
+    """Page switches on shapes-resnet: to Explore (from Compare), and from Explore to each page
+    whose heavy work waits for a Run button (Evaluate, Mistakes, Adversarial, Neurons, Bias):
+    until its heading, every image in view decoded and the app idle."""
+    out = {}
+    for title, heading, start in (("Explore", "Explore", "Compare"), ("Evaluate", "Evaluate", "Explore"),
+                                  ("Mistakes", "Mistakes", "Explore"), ("Adversarial", "Adversarial", "Explore"),
+                                  ("Neurons", "Neurons", "Explore"), ("Bias", "Bias", "Explore")):
+        times = []
+        print(f"open {title}", file=sys.stderr, flush=True)
+        for _ in range(repeats):
+            _open(page, start, start)
+            started = time.perf_counter()
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+            page.wait_for_timeout(50)
+            page.wait_for_function(OPENED, arg=heading, timeout=120_000, polling="raf")
+            times.append(time.perf_counter() - started)
+        out[f"open {title}"] = _stats(times)
+    return out
+
+
+def _number(page, label: str, value) -> None:
+    box = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).first.locator("input")
+    box.fill(str(value))
+    box.press("Enter")
+    _settle(page)
+
+
+def _run_button(page, label: str) -> float:
+    """Seconds from the press of the Run button to its result drawn (the app idle, no button)."""
+    button = page.get_by_role("button", name=label)
+    button.wait_for()
+    started = time.perf_counter()
+    button.click()
+    page.get_by_role("button", name=label).wait_for(state="detached", timeout=600_000)
+    page.wait_for_function(OPENED.replace("const h1", "if (document.querySelector('[data-testid=\"stProgress\"]')) "
+                                          "return false;\n  const h1"), arg="", timeout=600_000, polling="raf")
+    return time.perf_counter() - started
+
+
+HEAVY = {  # page, heading, Run button, the setting changed between repeats and its values
+    "Mistakes": ("Mistakes", "Find the mistakes", "Held-out scenes", (500, 520, 540, 560, 580)),
+    "Adversarial": ("Adversarial", "Run the attack", "PGD steps", (10, 11, 12, 13, 14)),
+    "Neurons": ("Neurons", "Dissect the layer", "Probe scenes", (400, 500, 600, 700, 800)),
+    "Bias": ("Bias", "Run the bias test", "Held-out scenes per mark", (200, 220, 240, 260, 280)),
+}
+
+
+def heavy_runs(page, repeats: int) -> dict:
+    """Each page's heavy computation in the app (the press of Run to its result drawn), on
+    shapes-resnet and the gallery's first scene, at settings never run before in this server."""
+    out = {}
+    for title, (heading, button, label, values) in HEAVY.items():
+        print(f"{title}: run", file=sys.stderr, flush=True)
+        _open(page, title, heading)
+        times = []
+        for v in values[:repeats]:
+            _number(page, label, v)
+            times.append(_run_button(page, button))
+        out[title] = {**_stats(times), "values": list(values[:repeats])}
+    return out
+
+
+def library_runs(repeats: int) -> dict:
+    """The library calls behind each Run button, with the same settings, timed in this process
+    (dissections into a fresh notes folder, so nothing is read back from disk)."""
+    import torch
+    from PIL import Image
+
+    import explainers
+    import model_zoo
+    from evaluation import diagnosis
+    from explainers import adversarial
+    from model_zoo.shapes import gallery
+    os.environ["STUDIO_NOTES_DIR"] = tempfile.mkdtemp(prefix="studio-bench-notes-")
+    resnet, biased = model_zoo.load("shapes-resnet"), model_zoo.load("shapes-biased")
+    scene = gallery()[0][1]
+    _, x = resnet.preprocess.prepare(Image.fromarray(scene.image))
+    x = x[None]
+    label = int(resnet.model(x).argmax(1))
+    pre = dict(mean=resnet.preprocess.mean, std=resnet.preprocess.std)
+
+    def attack(steps):
+        att = adversarial.pgd(resnet.model, x, label, 8 / 255, steps=steps, **pre)
+        cap = explainers.Capture(resnet.model, att.x, layer="layer3")
+        cap.explain("gradcam", label), cap.explain("gradcam", int(att.prediction[0]))
+
+    calls = {"Mistakes": lambda n: diagnosis.mistakes(resnet, n, 20000, "none", "single", "layer3", keep=12),
+             "Adversarial": attack,
+             "Neurons": lambda n: diagnosis.dissection(resnet, "layer3", n, 30000),
+             "Bias": lambda n: diagnosis.bias_report([biased, resnet], n, 20000)}
+    out = {}
+    for title, call in calls.items():
+        times = []
+        for v in HEAVY[title][3][:repeats]:
+            started = time.perf_counter()
+            call(v)
+            times.append(time.perf_counter() - started)
+        out[title] = _stats(times)
+    return out
+
+
 def _open(page, title: str, heading: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
     page.wait_for_timeout(50)
@@ -310,6 +412,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--cold", type=int, default=5, help="cold starts to time (a new server each)")
     p.add_argument("--cold-only", action="store_true", help="time the cold starts only (no interactions)")
+    p.add_argument("--heavy-only", action="store_true",
+                   help="time only the page switches of the heavy pages and their Run buttons, beside the library")
     p.add_argument("--plain", action="store_true",
                    help="start the app with `streamlit run dashboard.py` instead of ./studio dashboard's ui.launch")
     args = p.parse_args(argv)
@@ -332,6 +436,8 @@ def main(argv=None) -> int:
                "started_with": " ".join(start)}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        if args.heavy_only:
+            return _heavy_only(browser, start, env, args)
         colds = []
         plain_env = {**env, "STUDIO_MODELS": ""}  # the app as it ships: the resnet50 plugin imports torchvision
         for k in range(args.cold):  # a new server and a new browser context each time
@@ -383,6 +489,38 @@ def main(argv=None) -> int:
     print(f"settings JSON matches the widgets: {figures['settings']}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def _heavy_only(browser, start, env, args) -> int:
+    """``--heavy-only``: the heavy pages' switches and Run buttons in the app, then the same library
+    calls in this process, as a table of ratios."""
+    notes = tempfile.mkdtemp(prefix="studio-bench-app-notes-")
+    proc, page, _ = _cold_start(browser, start, {**env, "STUDIO_NOTES_DIR": notes})
+    try:
+        _settle(page)
+        _select(page, "Model", "shapes-resnet")
+        _settle(page)
+        opened = switches(page, args.repeats)
+        ran = heavy_runs(page, args.repeats)
+    finally:
+        _stop(proc, page)
+        browser.close()
+    library = library_runs(args.repeats)
+    explore = opened["open Explore"]["median_s"]
+    print(f"machine: {os.cpu_count()} cores; app started with python {' '.join(start)}; shapes-resnet; "
+          f"median (min to max) of {args.repeats} in seconds")
+    print("| page switch | seconds | / Explore's switch |\n|---|---|---|")
+    for name, s in opened.items():
+        print(f"| {name} | {s['median_s']:.2f} ({s['min_s']:.2f} to {s['max_s']:.2f}) | "
+              f"{s['median_s'] / explore:.2f} |")
+    print("| heavy run (Run pressed to result drawn) | app | library call | app / library |\n|---|---|---|---|")
+    for name, s in ran.items():
+        lib = library[name]
+        print(f"| {name} | {s['median_s']:.2f} ({s['min_s']:.2f} to {s['max_s']:.2f}) | "
+              f"{lib['median_s']:.2f} ({lib['min_s']:.2f} to {lib['max_s']:.2f}) | {s['median_s'] / lib['median_s']:.2f} |")
+    if args.out:
+        args.out.write_text(json.dumps({"switches": opened, "app": ran, "library": library}, indent=2))
     return 0
 
 

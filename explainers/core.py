@@ -167,13 +167,16 @@ class _Caller:
 
 
 def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_grad: bool,
-             call=None) -> _Forward:
+             call=None, on_capture=None) -> _Forward:
     """One forward pass capturing the outputs of ``layers`` (the last call of each).
 
     Without ``input_grad`` autograd stays off until the first captured layer fires; that
     layer's output becomes a leaf, so only what lies downstream of it is recorded. The hook
     returns a clone, so an in-place op downstream (an in-place ReLU) cannot alter the captured
-    activations."""
+    activations. The captured tensor is a view of the layer's output, not the output itself: a
+    gradient taken there is the one arriving from downstream, before any hook on the output (the
+    guided rule's, when the layer ends in a ReLU) acts on it. ``on_capture(name)`` is called as
+    each layer fires."""
     modules = {name: resolve_layer(model, name) for name in layers}
     owner = threading.get_ident()
     activations: dict[str, torch.Tensor] = {}
@@ -190,8 +193,10 @@ def _forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], input_gra
             if not torch.is_grad_enabled():
                 output = output.detach().requires_grad_(True)
                 torch.set_grad_enabled(True)
-            activations[name] = output
-            return output.clone()
+            activations[name] = alias = output.view_as(output)
+            if on_capture is not None:
+                on_capture(name)
+            return alias.clone()
         return hook
 
     x_in = x.detach().requires_grad_(True) if input_grad else x.detach()
@@ -230,25 +235,32 @@ def _scores(output: torch.Tensor, targets: list[Target], n: int) -> torch.Tensor
 def _grad(scores: torch.Tensor, wrt: torch.Tensor, retain: bool, what: str) -> torch.Tensor:
     """d scores[i].sum() / d wrt for every row i: a k x (wrt.shape) tensor. Samples of a batch
     are independent in eval mode, so summing over the batch gives each sample its own gradient."""
+    (g,) = _grads(scores, (wrt,), retain, (what,))
+    return g
+
+
+def _grads(scores: torch.Tensor, wrts: tuple, retain: bool, whats: tuple) -> tuple:
+    """:func:`_grad` for several tensors at once, from one backward pass."""
     k = scores.shape[0]
     try:
         if k == 1:
-            (g,) = torch.autograd.grad(scores[0].sum(), wrt, retain_graph=retain, allow_unused=True)
-            g = None if g is None else g.unsqueeze(0)
+            got = torch.autograd.grad(scores[0].sum(), wrts, retain_graph=retain, allow_unused=True)
+            got = tuple(None if g is None else g.unsqueeze(0) for g in got)
         else:
             eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
             grad_outputs = eye[:, :, None].expand(k, k, scores.shape[1])
-            (g,) = torch.autograd.grad(scores, wrt, grad_outputs=grad_outputs, retain_graph=retain,
-                                       is_grads_batched=True, allow_unused=True)
+            got = torch.autograd.grad(scores, wrts, grad_outputs=grad_outputs, retain_graph=retain,
+                                      is_grads_batched=True, allow_unused=True)
     except RuntimeError as err:
         if "does not require grad" in str(err) or "does not have a grad_fn" in str(err):
-            g = None
+            got = (None,) * len(wrts)
         else:
             raise
-    if g is None:
-        raise ValueError(f"the target's score does not depend on {what}; pick a layer on the "
-                         "path from the input to the scored output")
-    return g
+    for g, what in zip(got, whats):
+        if g is None:
+            raise ValueError(f"the target's score does not depend on {what}; pick a layer on the "
+                             "path from the input to the scored output")
+    return tuple(got)
 
 
 # ----------------------------------------------------------------------------- maps
@@ -400,6 +412,22 @@ class _Job:
             self._layer_grads = self.cap._layout.apply(g)
         return self._layer_grads
 
+    def guided_with_layer_grads(self) -> torch.Tensor:
+        """The guided input gradients, with :meth:`layer_grads` set on the way: one backward when
+        no ReLU runs after the layer (the guided rule then leaves the gradient arriving at the
+        layer exact), else the exact backward to the layer and a guided one to the input."""
+        if self._layer_grads is not None or self.cap._head_relus != 0:
+            self.layer_grads()
+            return self.input_grads(guided=True)
+        self.cap._switch.guided = True
+        try:
+            g_layer, g_input = _grads(self.scores, (self.raw, self.cap._fwd.x), retain=self._retain_input,
+                                      whats=(f"layer {self.cap.layer!r}", "the input"))
+        finally:
+            self.cap._switch.guided = False
+        self._layer_grads = self.cap._layout.apply(g_layer)
+        return g_input
+
     def input_grads(self, guided: bool) -> torch.Tensor:
         self.cap._switch.guided = guided
         try:
@@ -519,8 +547,12 @@ class Capture:
         self._reshape = reshape
         self._switch = GuidedSwitch(guided=False)
         mode = guided_relus(self._switch) if self.guided else contextlib.nullcontext()
+        marks = []  # ReLUs hooked when the layer fired: those after it lie between the layer and the output
         with mode:
-            self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels, call=self._call)
+            self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels, call=self._call,
+                                 on_capture=lambda name: marks.append(self._switch.relus))
+        # ReLUs that ran after the layer (None: not known, no guided rule recorded)
+        self._head_relus = self._switch.relus - marks[-1] if marks and self.guided else None
         self._layout = None
         if cam:
             self._layout = layout_of(self.layer, resolve_layer(model, self.layer),

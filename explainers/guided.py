@@ -35,10 +35,11 @@ def _is_relu(func, args, kwargs) -> bool:
 class GuidedSwitch:
     """Decides, at backward time, whether ReLU gradients are guided (clamped) or exact."""
 
-    __slots__ = ("guided",)
+    __slots__ = ("guided", "relus")
 
     def __init__(self, guided: bool = False):
         self.guided = guided
+        self.relus = 0  # ReLUs hooked so far in the forward pass (where the layer sits among them)
 
     def hook(self, grad: torch.Tensor):
         return grad.clamp(min=0) if self.guided else None
@@ -55,4 +56,5 @@ class guided_relus(TorchFunctionMode):
         out = func(*args, **(kwargs or {}))
         if isinstance(out, torch.Tensor) and out.requires_grad and _is_relu(func, args, kwargs):
             out.register_hook(self.switch.hook)
+            self.switch.relus += 1
         return out

@@ -229,8 +229,9 @@ def _guided_backprop(job):
 
 
 def _guided_gradcam(job):
+    guided = job.guided_with_layer_grads()  # one backward where no ReLU follows the layer
     alpha, cam = cams.gradcam(job.layer_grads(), job.acts)
-    return alpha, cam, job.input_grads(guided=True) * job.upsample(cam).unsqueeze(2)
+    return alpha, cam, guided * job.upsample(cam).unsqueeze(2)
 
 
 def _gradient(job):
@@ -243,9 +244,11 @@ register_method(Method(
     needs_pixels=True, guided=True, per_channel=True, tags={PAPER},
     summary="input gradient with negative signals stopped at every ReLU: fine detail, hardly class-specific"))
 register_method(Method(
-    "guided_gradcam", "Guided Grad-CAM", "pixel map", True, "the kept forward + 2 backwards (head, input)",
-    "Selvaraju et al., ICCV 2017", _guided_gradcam,
-    lambda c, s, o: Cost(0, 2, note="1 backward after the layer, 1 to the input"),
+    "guided_gradcam", "Guided Grad-CAM", "pixel map", True,
+    "the kept forward + 1 backward (input; 2 when a ReLU follows the layer)", "Selvaraju et al., ICCV 2017",
+    _guided_gradcam,
+    lambda c, s, o: Cost(0, 2, note="1 guided backward to the input that gives the layer's gradients on the way; "
+                                    "a second, exact one to the layer when a ReLU follows it (at most 2)"),
     needs_pixels=True, guided=True, per_channel=True, tags={PAPER},
     summary="Guided Backprop times the upsampled Grad-CAM: fine detail of the class's region"))
 register_method(Method(

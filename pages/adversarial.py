@@ -42,6 +42,8 @@ if targeted:
 
 result = diag.attack(model_id, digest, shown, method, epsilon, steps if method == "pgd" else 1, step_size, target,
                      layer)
+if result is None:
+    st.stop()
 clean, adv = result["clean_label"], result["adversarial_label"]
 alpha = 0.5
 m = result["maps"]

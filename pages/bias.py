@@ -28,6 +28,8 @@ n = int(c.number_input("Held-out scenes per mark (seed 20000)", 20, 2000, 200, 2
 seed = 20000
 models = (biased, fair)
 report = diag.bias(models, n, seed)
+if report is None:
+    st.stop()
 
 rows = [{"model": m, "mark": diagnosis.BIAS_CUES[cue], "accuracy": f"{v['accuracy']:.1%}",
          "map mass on the mark": f"{v['mark_mass']:.1%}"} for m in models for cue, v in report[m].items()]

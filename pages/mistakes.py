@@ -38,6 +38,8 @@ if source == "shapes":
                 "random one.")
         st.stop()
     report = diag.mistakes(model_id, n, 20000, cue, kind, layer, keep)
+    if report is None:
+        st.stop()
     st.caption(f"{model_id} on {n} held-out scenes: accuracy {report['accuracy']:.1%}, "
                f"{report['errors']} mistakes.")
 else:
@@ -53,6 +55,8 @@ else:
         report = diag.folder_mistakes(model_id, folder, n, layer, keep)
     except (ValueError, OSError) as err:  # no such folder, one that cannot be listed
         st.error(plain(str(err)))
+        st.stop()
+    if report is None:
         st.stop()
     st.caption(f"{model_id} on {report['images']} images: {report['errors']} mistakes.")
     if report["skipped"]:

@@ -37,9 +37,12 @@ try:
         if not folder:
             st.info("Give a folder of images and per-concept masks to name this layer's units.")
             st.stop()
-        d, skipped = diag.folder_dissection(model_id, layer, folder)
+        got = diag.folder_dissection(model_id, layer, folder)
+        d, skipped = got if got is not None else (None, [])
 except ValueError as err:
     st.error(str(err))
+    st.stop()
+if d is None:
     st.stop()
 if skipped:
     with st.expander(f"{text.count(len(skipped), 'file')} skipped"):

@@ -21,6 +21,13 @@ def _open(page: str, model: str | None = None, scene: str | None = None) -> AppT
     return at
 
 
+def _run(at, kind: str) -> AppTest:
+    """Press the page's Run button (``run_<kind>``): the heavy work waits for it."""
+    at.button(key=f"run_{kind}").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def _text(at) -> str:
     return "\n".join([*(m.value for m in at.markdown), *(c.value for c in at.caption),
                       *(s.value for s in at.success), *(w.value for w in at.warning)])
@@ -30,7 +37,7 @@ def test_mistakes_page_tallies_what_the_library_finds():
     at = _open("pages/mistakes.py", model="shapes-biased")
     at.selectbox(key="mis_cue").set_value("flip").run()
     at.number_input(key="mis_n").set_value(100).run()
-    assert not at.exception
+    _run(at, "mistakes")
     want = diagnosis.mistakes(model_zoo.load("shapes-biased"), 100, 20000, "flip", "single", "layer3", keep=0)
     assert want["tolerance_px"] == 4.0
     assert f"{want['errors']} mistakes" in _text(at)
@@ -50,13 +57,14 @@ def test_mistakes_page_on_a_labelled_folder_counts_what_it_skips(tmp_path):
     at = _open("pages/mistakes.py", model="shapes-biased")
     at.radio(key="mis_source").set_value("folder").run()
     at.text_input(key="mis_folder").set_value(str(tmp_path)).run()
-    assert not at.exception
+    _run(at, "folder_mistakes")
     from evaluation import data
     want = diagnosis.folder_mistakes(model_zoo.load("shapes-biased"), data.voc_folder(tmp_path, 200), "layer3")
     assert f"on {want['images']} images: {want['errors']} mistakes" in _text(at)
     assert want["images"] == 12 and want["errors"] >= 9  # a misleading mark fools it
     assert [e.label for e in at.expander] == ["1 image skipped"]
     at.text_input(key="mis_folder").set_value(str(tmp_path / "absent")).run()
+    _run(at, "folder_mistakes")
     assert not at.exception and "does not exist" in at.error[0].value
 
 
@@ -69,6 +77,7 @@ def test_mistakes_page_skips_bad_annotations_with_their_reasons(tmp_path):
     at = _open("pages/mistakes.py", model="shapes-biased")
     at.radio(key="mis_source").set_value("folder").run()
     at.text_input(key="mis_folder").set_value(str(tmp_path)).run()
+    _run(at, "folder_mistakes")
     assert not at.exception and not at.error
     assert [e.label for e in at.expander] == [f"{len(reasons)} images skipped"]
     (table,) = [d.value for d in at.dataframe if "why" in d.value.columns]
@@ -82,7 +91,7 @@ def test_mistakes_page_skips_bad_annotations_with_their_reasons(tmp_path):
 def test_adversarial_page_flips_and_shows_the_maps():
     at = _open("pages/adversarial.py", model="shapes-resnet", scene="circle")
     at.slider(key="adv_eps").set_value(16).run()
-    assert not at.exception
+    _run(at, "attack")
     loaded = model_zoo.load("shapes-resnet")
     from model_zoo.shapes import gallery
     from PIL import Image
@@ -98,17 +107,19 @@ def test_adversarial_page_flips_and_shows_the_maps():
         assert "stayed" in text
     assert len(at.get("image")) >= 6
     at.checkbox(key="adv_targeted").check().run()  # towards the second most probable class
-    assert not at.exception and len(at.get("image")) >= 6
+    _run(at, "attack")
+    assert len(at.get("image")) >= 6
     at.number_input(key="adv_step").set_value(1.0).run()
-    assert not at.exception and "steps of 1.00" in _text(at) or "stayed" in _text(at)
+    _run(at, "attack")
+    assert "steps of 1.00" in _text(at) or "stayed" in _text(at)
     at.radio(key="adv_method").set_value("fgsm").run()
-    assert not at.exception
+    _run(at, "attack")
 
 
 def test_bias_page_shows_the_library_figures():
     at = _open("pages/bias.py")
     at.number_input(key="bias_n").set_value(60).run()
-    assert not at.exception
+    _run(at, "bias")
     want = diagnosis.bias_report([model_zoo.load("shapes-biased"), model_zoo.load("shapes-resnet")], 60, 20000)
     table = at.dataframe[0].value
     for _, row in table.iterrows():
@@ -124,7 +135,7 @@ def test_neurons_page_names_units_and_writes_the_sentence(tmp_path, monkeypatch)
     monkeypatch.setattr(diagnosis, "notes_path", lambda model_id, what: tmp_path / f"{model_id}.{what}.json")
     at = _open("pages/neurons.py", model="shapes-biased", scene="circle")
     at.number_input(key="neu_n").set_value(200).run()
-    assert not at.exception
+    _run(at, "dissection")
     quote = [m.value for m in at.markdown if m.value.startswith("> predicted")]
     assert quote, _text(at)
     loaded = model_zoo.load("shapes-biased")
@@ -172,3 +183,28 @@ def test_page_settings_outlive_a_visit_to_another_page():
         widget = [w for kind in ("selectbox", "number_input", "slider", "radio") for w in getattr(at, kind)
                   if w.key == key]
         assert widget and widget[0].value == want, (page, key, widget[0].value if widget else None)
+
+
+def test_heavy_work_runs_when_asked_once_per_setting(monkeypatch):
+    """Mistakes opens at once: nothing is classified until Run is pressed, a settings change does
+    not run it, a computed setting is shown again without running, a new one asks again."""
+    calls = []
+    real = diagnosis.mistakes
+
+    def counted(*args, **kwargs):
+        calls.append(args[1:4])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(diagnosis, "mistakes", counted)
+    at = _open("pages/mistakes.py", model="shapes-biased")
+    at.number_input(key="mis_n").set_value(140).run()
+    at.selectbox(key="mis_cue").set_value("random").run()
+    assert calls == [] and [b.label for b in at.button if b.key == "run_mistakes"] == ["Find the mistakes"]
+    assert not at.get("plotly_chart")
+    _run(at, "mistakes")
+    assert calls == [(140, 20000, "random")] and at.get("plotly_chart")
+    assert not [b for b in at.button if b.key == "run_mistakes"]  # the result replaces the button
+    at.slider(key="mis_alpha").set_value(0.3).run()  # a view setting: nothing recomputed
+    at.number_input(key="mis_n").set_value(160).run()
+    assert len(calls) == 1 and not at.get("plotly_chart")  # a new setting waits for the button
+    at.number_input(key="mis_n").set_value(140).run()
+    assert len(calls) == 1 and at.get("plotly_chart")  # kept per setting

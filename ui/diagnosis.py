@@ -1,5 +1,7 @@
-"""What the Diagnose pages compute, with a progress bar while it runs, then kept for every session
-(``cache.map_store``): mistakes, attacks, bias figures and dissections."""
+"""What the Diagnose pages compute, when asked (a Run button), with a progress bar while it runs,
+then kept per setting for every session (``cache.map_store``): mistakes, attacks, bias figures and
+dissections. A page opens at once: what it would compute waits for the button, and a setting
+already computed is shown without asking."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,11 +15,24 @@ from explainers import adversarial
 from ui import cache
 
 
-def _kept(key: tuple, text: str, compute):
-    """``compute(progress)`` once per key (``progress(done, total)``; total 0: unknown), with a bar."""
+RUN = {"mistakes": "Find the mistakes", "folder_mistakes": "Find the mistakes", "bias": "Run the bias test",
+       "attack": "Run the attack", "dissection": "Dissect the layer", "folder_dissection": "Dissect the layer"}
+
+
+def _kept(key: tuple, text: str, compute, ask: bool = True):
+    """``compute(progress)`` once per key (``progress(done, total)``; total 0: unknown), with a bar.
+    With ``ask``, a key not computed yet waits for its Run button (key ``run_<kind>``): None until
+    pressed, and the page stops there."""
     store = cache.map_store()
     got = store.get(key)
     if got is None:
+        if ask:
+            slot = st.empty()
+            if not slot.button(RUN[key[0]], key=f"run_{key[0]}", type="primary"):
+                st.info("Nothing has run for these settings yet: press the button when they are as you want "
+                        "them (each setting is computed once and kept).")
+                return None
+            slot.empty()  # pressed: the result replaces the button
         bar = st.progress(0.0, text=text)
 
         def progress(done, total):
@@ -68,7 +83,7 @@ def bias_examples(model_ids: tuple[str, ...], index: int, seed: int) -> dict:
                 row["models"][m] = {"prediction": pred, "map": e.attribution}
             out[cue] = row
         return out
-    return _kept(("bias_examples", model_ids, index, seed), "Explaining the example scene...", compute)
+    return _kept(("bias_examples", model_ids, index, seed), "Explaining the example scene...", compute, ask=False)
 
 
 def attack(model_id: str, digest: str, image: np.ndarray, method: str, epsilon: float, steps: int,
