@@ -390,6 +390,9 @@ def test_compare_methods_grid_covers_every_method():
     assert not at.exception
     assert len(_images(at)) == shown + 2 and shown >= before
     assert any("Methods:" in c.value for c in at.caption)
+    # the maps replace the box that asked for them (it stayed on screen after the run)
+    assert not any("not run yet" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "compare_heavy_run"]
 
 
 def test_measured_times_keep_their_digits():

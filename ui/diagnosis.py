@@ -4,6 +4,9 @@ dissections. A page opens at once: what it would compute waits for the button, a
 already computed is shown without asking."""
 from __future__ import annotations
 
+import contextlib
+import time
+
 import numpy as np
 import streamlit as st
 import torch
@@ -19,13 +22,16 @@ RUN = {"mistakes": "Find the mistakes", "folder_mistakes": "Find the mistakes", 
        "attack": "Run the attack", "dissection": "Dissect the layer", "folder_dissection": "Dissect the layer"}
 
 
-def _kept(key: tuple, text: str, compute, ask: bool = True):
+def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | None = None):
     """``compute(progress)`` once per key (``progress(done, total)``; total 0: unknown), with a bar.
     With ``ask``, a key not computed yet waits for its Run button (key ``run_<kind>``): None until
-    pressed, and the page stops there."""
+    pressed, and the page stops there. A caption says how long the computation took (timed here,
+    around the library call: what ``./studio bench browser --heavy-only`` compares with the call
+    made outside the app). ``threads_of``: run under that model's thread rule (``cache.torch_threads``:
+    a small model on one thread, as its maps are)."""
     store = cache.map_store()
-    got = store.get(key)
-    if got is None:
+    kept = store.get(key)
+    if kept is None:
         if ask:
             slot = st.empty()
             if not slot.button(RUN[key[0]], key=f"run_{key[0]}", type="primary"):
@@ -39,9 +45,15 @@ def _kept(key: tuple, text: str, compute, ask: bool = True):
             bar.progress(min(1.0, done / total) if total else 0.5,
                          text=f"{text} {done} of {total}" if total else f"{text} {done} done")
 
-        got = compute(progress)
+        started = time.perf_counter()
+        with cache.torch_threads(threads_of) if threads_of else contextlib.nullcontext():
+            got = compute(progress)
+        kept = (got, time.perf_counter() - started)
         bar.empty()
-        store.put(key, got)
+        store.put(key, kept)
+    got, seconds = kept
+    if ask:
+        st.caption(f"Computed in {seconds:.2f} s, kept for these settings.")
     return got
 
 
@@ -114,7 +126,7 @@ def attack(model_id: str, digest: str, image: np.ndarray, method: str, epsilon: 
                          "adversarial_attacked": attacked.explain("gradcam", adv_label).attribution}}
     label = "PGD step" if method == "pgd" else "FGSM"
     return _kept(("attack", model_id, digest, method, epsilon, steps, step_size, target, layer), f"{label}...",
-                 compute)
+                 compute, threads_of=model_id)
 
 
 def dissection(model_id: str, layer: str, n: int, seed: int):

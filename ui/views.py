@@ -243,9 +243,13 @@ def maps_on_demand(model_id: str, digest: str, layer: str, wanted: list[tuple[st
         seconds, how = estimate(model_id, cost)
         total += seconds
         lines.append(f"- **{method_title(method)}**: {cost.note} (about {seconds:.1f} s)")
-    where.info("Forward-heavy method(s) not run yet:\n" + "\n".join(lines)
-               + f"\n\nAbout {total:.1f} s in all here: {how}.")
-    if where.button(f"Run {len(pending)} forward-heavy map(s)", key=f"{key}_run"):
+    ask = where.empty()  # the box and its button; gone once pressed (the maps take their place)
+    with ask.container():
+        st.info("Forward-heavy method(s) not run yet:\n" + "\n".join(lines)
+                + f"\n\nAbout {total:.1f} s in all here: {how}.")
+        pressed = st.button(f"Run {len(pending)} forward-heavy map(s)", key=f"{key}_run")
+    if pressed:
+        ask.empty()
         bar = where.progress(0.0, text="Starting...")
         started = time.perf_counter()
         for i, (method, cls, cost) in enumerate(pending):
