@@ -35,7 +35,7 @@ page = st.navigation({
     "Studies": [st.Page("pages/participate.py", title="Take part"),
                 st.Page("pages/study_designer.py", title="Design a study"),
                 st.Page("pages/study_results.py", title="Study results")],
-}, expanded=True)  # every page listed: no "View more" to find the last ones
+}, position="top")  # the sidebar keeps the model and image pickers, in view on a laptop screen
 with st.sidebar:
     st.markdown("**Grad-CAM Studio**  \nwhere convolutional networks look, and why")
 if page.url_path in {p.url_path for p in explaining + diagnosing}:
