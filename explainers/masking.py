@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BASELINES", "masked_outputs", "blur"]
+__all__ = ["BASELINES", "masked_inputs", "masked_outputs", "blur"]
 
 BASELINES = ("mean", "blur")
 
@@ -24,12 +24,12 @@ def blur(x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def masked_outputs(model: nn.Module, x: torch.Tensor, masks: Sequence[np.ndarray],
-                   baseline: str = "mean") -> np.ndarray:
-    """Model outputs for ``x`` (1 x C x H x W, preprocessed) with each mask's pixels replaced,
-    one row per mask, in a single no-grad forward pass. ``baseline``: ``"mean"`` puts the
-    dataset's mean colour (0 after normalisation) in the masked pixels, ``"blur"`` a blurred
-    copy of the image. Masks are H x W (bool or weights in [0, 1])."""
+def masked_inputs(x: torch.Tensor, masks: Sequence[np.ndarray], baseline: str = "mean") -> torch.Tensor:
+    """The masked copies of ``x`` (1 x C x H x W, preprocessed), one row per mask: what
+    :func:`masked_outputs` runs the model on, and what a picture of a masked image should show.
+    ``baseline``: ``"mean"`` puts the dataset's mean colour (0 after normalisation) in the masked
+    pixels, ``"blur"`` a blurred copy of the image (:func:`blur`). Masks are H x W (bool or
+    weights in [0, 1])."""
     if baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     if x.dim() != 4 or x.shape[0] != 1:
@@ -46,7 +46,14 @@ def masked_outputs(model: nn.Module, x: torch.Tensor, masks: Sequence[np.ndarray
     w = torch.stack(weights).unsqueeze(1).to(x.device, x.dtype)
     with torch.no_grad():
         fill = torch.zeros_like(x) if baseline == "mean" else blur(x)
-        batch = x * (1 - w) + fill * w
+        return x * (1 - w) + fill * w
+
+
+def masked_outputs(model: nn.Module, x: torch.Tensor, masks: Sequence[np.ndarray],
+                   baseline: str = "mean") -> np.ndarray:
+    """Model outputs for the :func:`masked_inputs` of ``x``, in a single no-grad forward pass."""
+    batch = masked_inputs(x, masks, baseline)
+    with torch.no_grad():
         out = model(batch)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         raise ValueError("masked_outputs needs a classifier whose output is N x classes")

@@ -4,7 +4,6 @@ model; and contrastive maps, "why A rather than B" (Grad-CAM of y^A - y^B)."""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
 from explainers import agreement, render
 from ui import cache, routing, selection, text, views
@@ -39,7 +38,7 @@ def counterfactual() -> None:
     counter = cache.explanation(model_id, digest, layer, "counterfactual", cls, shown)["attribution"]
     regions = {"Grad-CAM": agreement.top_region(gradcam, fraction),
                "Counterfactual": agreement.top_region(counter, fraction)}
-    masked = cache.masked_logits(model_id, digest, shown, tuple(regions.values()),
+    masked, seen = cache.masked_logits(model_id, digest, shown, tuple(regions.values()),
                                  f"{layer}/{cls}/{fraction}", baseline)
 
     st.caption(f"Class **{text.plain(names[cls])}**, layer `{layer}`. Each map normalised to its own maximum "
@@ -47,21 +46,13 @@ def counterfactual() -> None:
                f"{fraction:.0%} of pixels; masking runs the model once more on the masked copies.")
 
 
-    def masked_view(mask):
-        keep = np.asarray(shown, np.float32)
-        fill = np.broadcast_to(np.float32(loaded.preprocess.mean) * 255, keep.shape) if baseline == "mean" else \
-            np.asarray(Image.fromarray(shown).resize((max(1, shown.shape[1] // 8), max(1, shown.shape[0] // 8)))
-                       .resize((shown.shape[1], shown.shape[0]), Image.BILINEAR), np.float32)
-        return np.where(mask[..., None], fill, keep).astype(np.uint8)
-
-
     (gc01,), (cf01,) = render.normalize([gradcam], "per_map"), render.normalize([counter], "per_map")
     views.faint_notice({"Grad-CAM": gradcam, "The counterfactual map": counter})
     cols = st.columns(4)
     cols[0].image(render.overlay(shown, gc01, alpha), caption="Grad-CAM: evidence for", width="stretch")
-    cols[1].image(masked_view(regions["Grad-CAM"]), caption="Grad-CAM region masked", width="stretch")
+    cols[1].image(seen[0], caption="Grad-CAM region masked (what the model saw)", width="stretch")
     cols[2].image(render.overlay(shown, cf01, alpha), caption="Counterfactual: evidence against", width="stretch")
-    cols[3].image(masked_view(regions["Counterfactual"]), caption="Counterfactual region masked", width="stretch")
+    cols[3].image(seen[1], caption="Counterfactual region masked (what the model saw)", width="stretch")
 
     y = float(logits[cls])
     moves = {name: float(masked[i, cls]) - y for i, name in enumerate(regions)}
@@ -85,9 +76,9 @@ def counterfactual() -> None:
     pair = np.stack([gradcam, counter])
     views.downloads("cf_dl", "counterfactual",
                     [(f"Grad-CAM: evidence for {names[cls]}", render.overlay(shown, gc01, alpha)),
-                     ("Grad-CAM region masked", masked_view(regions["Grad-CAM"])),
+                     ("Grad-CAM region masked", seen[0]),
                      (f"Counterfactual: evidence against {names[cls]}", render.overlay(shown, cf01, alpha)),
-                     ("Counterfactual region masked", masked_view(regions["Counterfactual"]))], pair,
+                     ("Counterfactual region masked", seen[1])], pair,
                     views.settings_of(sel, loaded, layer=layer, class_index=cls, class_name=names[cls],
                                       normalisation="per_map", region_fraction=fraction, baseline=baseline,
                                       logit=y, logit_gradcam_region_masked=y + moves["Grad-CAM"],

@@ -136,6 +136,20 @@ def test_counterfactual_masking_moves_the_score_the_claimed_way(baseline):
     assert text.count("the claim held") == 2
     spec = at.get("plotly_chart")[0].proto.spec
     assert '"Grad-CAM region masked"' in spec
+    # the masked pictures are the inputs the model saw (the blur of explainers.masking, not another)
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert sum("region masked (what the model saw)" in c for c in captions) == 2
+    from ui import cache
+    masks = (agreement.top_region(gc), agreement.top_region(cf))
+    logits, pictures = cache.masked_logits("shapes-resnet", "test", loaded.preprocess.picture(x), masks,
+                                           f"test/{baseline}", baseline)
+    batch = masking.masked_inputs(x, list(masks), baseline)
+    np.testing.assert_allclose(logits, out, rtol=1e-5)
+    for picture, row in zip(pictures, batch):
+        np.testing.assert_array_equal(picture, loaded.preprocess.picture(row))
+    if baseline == "blur":  # the old picture (a PIL down-and-up resize) was another blur than the model's
+        region = masks[0]
+        assert np.abs(pictures[0][region].astype(int) - loaded.preprocess.picture(x)[region].astype(int)).max() > 0
 
 
 def test_counterfactual_region_of_a_confident_class_is_smaller_evidence_than_gradcam():

@@ -207,13 +207,16 @@ def activations(model_id: str, image_digest: str, layer: str, _image: np.ndarray
 
 @st.cache_data(max_entries=32, show_spinner="Masking and re-running the model...")
 def masked_logits(model_id: str, image_digest: str, _image: np.ndarray, _masks: tuple,
-                  masks_key: str, baseline: str) -> np.ndarray:
-    """Logits with each mask's region replaced (one batched forward); ``masks_key`` identifies
+                  masks_key: str, baseline: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(logits with each mask's region replaced, one batched forward; the pictures of those
+    masked inputs, denormalised: what the model saw, blur included). ``masks_key`` identifies
     the masks."""
     loaded = load_model(model_id)
     x = model_input(model_id, _image)
     with torch_threads(model_id):
-        return masking.masked_outputs(loaded.model, x, list(_masks), baseline)
+        logits = masking.masked_outputs(loaded.model, x, list(_masks), baseline)
+    batch = masking.masked_inputs(x, list(_masks), baseline)
+    return logits, [loaded.preprocess.picture(row) for row in batch]
 
 
 @st.cache_resource(show_spinner=False)
