@@ -299,7 +299,6 @@ def heavy_runs(page, repeats: int) -> dict:
 def library_runs(repeats: int) -> dict:
     """The library calls behind each Run button, with the same settings, timed in this process
     (dissections into a fresh notes folder, so nothing is read back from disk)."""
-    import torch
     from PIL import Image
 
     import explainers

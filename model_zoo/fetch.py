@@ -39,7 +39,7 @@ from typing import Callable
 
 from .weights import WeightsUnavailable
 
-__all__ = ["fetch_weights", "download", "download_url", "hash_prefix", "size_bound", "remove_stale_parts",
+__all__ = ["download", "download_url", "hash_prefix", "size_bound", "remove_stale_parts",
            "CONNECT_TIMEOUT_S", "DEADLINE_S", "MAX_MB"]
 
 CONNECT_TIMEOUT_S = float(os.environ.get("STUDIO_CONNECT_TIMEOUT_S", "10"))

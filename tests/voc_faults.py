@@ -35,7 +35,7 @@ def write_faulty_folder(root: Path) -> dict[str, str]:
     (notes / "s11.xml").write_text(re.sub(r"<xmax>\d+</xmax>", "<xmax>340</xmax>", text, count=1))
     box = {i: make_scene(20000, i, "single", "flip").objects[0] for i in range(6, 12)}
     name = {i: o.name for i, o in box.items()}
-    (x0, y0, x1, y1), (_, v0, _, v1) = box[10].box, box[11].box  # 0-based, half-open; VOC's xmin is x0 + 1
+    (x0, y0, _, y1), (_, v0, _, v1) = box[10].box, box[11].box  # 0-based, half-open; VOC's xmin is x0 + 1
     return {
         "s06.png": f"s06.xml: object 1 ({name[6]}) has no <bndbox>",
         "s07.png": f"s07.xml: object 1 ({name[7]}) has no <xmin>",

@@ -3,7 +3,6 @@ progress bar; the report is kept per settings so reruns of the page do not repea
 from __future__ import annotations
 
 import threading
-import time
 
 import streamlit as st
 

@@ -25,16 +25,12 @@ their training (seeded, on the CPU, minutes) and the figures on their cards.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..weights import sha256_of
 from . import language as L
 from .nets import ResidualBlock, _conv_bn_relu
 

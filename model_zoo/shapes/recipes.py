@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from .nets import ARCHITECTURES
-from .world import CLASSES, SIZE, make_scene
+from .world import CLASSES, make_scene
 
-__all__ = ["Recipe", "RECIPES", "build", "train", "scenes_to_tensor", "accuracy", "cue_ablation", "MEAN", "STD",
+__all__ = ["Recipe", "RECIPES", "build", "scenes_to_tensor", "accuracy", "cue_ablation", "MEAN", "STD",
            "HELDOUT_SEED_OFFSET"]
 
 MEAN = (0.5, 0.5, 0.5)

@@ -1,5 +1,4 @@
 """Capture: one forward pass serves further classes and methods (what the dashboard needs)."""
-import numpy as np
 import pytest
 import torch
 

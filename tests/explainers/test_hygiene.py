@@ -4,7 +4,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.overrides import _get_current_function_mode_stack
 
 import explainers

@@ -154,7 +154,7 @@ def test_strip_is_refused_by_its_aspect_ratio(size):
 
 
 def test_preprocess_bounds_the_resized_pixels():
-    import model_zoo  # noqa: the test reaches across packages; the library does not
+    import model_zoo  # noqa: E402  (the test reaches across packages; the library does not
     pre = model_zoo.get_spec("resnet18").preprocess
     with pytest.raises(ValueError, match=r"a 60000 x 1 image resized to 256 px .* would be 15360000 x 256"):
         pre.display(Image.new("RGB", (60000, 1)))

@@ -44,7 +44,7 @@ def test_tokens_are_read_as_a_grid(cls_token):
     assert capture.layout == ("tokens after the class token as a 3x3 grid" if cls_token else "tokens as a 3x3 grid")
     e = capture.explain("gradcam", 1)
     # by hand: tokens (after the class token) -> 3 x 3 grid of C channels, Grad-CAM on that grid
-    tokens, grads = [], []
+    tokens = []
 
     def keep(module, inputs, output):
         output.retain_grad()

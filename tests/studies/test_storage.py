@@ -3,7 +3,6 @@ participants at once, resuming after a reload and after a server restart, a data
 down."""
 import threading
 
-import numpy as np
 import pytest
 from sqlalchemy import text
 

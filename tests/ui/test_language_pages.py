@@ -2,8 +2,6 @@
 caption (unknown words named), the top answers and the map of any answer, the contrast."""
 from pathlib import Path
 
-import numpy as np
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -13,7 +11,7 @@ from model_zoo.shapes import language as L
 from ui import cache
 from ui.text import plain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _open(page: str) -> AppTest:

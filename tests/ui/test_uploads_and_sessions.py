@@ -6,7 +6,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -16,7 +15,7 @@ from model_zoo.shapes import gallery
 from tests.conftest import open_dashboard
 from ui import cache
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _save(image: Image.Image, fmt: str = "PNG") -> bytes:

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 import model_zoo
 from model_zoo import registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _app() -> AppTest:

@@ -22,10 +22,10 @@ from PIL import Image
 
 import model_zoo
 from studies import Store
-from tests.test_browser import ARGS, CHROMIUM, IDLE, _choose, _free_port, _settle, sync_playwright
+from tests.ui.test_browser import ARGS, CHROMIUM, _choose, _free_port, _settle, sync_playwright
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Counter(http.server.BaseHTTPRequestHandler):

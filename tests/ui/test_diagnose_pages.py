@@ -9,7 +9,7 @@ from evaluation import diagnosis
 from explainers import adversarial
 from tests.conftest import open_dashboard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _open(page: str, model: str | None = None, scene: str | None = None) -> AppTest:

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -14,7 +13,7 @@ from explainers import agreement, masking
 from model_zoo.shapes import gallery
 from tests.conftest import open_dashboard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _open(page: str, scene: str | None = None, model: str | None = None) -> AppTest:
@@ -278,7 +277,6 @@ def test_evaluate_keeps_its_settings_and_result_when_you_come_back():
     at.select_slider(key="eval_steps").set_value(8).run()
     at.button(key="eval_run").click().run()
     table = at.dataframe[0].value
-    per_image = 0.0
     at.switch_page("pages/explore.py").run()
     at.switch_page("pages/evaluate.py").run()
     assert not at.exception

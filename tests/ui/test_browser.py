@@ -18,10 +18,10 @@ import pytest
 
 from bench.browser import nav_to
 from model_zoo.shapes import gallery
-from tests.test_uploads_and_sessions import _bomb_png
+from tests.ui.test_uploads_and_sessions import _bomb_png
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

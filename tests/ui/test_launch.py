@@ -46,7 +46,7 @@ def test_the_dashboard_runs_no_pip_after_the_tests_installed_everything(tmp_path
     first ./studio dashboard (here: cli, which checks the same file) ran pip for 2.5 s to install
     nothing. A stand-in venv's python logs how it is called."""
     import subprocess
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     log = tmp_path / "calls.log"

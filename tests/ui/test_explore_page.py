@@ -11,7 +11,7 @@ from model_zoo.shapes import gallery
 from tests.conftest import open_dashboard
 from ui import cache
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

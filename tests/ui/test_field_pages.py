@@ -5,7 +5,7 @@ results page excludes by the design's rule and counts only the included particip
 from streamlit.testing.v1 import AppTest
 
 from studies import Store, field
-from tests.test_study_pages import ROOT, _admin, _page_text, env, fresh_throttle  # noqa: F401 (fixtures)
+from tests.ui.test_study_pages import ROOT, _admin, _page_text, env, fresh_throttle  # noqa: F401 (fixtures)
 
 
 def _design_field(n=3, rate=0.34, **extra) -> str:

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 import model_zoo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_model_zoo_page_lists_every_model():

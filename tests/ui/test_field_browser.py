@@ -12,7 +12,7 @@ from PIL import Image
 
 from studies import Store
 from tests.pgserver import free_port
-from tests.test_browser import ARGS, CHROMIUM, _settle, sync_playwright
+from tests.ui.test_browser import ARGS, CHROMIUM, _settle, sync_playwright
 from tests.test_deploy import serve, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
@@ -145,7 +145,7 @@ def test_closing_a_study_asks_first_and_the_page_says_closed(tmp_path):
     """In Chromium the study picker kept its old label "(trust, open)" after closing (a keyed
     selectbox keeps the chosen option's text when only its label changes): the state is said
     under the picker instead, and closing asks for a confirmation."""
-    from tests.test_security_browser import _start, _stop
+    from tests.ui.test_security_browser import _start, _stop
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     store = Store(url)
     png = io.BytesIO()
