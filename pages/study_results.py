@@ -3,8 +3,6 @@ the design), then, on the included participants' counted trials only, per method
 reliability in favour of the stronger model with a bootstrap interval, a sign test and a
 permutation test (trust), or the accuracy per method (class discrimination); per participant and
 per image; the pre-registration record, the platform's approval list and the raw answers."""
-from collections import defaultdict
-
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -145,19 +143,10 @@ else:
     st.plotly_chart(fig, key="results_chart")
 
 st.subheader("Per participant")
-per = defaultdict(lambda: defaultdict(list))
-for r in rows:
-    per[r["participant"]][method_of[r["trial_idx"]]].append(r["score"])
-st.dataframe([{"participant": p[:8], **{m: round(sum(v) / len(v), 2) for m, v in d.items()},
-               "answers": sum(len(v) for v in d.values())} for p, d in per.items()],
-             hide_index=True, width="stretch", key="results_participants")
+st.dataframe(studies_lib.per_participant(rows, method_of), hide_index=True, width="stretch",
+             key="results_participants")
 st.subheader("Per image")
-per_image = defaultdict(list)
-for r in rows:
-    t = trials[r["trial_idx"]]
-    per_image[(str(t["image"].get("index", t["image"].get("file"))), t["method"])].append(r["score"])
-st.dataframe([{"image": k[0], "method": k[1], "answers": len(v), "mean score": round(sum(v) / len(v), 2)}
-              for k, v in sorted(per_image.items())], hide_index=True, width="stretch", key="results_images")
+st.dataframe(studies_lib.per_image(rows, trials), hide_index=True, width="stretch", key="results_images")
 
 st.download_button("Raw answers (CSV)", field.raw_answers_csv(all_rows, trials, excluded), f"study_{code}.csv",
                    "text/csv", key="results_csv")

@@ -9,11 +9,12 @@ from importlib import import_module
 
 __all__ = ["StudyDesign", "DesignError", "build_study", "Store", "StorageError", "StudyNotFound",
            "StudyClosed", "default_url", "reliability_summary", "discrimination_summary", "score_answer",
-           "schedule", "TRUST_SCALE", "MIN_PARTICIPANTS_FOR_CI"]
+           "schedule", "TRUST_SCALE", "MIN_PARTICIPANTS_FOR_CI", "per_participant", "per_image"]
 
 _WHERE = {
     "StudyDesign": "design", "DesignError": "design", "build_study": "design",
     "reliability_summary": "stats", "discrimination_summary": "stats", "MIN_PARTICIPANTS_FOR_CI": "stats",
+    "per_participant": "stats", "per_image": "stats",
     "Store": "storage", "StorageError": "storage", "StudyClosed": "storage", "StudyNotFound": "storage",
     "default_url": "storage",
     "score_answer": "participation", "schedule": "participation", "TRUST_SCALE": "participation",

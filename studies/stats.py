@@ -18,7 +18,8 @@ import numpy as np
 from scipy import stats as _scipy_stats
 
 __all__ = ["binomial_two_sided", "sign_test", "bootstrap_mean_ci", "sign_flip_test", "wilson",
-           "reliability_summary", "discrimination_summary", "MIN_PARTICIPANTS_FOR_CI"]
+           "reliability_summary", "discrimination_summary", "MIN_PARTICIPANTS_FOR_CI", "per_participant",
+           "per_image"]
 
 
 def binomial_two_sided(k: int, n: int, p: float = 0.5) -> float:
@@ -115,3 +116,24 @@ def discrimination_summary(rows: list[dict], methods: dict[int, str]) -> list[di
                     "correct": k, "accuracy": k / n, "ci_low": lo, "ci_high": hi,
                     "binomial_p": binomial_two_sided(k, n)})
     return out
+
+
+def per_participant(rows: list[dict], methods: dict[int, str]) -> list[dict]:
+    """One row per participant (the first 8 characters of the token), in order of first answer:
+    the mean score under each method they answered (2 decimals) and their number of answers."""
+    per: dict[str, dict[str, list]] = {}
+    for r in rows:
+        per.setdefault(r["participant"], {}).setdefault(methods[r["trial_idx"]], []).append(r["score"])
+    return [{"participant": p[:8], **{m: round(sum(v) / len(v), 2) for m, v in d.items()},
+             "answers": sum(len(v) for v in d.values())} for p, d in per.items()]
+
+
+def per_image(rows: list[dict], trials: list[dict]) -> list[dict]:
+    """One row per (image, method), sorted: the image's scene index or file name, the answers
+    and their mean score (2 decimals)."""
+    per: dict[tuple[str, str], list] = {}
+    for r in rows:
+        t = trials[r["trial_idx"]]
+        per.setdefault((str(t["image"].get("index", t["image"].get("file"))), t["method"]), []).append(r["score"])
+    return [{"image": k[0], "method": k[1], "answers": len(v), "mean score": round(sum(v) / len(v), 2)}
+            for k, v in sorted(per.items())]

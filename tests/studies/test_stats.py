@@ -107,3 +107,22 @@ def test_discrimination_summary():
     gb, ggc = stats.discrimination_summary(rows, methods)
     assert gb["accuracy"] == 1.0 and ggc["accuracy"] == pytest.approx(1 / 3)
     assert gb["binomial_p"] == pytest.approx(0.25)
+
+
+def test_per_participant_and_per_image_tables_by_hand():
+    """The results page's two tables, computed in studies.stats (not in the page)."""
+    from studies.stats import per_image, per_participant
+    trials = [{"method": "gradcam", "image": {"index": 3}}, {"method": "guided_gradcam", "image": {"index": 3}},
+              {"method": "gradcam", "image": {"file": "cat.png"}}]
+    methods = {i: t["method"] for i, t in enumerate(trials)}
+    rows = [{"participant": "aaaaaaaa-1", "trial_idx": 0, "score": 2}, {"participant": "aaaaaaaa-1", "trial_idx": 2,
+                                                                      "score": -1},
+            {"participant": "bbbbbbbb-2", "trial_idx": 1, "score": 1}, {"participant": "aaaaaaaa-1", "trial_idx": 1,
+                                                                      "score": 0}]
+    assert per_participant(rows, methods) == [
+        {"participant": "aaaaaaaa", "gradcam": 0.5, "guided_gradcam": 0.0, "answers": 3},
+        {"participant": "bbbbbbbb", "guided_gradcam": 1.0, "answers": 1}]
+    assert per_image(rows, trials) == [
+        {"image": "3", "method": "gradcam", "answers": 1, "mean score": 2.0},
+        {"image": "3", "method": "guided_gradcam", "answers": 2, "mean score": 0.5},
+        {"image": "cat.png", "method": "gradcam", "answers": 1, "mean score": -1.0}]
