@@ -170,9 +170,8 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
 
 def save(choice_: str) -> None:
     """Score and commit; on a database failure keep the answer (pending) and show the retry."""
-    answer, score = participation.score_answer(study.kind, trial, flag, choice_)
     st.session_state[pending_key] = {"trial": trial_idx, "choice": choice_}
-    if studies.save_answer(store, token, trial_idx, position, shown, answer, score):
+    if studies.save_answer(store, study.kind, token, trial, trial_idx, position, shown, flag, choice_):
         del st.session_state[pending_key]
     st.rerun()  # the next trial appears only after the answer is committed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINDS", "TRUST_SCALE", "schedule", "score_answer", "trust_slots", "discrimination_options"]
+__all__ = ["KINDS", "TRUST_SCALE", "schedule", "score_answer", "submit_answer", "trust_slots", "discrimination_options"]
 
 KINDS = ("trust", "discrimination")
 # the paper's 5-point scale, as shown (answer = preference for Robot A)
@@ -56,3 +56,13 @@ def score_answer(kind: str, trial: dict, flag: bool, choice: str) -> tuple[int, 
             raise ValueError(f"{choice!r} is not one of this trial's classes")
         return trial["classes"].index(choice), int(choice == trial["explained"])
     raise ValueError(f"unknown study kind {kind!r}")
+
+
+def submit_answer(store, kind: str, token: str, trial: dict, trial_idx: int, position: int, shown: dict,
+                  flag: bool, choice: str) -> tuple[int, int]:
+    """Score a participant's ``choice`` (:func:`score_answer`) and commit it to ``store``, in one
+    call: (answer, score). A bad choice raises ValueError before anything is stored; the store's
+    StorageError or StudyClosed passes through (the page keeps the answer and retries)."""
+    answer, score = score_answer(kind, trial, flag, choice)
+    store.record(token, trial_idx, position, shown, answer, score)
+    return answer, score

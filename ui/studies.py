@@ -13,6 +13,7 @@ import time
 import streamlit as st
 
 import studies
+from studies import participation
 from ui.text import plain
 
 PARTICIPANT_TROUBLE = ("Something went wrong on our side; your earlier answers are safe. "
@@ -64,13 +65,14 @@ def guarded(fn, *args, participant: bool = False):
         st.stop()
 
 
-def save_answer(store_: studies.Store, token: str, trial_idx: int, position: int, shown: dict, answer: int,
-                score: int, attempts: int = 3, wait_s: float = 0.5) -> bool:
-    """Commit one answer, retrying a failing database a few times; False when it still fails
-    (the page keeps the answer and offers to retry). A closed study stops the page."""
+def save_answer(store_: studies.Store, kind: str, token: str, trial: dict, trial_idx: int, position: int,
+                shown: dict, flag: bool, choice: str, attempts: int = 3, wait_s: float = 0.5) -> bool:
+    """Score and commit one answer (``studies.participation.submit_answer``), retrying a failing
+    database a few times; False when it still fails (the page keeps the answer and offers to
+    retry). A closed study stops the page."""
     for attempt in range(attempts):
         try:
-            store_.record(token, trial_idx, position, shown, answer, score)
+            participation.submit_answer(store_, kind, token, trial, trial_idx, position, shown, flag, choice)
             return True
         except studies.StudyClosed:
             st.error("This study has been closed; your earlier answers are saved. Thank you!")

@@ -119,3 +119,26 @@ def test_answer_scoring_turns_answers_towards_the_stronger_model():
     assert participation.score_answer("discrimination", disc, True, "circle") == (0, 0)
     with pytest.raises(ValueError, match="not on the trust scale"):
         participation.score_answer("trust", trust, True, "Robot C")
+
+
+def test_one_call_scores_and_records_an_answer(tmp_path):
+    """studies.participation.submit_answer: the score the paper defines, committed with the answer;
+    a choice off the scale stores nothing."""
+    from studies import participation
+
+    class Recording:
+        def __init__(self):
+            self.rows = []
+
+        def record(self, *args):
+            self.rows.append(args)
+            return True
+
+    store = Recording()
+    trust = {"classes": None}
+    a_clearly = participation.TRUST_SCALE[0][0]
+    assert participation.submit_answer(store, "trust", "tok", trust, 4, 1, {"shown": 1}, False, a_clearly) == (2, -2)
+    assert store.rows == [("tok", 4, 1, {"shown": 1}, 2, -2)]
+    with pytest.raises(ValueError):
+        participation.submit_answer(store, "trust", "tok", trust, 5, 2, {}, True, "Robot C")
+    assert len(store.rows) == 1
