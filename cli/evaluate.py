@@ -146,7 +146,7 @@ def scaled(argv) -> int:
     print(f"{report['model']}: {report['images']} images{resumed}; {ran} run in {report['seconds']:.1f} s "
           f"({ran / max(report['seconds'], 1e-9):.2f} images/s); top-1 localisation error "
           f"{report['localisation_error_top1']:.3f}, GT-known {report['gt_known_localisation_accuracy']:.3f}, "
-          f"pointing {report['pointing']:.3f}"
+          f"pointing {report['pointing']:.3f} ({report['pointing_trials']} classes)"
           + (f"; skipped {len(report['skipped_files'])} file(s)" if report["skipped_files"] else "")
           + "".join(f"; {line}" for line in scale.faults(report)))
     return 0

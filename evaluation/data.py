@@ -21,15 +21,6 @@ class Object:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1, half-open, in the image's pixels
     mask: np.ndarray | None = None  # H x W bool when known (shapes world)
 
-    def region(self, shape) -> np.ndarray:
-        """The object's pixels: its mask, or its box filled."""
-        if self.mask is not None:
-            return self.mask
-        r = np.zeros(shape, bool)
-        x0, y0, x1, y1 = self.box
-        r[y0:y1, x0:x1] = True
-        return r
-
 
 @dataclass(frozen=True)
 class Sample:

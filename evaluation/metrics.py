@@ -1,13 +1,21 @@
 """Map-only metrics (numpy): the box from a map (paper section 4.1), IoU, localisation error, the
-pointing game and its recall-aware variant (section 4.2), curve areas, SSIM."""
+pointing game and its recall-aware variant (section 4.2), curve areas, SSIM.
+
+:func:`localise_and_point` is the one implementation of the per-image protocol for
+ground-truth-known localisation and the multi-instance pointing game: the streaming engine
+(``evaluation.run``) and the batched and Ray engines (``evaluation.scale``) both call it."""
 from __future__ import annotations
 
 import numpy as np
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 __all__ = ["largest_component", "box_from_map", "box_iou", "localisation", "pointing_hit",
-           "recall_aware_hit", "auc", "ssim"]
+           "recall_aware_hit", "Instance", "class_regions", "gt_known_hit", "localise_and_point", "auc",
+           "ssim"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, half-open pixel box
 
@@ -77,6 +85,64 @@ def recall_aware_hit(m: np.ndarray, mask: np.ndarray | None, reject_below: float
     if mask is None or not np.asarray(mask).any():
         return rejected
     return (not rejected) and pointing_hit(m, mask, tolerance)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One annotated object of an image, in the map's pixels: its class (any hashable key: an
+    index or a name), its half-open box and, when known, its mask (H x W bool, the map's size)."""
+    cls: object
+    box: Box
+    mask: np.ndarray | None = None
+
+    def region(self, shape) -> np.ndarray:
+        """Its pixels: the mask, or the box filled."""
+        if self.mask is not None:
+            return np.asarray(self.mask, bool)
+        r = np.zeros(shape, bool)
+        x0, y0, x1, y1 = self.box
+        r[y0:y1, x0:x1] = True
+        return r
+
+
+def class_regions(instances: Sequence[Instance], shape) -> dict:
+    """Per class (in the order the classes first appear), the union of its instances' regions."""
+    out: dict = {}
+    for o in instances:
+        r = o.region(shape)
+        out[o.cls] = out[o.cls] | r if o.cls in out else r
+    return out
+
+
+def gt_known_hit(m: np.ndarray, boxes: Sequence[Box], threshold: float = 0.15) -> bool:
+    """Ground-truth-known localisation (paper section 4.1, the ILSVRC rule): the box of the true
+    class's map (:func:`box_from_map`) overlaps one of that class's boxes, any instance, by
+    IoU >= 0.5."""
+    box = box_from_map(m, threshold)
+    return any(box_iou(box, b) >= 0.5 for b in boxes)
+
+
+def localise_and_point(maps: Mapping, instances: Sequence[Instance], threshold: float = 0.15,
+                       tolerance: float = 15.0) -> tuple[bool | None, dict]:
+    """The protocol of one image, given the maps of its classes (``maps[cls]``, every class of
+    ``instances``) and its annotated instances (in annotation order):
+
+    * ground-truth-known localisation: the true class is the first instance's class; a hit when
+      :func:`gt_known_hit` holds for its map against *every* box of that class (None for an image
+      without instances);
+    * pointing game (Zhang et al. 2016, as the paper's section 4.2): one trial per class present,
+      not per instance; a hit when the map's maximum lies within ``tolerance`` pixels of any
+      instance of the class (the union of their masks, or boxes where no mask is known).
+
+    Returns (gt_known, {class: pointing hit}); the report's pointing score is the hits over the
+    trials of every image."""
+    if not instances:
+        return None, {}
+    true = instances[0].cls
+    gt = gt_known_hit(maps[true], [o.box for o in instances if o.cls == true], threshold)
+    shape = np.shape(maps[true])
+    hits = {c: pointing_hit(maps[c], r, tolerance) for c, r in class_regions(instances, shape).items()}
+    return gt, hits
 
 
 def auc(y: np.ndarray, x: np.ndarray | None = None) -> float:

@@ -32,8 +32,10 @@ def all_methods() -> list[str]:
 SCORES = {  # which score each metric uses, written into every report
     "localisation_error_top1": "box from the map of the top-1 class (logit), threshold x max",
     "localisation_error_top5": "boxes from the maps of the top-5 classes (logits)",
-    "gt_known_localisation_accuracy": "box from the map of the true class (logit)",
-    "pointing": "map of each present class (logit)",
+    "gt_known_localisation_accuracy": "box from the map of the true class (logit; the first "
+                                      "annotated object's), IoU >= 0.5 with any of its boxes",
+    "pointing": "map of each present class (logit); one trial per class, a hit within tolerance "
+                "of any of its instances",
     "pointing_recall_aware": "maps of the top-5 and present classes (logit); a map whose max is "
                              "below reject x the largest of them rejects its class",
     "faithfulness_spearman": "rank correlation with the occlusion map of the top-1 logit",
@@ -131,10 +133,8 @@ def evaluate(loaded, samples: Iterable[Sample], methods=None, *, threshold: floa
         _lap(terms, "occlusion reference", tick)
         size = tuple(x.shape[-2:])
         classes = list(dict.fromkeys(top5 + [c for c, _ in present]))
-        object_regions = [(c, o.region(size)) for c, o in present]
-        regions: dict[int, np.ndarray] = {}  # per class, every instance of it
-        for c, r in object_regions:
-            regions[c] = regions[c] | r if c in regions else r
+        instances = [metrics.Instance(c, o.box, o.mask) for c, o in present]
+        regions = metrics.class_regions(instances, size)  # per class, every instance of it
         for m in methods:
             tick = time.perf_counter()
             maps = dict(zip(classes, method_map(capture, m, classes, size, rng,
@@ -148,12 +148,11 @@ def evaluate(loaded, samples: Iterable[Sample], methods=None, *, threshold: floa
             boxes = {c: metrics.box_from_map(maps[c], threshold) for c in top5}
             s.add("localisation_error_top1", 1 - metrics.localisation([(names[top5[0]], boxes[top5[0]])], truth))
             s.add("localisation_error_top5", 1 - metrics.localisation([(names[c], boxes[c]) for c in top5], truth))
-            if present:
-                c, o = present[0]
-                box = boxes[c] if c in boxes else metrics.box_from_map(maps[c], threshold)
-                s.add("gt_known_localisation_accuracy", metrics.box_iou(box, o.box) >= 0.5)
-            for c, r in object_regions:
-                s.add("pointing", metrics.pointing_hit(maps[c], r, tolerance))
+            gt_known, pointing = metrics.localise_and_point(maps, instances, threshold, tolerance)
+            if gt_known is not None:
+                s.add("gt_known_localisation_accuracy", gt_known)
+            for hit in pointing.values():
+                s.add("pointing", hit)
             cut = reject * max(float(np.max(v)) for v in maps.values())
             for c in classes:
                 s.add("pointing_recall_aware", metrics.recall_aware_hit(maps[c], regions.get(c), cut, tolerance))

@@ -4,14 +4,17 @@ batch (Grad-CAM of each image's predicted class and of its true class), per-imag
 appended to a results file as they finish (a rerun with the same settings skips them), and the
 same per-shard function on Ray actors when one machine is not enough.
 
-Per image (records, one JSON line each):
+Per image (records, one JSON line each; the localisation and pointing rules are
+``metrics.localise_and_point``, the streaming engine's too):
 
 * ``loc_error_top1``: 1 unless the box of the predicted class's map (threshold x max, largest
   8-connected segment, ``metrics.box_from_map``) names a true class and overlaps one of its boxes
   by IoU >= 0.5 (the ILSVRC rule, every box of the image);
-* ``gt_known``: the box of the true class's map overlaps one of that class's boxes by IoU >= 0.5;
-* ``pointing``: the maximum of the true class's map within ``tolerance`` pixels of one of its
-  boxes;
+* ``gt_known``: the box of the true class's map (the first annotated object's class) overlaps
+  one of that class's boxes by IoU >= 0.5;
+* ``pointing_hits`` of ``pointing_classes``: one pointing trial per class present, a hit when the
+  maximum of the class's map lies within ``tolerance`` pixels of one of its instances (their
+  masks in the shapes world, boxes otherwise);
 * ``correct``: the predicted class is one of the image's classes.
 
 The report sums the records in image order, so a resumed run, a run in other batches and the Ray
@@ -35,7 +38,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -94,8 +96,13 @@ class ShapesItems(Dataset):
     def __getitem__(self, i):
         from model_zoo.shapes.world import make_scene
         s = make_scene(self.seed, int(i), self.kind)
-        x = self.preprocess(Image.fromarray(s.image))
-        return int(i), self.name_of(i), x, [(o.name, tuple(o.box)) for o in s.objects], None
+        image = Image.fromarray(s.image)
+        x = self.preprocess(image)
+        if tuple(x.shape[-2:]) == s.image.shape[:2]:
+            return int(i), self.name_of(i), x, [(o.name, tuple(o.box), o.mask) for o in s.objects], None
+        # a model whose input is another size: boxes follow its resize and crop, masks give way
+        moved = [(o.name, self.preprocess.view_box(tuple(o.box), image.size)) for o in s.objects]
+        return int(i), self.name_of(i), x, [(n, b, None) for n, b in moved if b is not None], None
 
 
 class FileItems(Dataset):
@@ -131,7 +138,7 @@ class FileItems(Dataset):
         if isinstance(objects, str):
             return int(i), p.name, None, [], objects
         moved = [(o.name, self.preprocess.view_box(o.box, img.size)) for o in objects]
-        return int(i), p.name, self.preprocess(img), [(n, b) for n, b in moved if b is not None], None
+        return int(i), p.name, self.preprocess(img), [(n, b, None) for n, b in moved if b is not None], None
 
 
 def _collate(batch):
@@ -146,32 +153,28 @@ def _records(loaded, batch, settings: Settings, device) -> list[dict]:
     if not rows:
         return out
     x = torch.stack([r[2] for r in rows]).to(device)
-    truth_cls = [next((index[n] for n, _ in r[3] if n in index), -1) for r in rows]
+    instances = [[metrics.Instance(index[n], b, m) for n, b, m in r[3] if n in index] for r in rows]
+    present = [list(dict.fromkeys(o.cls for o in objs)) for objs in instances]  # the classes, in order
     cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
     pred = cap.output.detach().argmax(1)
-    true_or_pred = torch.tensor([t if t >= 0 else int(p) for t, p in zip(truth_cls, pred.tolist())])
-    e_pred, e_true = cap.explain(settings.method, [per_sample(pred, "predicted class"),
-                                                   per_sample(true_or_pred, "true class")])
-    size = x.shape[-2:]
-    pm, tm = batch_maps(e_pred, len(rows)), batch_maps(e_true, len(rows))
+    # one batched backward for the predicted classes, one for each k-th present class (an image
+    # with fewer classes repeats one; its repeat is not used)
+    targets = [per_sample(pred, "predicted class")]
+    for k in range(max(1, max(map(len, present)))):
+        kth = [cs[k] if k < len(cs) else (cs[0] if cs else int(p)) for cs, p in zip(present, pred.tolist())]
+        targets.append(per_sample(torch.tensor(kth), f"present class {k + 1}"))
+    maps = [batch_maps(e, len(rows)) for e in cap.explain(settings.method, targets)]
     for j, (i, name, _, objects, _) in enumerate(rows):
         p = int(pred[j])
-        truth = [(n, b) for n, b in objects]
+        truth = [(n, b) for n, b, _ in objects]
         rec = {"i": i, "name": name, "skipped": None, "predicted": names[p],
                "correct": any(n == names[p] for n, _ in truth), "objects_not_in_model": sum(n not in index for n, _ in truth)}
-        rec["loc_error_top1"] = 1 - metrics.localisation([(names[p], metrics.box_from_map(pm[j], settings.threshold))],
+        rec["loc_error_top1"] = 1 - metrics.localisation([(names[p], metrics.box_from_map(maps[0][j], settings.threshold))],
                                                          truth)
-        c = truth_cls[j]
-        if c >= 0:
-            mine = [b for n, b in truth if n == names[c]]
-            box = metrics.box_from_map(tm[j], settings.threshold)
-            rec["gt_known"] = int(any(metrics.box_iou(box, b) >= 0.5 for b in mine))
-            region = np.zeros(tuple(size), bool)
-            for x0, y0, x1, y1 in mine:
-                region[y0:y1, x0:x1] = True
-            rec["pointing"] = int(metrics.pointing_hit(tm[j], region, settings.tolerance))
-        else:
-            rec["gt_known"] = rec["pointing"] = None
+        gt_known, hits = metrics.localise_and_point({c: maps[1 + k][j] for k, c in enumerate(present[j])},
+                                                    instances[j], settings.threshold, settings.tolerance)
+        rec["gt_known"] = None if gt_known is None else int(gt_known)
+        rec["pointing_hits"], rec["pointing_classes"] = sum(hits.values()), len(hits)
         out.append(rec)
     return out
 
@@ -202,9 +205,13 @@ def report_from(records: Sequence[dict], settings: Settings, model_id: str) -> d
         vals = [r[key] for r in used if r.get(key) is not None]
         return float(sum(vals) / len(vals)) if vals else float("nan")
 
+    trials = sum(r["pointing_classes"] for r in used)
+
     return {"model": model_id, "images": len(used), "settings": asdict(settings), "skipped_files": skipped,
             "top1_accuracy": mean("correct"), "localisation_error_top1": mean("loc_error_top1"),
-            "gt_known_localisation_accuracy": mean("gt_known"), "pointing": mean("pointing"),
+            "gt_known_localisation_accuracy": mean("gt_known"),
+            "pointing": sum(r["pointing_hits"] for r in used) / trials if trials else float("nan"),
+            "pointing_trials": trials,
             "images_with_a_true_class": sum(r.get("gt_known") is not None for r in used),
             "objects_not_in_model_classes": sum(r.get("objects_not_in_model", 0) for r in used)}
 
@@ -235,7 +242,11 @@ def _why_not_a_record(rec, items) -> str | None:
         return "no prediction"
     if type(rec.get("objects_not_in_model")) is not int or rec.get("loc_error_top1") not in (0, 1):
         return "no localisation result"
-    if any(k not in rec or rec[k] not in (None, 0, 1) or type(rec[k]) is bool for k in ("gt_known", "pointing")):
+    if "gt_known" not in rec or rec["gt_known"] not in (None, 0, 1) or type(rec["gt_known"]) is bool:
+        return "no localisation result"
+    hits, trials = rec.get("pointing_hits"), rec.get("pointing_classes")
+    if type(hits) is not int or type(trials) is not int or not 0 <= hits <= trials \
+            or (trials == 0) != (rec["gt_known"] is None):
         return "no pointing result"
     return None
 

@@ -107,6 +107,7 @@ def test_batching_does_not_change_the_report_and_agrees_with_the_full_loop(resne
     g = full["methods"]["gradcam"]
     assert a["localisation_error_top1"] == pytest.approx(g["localisation_error_top1"], abs=1e-12)
     assert a["gt_known_localisation_accuracy"] == pytest.approx(g["gt_known_localisation_accuracy"], abs=1e-12)
+    assert a["pointing"] == pytest.approx(g["pointing"], abs=1e-12)  # masks on both sides
     assert a["top1_accuracy"] == pytest.approx(full["top1_accuracy"])
 
 
@@ -186,7 +187,7 @@ def test_a_results_file_is_checked_line_by_line(tmp_path, resnet):
     whole = scale.loc_pointing(resnet, items, batch=6, results=path)
     lines = _lines(path)
     records = [json.loads(x) for x in lines[1:]]
-    missing = {k: v for k, v in records[3].items() if k != "pointing"}
+    missing = {k: v for k, v in records[3].items() if k != "pointing_hits"}
     other = dict(records[4], name=records[5]["name"])
     outside = dict(records[6], i=99)
     flag = dict(records[7], correct="yes")
