@@ -7,7 +7,7 @@ Names are imported on first use (PEP 562): a participant's page needs storage an
 the model stack that designing a study loads (``studies.design`` imports torch)."""
 from importlib import import_module
 
-__all__ = ["StudyDesign", "DesignError", "build_study", "Store", "StorageError", "StudyNotFound",
+__all__ = ["StudyDesign", "DesignError", "build_study", "Store", "ParticipantStore", "AdminStore", "StorageError", "StudyNotFound",
            "StudyClosed", "default_url", "reliability_summary", "discrimination_summary", "score_answer",
            "schedule", "TRUST_SCALE", "MIN_PARTICIPANTS_FOR_CI", "per_participant", "per_image"]
 
@@ -15,7 +15,7 @@ _WHERE = {
     "StudyDesign": "design", "DesignError": "design", "build_study": "design",
     "reliability_summary": "stats", "discrimination_summary": "stats", "MIN_PARTICIPANTS_FOR_CI": "stats",
     "per_participant": "stats", "per_image": "stats",
-    "Store": "storage", "StorageError": "storage", "StudyClosed": "storage", "StudyNotFound": "storage",
+    "Store": "storage", "ParticipantStore": "participants", "AdminStore": "admin", "StorageError": "storage", "StudyClosed": "storage", "StudyNotFound": "storage",
     "default_url": "storage",
     "score_answer": "participation", "schedule": "participation", "TRUST_SCALE": "participation",
 }

@@ -33,15 +33,17 @@ def db_url() -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str) -> studies.Store:
-    return studies.Store(url)
+def _store(url: str, participant: bool):
+    return studies.ParticipantStore(url) if participant else studies.AdminStore(url)
 
 
-def store(participant: bool = False) -> studies.Store:
-    """The study database, or a clear message (and the page stops) when it cannot be reached.
-    A participant is never shown the database's address or its error."""
+def store(participant: bool = False):
+    """The study database, or a clear message (and the page stops) when it cannot be reached: a
+    participant's page gets the participant part of the store (``studies.ParticipantStore``:
+    join, answer, read the trials), the researcher's pages the admin part. A participant is
+    never shown the database's address or its error."""
     try:
-        return _store(db_url())
+        return _store(db_url(), participant)
     except studies.StorageError as err:
         st.error(PARTICIPANT_TROUBLE if participant else f"{err}. Nothing was lost; try again in a moment.")
         st.stop()
@@ -65,7 +67,7 @@ def guarded(fn, *args, participant: bool = False):
         st.stop()
 
 
-def save_answer(store_: studies.Store, kind: str, token: str, trial: dict, trial_idx: int, position: int,
+def save_answer(store_: studies.ParticipantStore, kind: str, token: str, trial: dict, trial_idx: int, position: int,
                 shown: dict, flag: bool, choice: str, attempts: int = 3, wait_s: float = 0.5) -> bool:
     """Score and commit one answer (``studies.participation.submit_answer``), retrying a failing
     database a few times; False when it still fails (the page keeps the answer and offers to

@@ -23,6 +23,25 @@ def test_study_round_trip(saved_trust, trust_study):
         store.study("nope")
 
 
+def test_the_participant_part_reads_what_a_participant_needs_and_nothing_more(saved_trust, db_url):
+    """The participant's page gets ``ParticipantStore``: it joins, answers and reads the trials
+    and stimuli the admin part wrote, and it has no way to read others' answers or to close."""
+    _, code, trials = saved_trust
+    part, admin = studies.ParticipantStore(db_url), studies.AdminStore(db_url)
+    try:
+        token = part.join(code)
+        assert part.trials(code) == trials and part.stimulus(code, 0, "stronger")
+        assert part.record(token, 0, 0, {"robot_a": "stronger"}, 1, 1) is True
+        assert admin.counts(code) == (1, 1) and admin.responses(code)[0]["participant"] == token
+        for admin_only in ("responses", "close_study", "save_study", "demographics", "recruits", "counts"):
+            assert not hasattr(part, admin_only), admin_only
+        for participant_only in ("join", "record", "answered", "save_demographics"):
+            assert not hasattr(admin, participant_only), participant_only
+    finally:
+        part.dispose()
+        admin.dispose()
+
+
 def test_answers_are_appended_once_and_never_changed(saved_trust):
     store, code, _ = saved_trust
     token = store.join(code)

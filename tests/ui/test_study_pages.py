@@ -260,15 +260,15 @@ def test_a_failed_save_keeps_the_answer_and_retries(env, monkeypatch):
     at = _participant(code)
     at.button(key="participate_start").click().run()
     import studies as studies_lib
-    from studies import storage
-    real = storage.Store.record
+    from studies.participants import ParticipantStore
+    real = ParticipantStore.record
     calls = []
 
     def down(self, *args, **kwargs):
         calls.append(args)
         raise studies_lib.StorageError("the study database (postgresql://admin:pw@db.internal/x) cannot be "
                                        "used: connection refused")
-    monkeypatch.setattr(storage.Store, "record", down)
+    monkeypatch.setattr(ParticipantStore, "record", down)
     monkeypatch.setattr("ui.studies.time.sleep", lambda s: None)
     choice = design.TRUST_SCALE[1][0]
     at.radio[0].set_value(choice)
@@ -278,7 +278,7 @@ def test_a_failed_save_keeps_the_answer_and_retries(env, monkeypatch):
     assert "Saving failed, retrying: your answer is kept" in text
     assert "db.internal" not in text and "connection refused" not in text and "cannot be used" not in text
     assert at.radio[0].value == choice  # the chosen answer is kept, not discarded
-    monkeypatch.setattr(storage.Store, "record", real)
+    monkeypatch.setattr(ParticipantStore, "record", real)
     at.button(key="participate_retry").click().run()
     assert not at.exception
     assert "1 of 1 answered" in at.get("progress")[0].proto.text
@@ -296,22 +296,22 @@ def test_an_answer_survives_a_database_that_fails_before_the_save(env, monkeypat
     at = _participant(code)
     at.button(key="participate_start").click().run()
     import studies as studies_lib
-    from studies import storage
-    real_answered, real_record = storage.Store.answered, storage.Store.record
+    from studies.participants import ParticipantStore
+    real_answered, real_record = ParticipantStore.answered, ParticipantStore.record
     saved = []
 
     def down(self, *args, **kwargs):
         raise studies_lib.StorageError("the study database (postgresql://admin:pw@db.internal/x) cannot be "
                                        "used: connection refused")
-    monkeypatch.setattr(storage.Store, "answered", down)
-    monkeypatch.setattr(storage.Store, "record", lambda self, *a, **k: saved.append(a) or real_record(self, *a, **k))
+    monkeypatch.setattr(ParticipantStore, "answered", down)
+    monkeypatch.setattr(ParticipantStore, "record", lambda self, *a, **k: saved.append(a) or real_record(self, *a, **k))
     choice = design.TRUST_SCALE[1][0]
     at.radio[0].set_value(choice)
     at.button[0].click().run()
     assert not at.exception and saved == []  # the save never ran
     text = _page_text(at)
     assert "earlier answers are safe" in text and "Your last answer is kept" in text and "db.internal" not in text
-    monkeypatch.setattr(storage.Store, "answered", real_answered)  # the database is back
+    monkeypatch.setattr(ParticipantStore, "answered", real_answered)  # the database is back
     at.run()
     assert not at.exception
     assert at.radio[0].value == choice  # the chosen answer, selected
