@@ -163,10 +163,34 @@ def _add_field_trials(design: StudyDesign, trials: list[dict], stimuli: dict, rn
                 stimuli[(i, slot)] = png
 
 
+def _draw_trials(design: StudyDesign, models: dict, names: list, cand, views: dict, caps: dict, preds: dict,
+                 rng: np.random.Generator, trials: list[dict], stimuli: dict) -> None:
+    """One kept image's trials (one per method) and their stimuli, appended to ``trials`` and
+    ``stimuli``."""
+    for method in design.methods:
+        i = len(trials)
+        if design.kind == "trust":
+            cls = preds[design.models[0]]
+            trials.append({"image": cand.ref, "method": method, "label": names[cls], "class_index": cls,
+                           "box": cand.boxes.get(names[cls])})
+            weaker = next(m for m in design.models if m != design.stronger)
+            for slot, m in (("stronger", design.stronger), ("weaker", weaker)):
+                stimuli[(i, slot)] = _stimulus(models[m], views[m], caps[m], method, cls, True)
+        else:
+            m = design.models[0]
+            explained = str(rng.choice(list(cand.truth)))
+            cls = names.index(explained)
+            trials.append({"image": cand.ref, "method": method, "classes": list(cand.truth),
+                           "explained": explained, "class_index": cls, "box": cand.boxes.get(explained)})
+            stimuli[(i, "map")] = _stimulus(models[m], views[m], caps[m], method, cls, False)
+
+
 def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None = None,
                 load=model_zoo.load) -> tuple[dict, list[dict], dict[tuple[int, str], bytes]]:
     """The study's configuration, its fixed trial list and rendered stimuli (PNG per trial and
-    slot). Models run once per candidate image; images the filter rejects are counted."""
+    slot). Models run once per candidate image; images the filter rejects are counted. A kept
+    image's stimuli are drawn at once and its captures released, so one image's captures are held
+    at a time, however many images the study has."""
     design.check()
     rng = np.random.default_rng(design.seed)
     models = {m: load(m) for m in design.models}
@@ -175,17 +199,18 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
         if list(models[a].categories) != list(models[b].categories):
             raise DesignError(f"{a} and {b} do not share their classes, so their labels cannot agree")
     names = list(models[design.models[0]].categories)
-    kept, seen, agreed = [], 0, 0
+    kept, seen, agreed = 0, 0, 0
     unreadable: list[tuple[str, str]] = []
+    trials, stimuli = [], {}
+    pixels = any(explainers.get_method(mm).needs_pixels for mm in design.methods)
     for cand in _candidates(design, unreadable):
-        if len(kept) >= design.n_images:
+        if kept >= design.n_images:
             break
         seen += 1
         views, caps, preds = {}, {}, {}
         for m, loaded in models.items():
             view, x = loaded.preprocess.prepare(Image.fromarray(cand.image))
-            caps[m] = explainers.Capture(loaded.model, x.unsqueeze(0), layer=loaded.default_layer,
-                                         pixels=any(explainers.get_method(mm).needs_pixels for mm in design.methods))
+            caps[m] = explainers.Capture(loaded.model, x.unsqueeze(0), layer=loaded.default_layer, pixels=pixels)
             views[m] = view
             preds[m] = int(caps[m].output[0].argmax())
         if design.kind == "trust":
@@ -201,9 +226,11 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
             agreed += 1
             if design.require_correct and names[preds[design.models[0]]] not in cand.truth:
                 continue
-        kept.append((cand, views, caps, preds))
+        _draw_trials(design, models, names, cand, views, caps, preds, rng, trials, stimuli)
+        del caps  # the activations (and the pixel graph) go once the image's stimuli are drawn
+        kept += 1
         if progress:
-            progress(len(kept), design.n_images)
+            progress(kept, design.n_images)
     if not kept:
         what = ("both models predicted the same label" if design.kind == "trust" else "scenes had two objects")
         extra = " and the label was correct" if design.require_correct else ""
@@ -211,25 +238,6 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
             if unreadable else ""
         raise DesignError(f"no image left: of {seen} candidate images, {agreed} passed the first filter "
                           f"({what}){extra}, none passed them all; loosen the filter or add images{skipped}")
-
-    trials, stimuli = [], {}
-    for cand, views, caps, preds in kept:
-        for method in design.methods:
-            i = len(trials)
-            if design.kind == "trust":
-                cls = preds[design.models[0]]
-                trials.append({"image": cand.ref, "method": method, "label": names[cls], "class_index": cls,
-                               "box": cand.boxes.get(names[cls])})
-                weaker = next(m for m in design.models if m != design.stronger)
-                for slot, m in (("stronger", design.stronger), ("weaker", weaker)):
-                    stimuli[(i, slot)] = _stimulus(models[m], views[m], caps[m], method, cls, True)
-            else:
-                m = design.models[0]
-                explained = str(rng.choice(list(cand.truth)))
-                cls = names.index(explained)
-                trials.append({"image": cand.ref, "method": method, "classes": list(cand.truth),
-                               "explained": explained, "class_index": cls, "box": cand.boxes.get(explained)})
-                stimuli[(i, "map")] = _stimulus(models[m], views[m], caps[m], method, cls, False)
     for t in trials:
         t["role"] = "trial"
     _add_field_trials(design, trials, stimuli, rng)
@@ -239,5 +247,5 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
               "map_settings": {"normalisation": "per_map", "overlay_alpha": 0.5, "cmap": "jet",
                                "pixel_maps": "3 standard deviations to the ends, zero at mid-grey",
                                "target": "logit of the label"},
-              "candidates_seen": seen, "images_kept": len(kept), "unreadable_files": unreadable}
+              "candidates_seen": seen, "images_kept": kept, "unreadable_files": unreadable}
     return config, trials, stimuli

@@ -21,6 +21,30 @@ def test_build_is_deterministic(trust_study):
     assert trials2 == trials and stimuli2 == stimuli
 
 
+def test_the_builder_holds_one_images_captures_at_a_time(monkeypatch):
+    """A kept image's stimuli are drawn at once and its captures released: building 6 images
+    with two models never has more than the two captures of one image alive (it held all 12)."""
+    import gc
+    import weakref
+
+    import explainers
+    live, most = weakref.WeakSet(), []
+
+    class Counted(explainers.Capture):
+        def __init__(self, *args, **kwargs):
+            gc.collect()  # what nothing refers to any more is gone before counting
+            most.append(len(live))
+            super().__init__(*args, **kwargs)
+            live.add(self)
+
+    monkeypatch.setattr(design.explainers, "Capture", Counted)
+    d = StudyDesign("trust", "Which robot?", ("shapes-resnet", "shapes-weak"), stronger="shapes-resnet",
+                    n_images=6, require_correct=True)
+    config, trials, _ = build_study(d)
+    assert config["images_kept"] == 6 and len(trials) == 12 and len(most) == 2 * config["candidates_seen"]
+    assert max(most) <= 2  # before each new capture: at most the two of the image before
+
+
 @pytest.mark.parametrize("n", [1, 7, 12])
 def test_schedule_is_a_balanced_permutation(n):
     for seed in range(20):
