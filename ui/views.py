@@ -110,23 +110,25 @@ def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "
         panels += [(label, pic, "smooth") for label, pic in picture]
     else:
         panels.append((what, picture, "smooth"))
-    columns = st.columns(4 if layer_map is not None else 3)
+    # one row that wraps, each button as wide as its label: in fixed columns Streamlit cut the
+    # labels with an ellipsis ("Grad-CAM of Egyptian cat: values, unnor...")
+    row = st.container(horizontal=True, wrap=True, gap="small")
     beside = " with the image" if image is not None else ""
     # figures are drawn and encoded only when their button is pressed (a callable; Streamlit runs
     # it on another thread), so a rerun never pays for a 2048-px PNG nobody asked for
-    columns[0].download_button(f"{what}{beside} (PNG, {size} px)", lambda: render.png_bytes(slide(panels, size)),
+    row.download_button(f"{what}{beside} (PNG, {size} px)", lambda: render.png_bytes(slide(panels, size)),
                                f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     ext = "npz" if isinstance(array, dict) else "npy"
     shape = "" if isinstance(array, dict) else f", {'x'.join(map(str, np.shape(array)))}"
-    columns[1].download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})",
+    row.download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})",
                                lambda: npy_bytes(array),
                                f"{stem}.{ext}", key=f"{key}_npy", on_click="ignore")
-    columns[2].download_button("Settings to make it again (JSON)", json.dumps(settings, indent=2, default=float),
+    row.download_button("Settings to make it again (JSON)", json.dumps(settings, indent=2, default=float),
                                f"{stem}.json", "application/json", key=f"{key}_json", on_click="ignore")
     if layer_map is not None:
         h, w = layer_map.shape
         cells = [(f"{what}: layer map {h}x{w}", layer_map_picture(layer_map, cmap), "nearest")]
-        columns[3].download_button(f"Layer map, {h}x{w} cells (PNG, {size} px, nearest)",
+        row.download_button(f"Layer map, {h}x{w} cells (PNG, {size} px, nearest)",
                                    lambda: render.png_bytes(slide(cells, size)),
                                    f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png", on_click="ignore")
 

@@ -350,3 +350,21 @@ def test_the_pickers_are_in_view_on_a_laptop_screen(server):
                     has_text=label).first.bounding_box()
                 assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 768, (title, label, box)
         browser.close()
+
+
+_CUT_LABELS = """() => Array.from(document.querySelectorAll('[data-testid="stDownloadButton"] button')).map(b => [
+  b.innerText, Array.from(b.querySelectorAll('*')).some(e => e.scrollWidth > e.clientWidth + 1)])"""
+
+
+def test_download_labels_are_not_cut_on_a_laptop_screen(server):
+    """On 1366 x 768 every download button shows its whole label (in four fixed columns
+    Streamlit cut them: "Grad-CAM of Egyptian cat: values, unnor...")."""
+    with sync_playwright() as p:
+        browser, page = _open_app(p, server, viewport={"width": 1366, "height": 768})
+        for title in ("Explore", "Compare", "Counterfactual"):
+            nav_to(page, title)
+            _settle(page)
+            page.wait_for_selector('[data-testid="stDownloadButton"]', timeout=90_000)
+            labels = page.evaluate(_CUT_LABELS)
+            assert labels and not [text for text, cut in labels if cut], (title, labels)
+        browser.close()
