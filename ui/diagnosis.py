@@ -20,6 +20,7 @@ from ui import cache
 
 RUN = {"mistakes": "Find the mistakes", "folder_mistakes": "Find the mistakes", "bias": "Run the bias test",
        "attack": "Run the attack", "dissection": "Dissect the layer", "folder_dissection": "Dissect the layer"}
+PROGRESS_EVERY_S = 0.2
 
 
 def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | None = None):
@@ -40,8 +41,15 @@ def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | No
                 return None
             slot.empty()  # pressed: the result replaces the button
         bar = st.progress(0.0, text=text)
+        last = [0.0]
 
         def progress(done, total):
+            # at most five updates a second: each is a message the browser draws, on the cores
+            # the computation runs on (Neurons sent one per probe batch)
+            now = time.perf_counter()
+            if now - last[0] < PROGRESS_EVERY_S and not (total and done >= total):
+                return
+            last[0] = now
             bar.progress(min(1.0, done / total) if total else 0.5,
                          text=f"{text} {done} of {total}" if total else f"{text} {done} done")
 
