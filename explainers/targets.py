@@ -14,6 +14,7 @@ import torch
 __all__ = [
     "Target", "ClassLogit", "ClassProbability", "Negated", "Contrast", "Custom", "as_target",
     "CaptionLogProb", "WordLogProb", "WordLogit", "Answer", "model_inputs",
+    "ActionLogit", "ActionProbability", "ActionContrast", "Value",
 ]
 
 
@@ -261,6 +262,100 @@ class Answer(Target):
     @property
     def label(self):
         return self.name
+
+
+def _check_action(index: int, num_outputs: int) -> None:
+    actions = num_outputs - 1
+    if actions < 1:
+        raise ValueError(f"an agent's output holds its action logits and then its value: [N, actions + 1]; "
+                         f"this one has {num_outputs} column(s)")
+    if not 0 <= index < actions:
+        raise ValueError(f"action {index} out of range: the agent has {actions} actions (valid 0..{actions - 1}; "
+                         f"its output's last column is the value)")
+
+
+def _agent(output: torch.Tensor) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor) or output.dim() != 2 or output.shape[1] < 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(f"agent targets need an output of shape [N, actions + 1] (the action logits, then the "
+                         f"value), got {shape}")
+    return output
+
+
+@dataclass(frozen=True)
+class ActionLogit(Target):
+    """The logit of action ``index`` of an actor-critic agent, whose output is ``[N, actions + 1]``:
+    the action logits, then the value estimate (``model_zoo.agents`` wraps policies so)."""
+
+    index: int
+    name: str = ""
+
+    def __call__(self, output):
+        return _agent(output)[:, self.index]
+
+    def check(self, num_outputs):
+        _check_action(self.index, num_outputs)
+
+    @property
+    def label(self):
+        return f"logit of {self.name or f'action {self.index}'}"
+
+
+@dataclass(frozen=True)
+class ActionProbability(Target):
+    """pi(a | s): the softmax over the action logits (the value column left out) at ``index``."""
+
+    index: int
+    name: str = ""
+
+    def __call__(self, output):
+        return torch.softmax(_agent(output)[:, :-1], dim=1)[:, self.index]
+
+    def check(self, num_outputs):
+        _check_action(self.index, num_outputs)
+
+    @property
+    def label(self):
+        return f"p({self.name or f'action {self.index}'})"
+
+
+@dataclass(frozen=True)
+class ActionContrast(Target):
+    """Why action ``a`` rather than ``b``: the difference of their logits (equal to the log ratio
+    of their probabilities, log pi(a|s) - log pi(b|s))."""
+
+    a: int
+    b: int
+    names: tuple[str, str] = ("", "")
+
+    def __call__(self, output):
+        out = _agent(output)
+        return out[:, self.a] - out[:, self.b]
+
+    def check(self, num_outputs):
+        _check_action(self.a, num_outputs)
+        _check_action(self.b, num_outputs)
+
+    @property
+    def label(self):
+        a, b = (n or f"action {k}" for n, k in zip(self.names, (self.a, self.b)))
+        return f"{a} rather than {b}"
+
+
+@dataclass(frozen=True)
+class Value(Target):
+    """V(s): the critic's estimate of the return from this frame (the output's last column)."""
+
+    def __call__(self, output):
+        return _agent(output)[:, -1]
+
+    def check(self, num_outputs):
+        if num_outputs < 2:
+            _check_action(0, num_outputs)
+
+    @property
+    def label(self):
+        return "value"
 
 
 def model_inputs(targets) -> tuple[tuple[int, ...], ...]:
