@@ -15,6 +15,17 @@ from tests.pgserver import own_postgres  # noqa: F401  (a PostgreSQL server a te
 
 torch.set_num_threads(2)
 
+
+@pytest.fixture(autouse=True)
+def _threads_as_they_were():
+    """Each test starts on the suite's two threads: the command lines run in-process here set
+    torch's threads to the cores free when they start (model_zoo.threads.for_batch_work), 1 on a
+    loaded machine, which leaked into the tests after them (a CI run with other work on the
+    cores failed the one-thread test of small models)."""
+    yield
+    if torch.get_num_threads() != 2:
+        torch.set_num_threads(2)
+
 # The suite writes only to temporary places: the studies database, saved uploads and notes about
 # models (dissections) go to a folder of this test session, also for the app servers the browser
 # tests start (they inherit the environment). A user's data/studies.sqlite, data/models and the

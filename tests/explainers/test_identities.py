@@ -151,9 +151,13 @@ def test_top_k_picks_the_highest_logits(resnet18):
 def test_batch_equals_single_images(resnet18, image_batch, method):
     batch = explainers.explain(resnet18, image_batch, method=method, target=3)
     assert batch.attribution.shape[0] == 2 and batch.score.shape == (2,)
+    # Ablation-CAM's weights are (y - y_k) / y, differences of two nearly equal float32 logits
+    # from forwards of other batch sizes (other kernels): their rounding is amplified by y / (y - y_k).
+    # On torch 2.15.0+cu132's CPU kernels batch and single images differed by 1.04e-4 of the peak.
+    rel = 1e-3 if method == "ablationcam" else 1e-4
     for i in range(2):
         one = explainers.explain(resnet18, image_batch[i:i + 1], method=method, target=3)
-        assert_maps_close(batch.attribution[i], one.attribution)
+        assert_maps_close(batch.attribution[i], one.attribution, rel=rel)
 
 
 def test_batch_top1_is_per_sample(resnet18, image_batch):
