@@ -117,20 +117,19 @@ def downloads(key: str, stem: str, picture, array, settings: dict, what: str = "
     # figures are drawn and encoded only when their button is pressed (a callable; Streamlit runs
     # it on another thread), so a rerun never pays for a 2048-px PNG nobody asked for
     row.download_button(f"{what}{beside} (PNG, {size} px)", lambda: render.png_bytes(slide(panels, size)),
-                               f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
+                        f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     ext = "npz" if isinstance(array, dict) else "npy"
     shape = "" if isinstance(array, dict) else f", {'x'.join(map(str, np.shape(array)))}"
-    row.download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})",
-                               lambda: npy_bytes(array),
-                               f"{stem}.{ext}", key=f"{key}_npy", on_click="ignore")
+    row.download_button(f"{array_what or what}: values, unnormalised (.{ext}{shape})", lambda: npy_bytes(array),
+                        f"{stem}.{ext}", key=f"{key}_npy", on_click="ignore")
     row.download_button("Settings to make it again (JSON)", json.dumps(settings, indent=2, default=float),
-                               f"{stem}.json", "application/json", key=f"{key}_json", on_click="ignore")
+                        f"{stem}.json", "application/json", key=f"{key}_json", on_click="ignore")
     if layer_map is not None:
         h, w = layer_map.shape
         cells = [(f"{what}: layer map {h}x{w}", layer_map_picture(layer_map, cmap), "nearest")]
         row.download_button(f"Layer map, {h}x{w} cells (PNG, {size} px, nearest)",
-                                   lambda: render.png_bytes(slide(cells, size)),
-                                   f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png", on_click="ignore")
+                            lambda: render.png_bytes(slide(cells, size)),
+                            f"{stem}_layer_map.png", "image/png", key=f"{key}_layer_png", on_click="ignore")
 
 
 def heatmap(z: np.ndarray, title: str, *, colorscale: str | list = "Jet", height: int = 360,
