@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             frames = explain_episode(agent, args.episode, args.seed, args.cue, args.method, args.layer,
                                      progress=lambda done, _: bar.update(1))
     except (ZooError, ValueError, KeyError) as err:
-        print(f"error: {str(err).strip(chr(39))}", file=sys.stderr)
+        reason = str(err).strip("'")  # a KeyError's message comes quoted
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -6,10 +6,10 @@ ground-truth-known localisation and the multi-instance pointing game: the stream
 (``evaluation.run``) and the batched and Ray engines (``evaluation.scale``) both call it."""
 from __future__ import annotations
 
-import numpy as np
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 

@@ -25,7 +25,6 @@ def explain_episode(agent: LoadedAgent, index: int, seed: int = 90_000, cue: str
     env = ShapesNavigation(seed=seed, cue=cue)
     env.reset(seed=seed)
     frame, info = env.reset(options={"index": index})
-    agent.check_frame(frame)
     layer = layer or agent.default_layer
     out, done = [], False
     while True:
@@ -47,5 +46,3 @@ def explain_episode(agent: LoadedAgent, index: int, seed: int = 90_000, cue: str
         frame, reward, terminated, truncated, info = env.step(chosen)
         step["reward"] = float(reward)
         done = terminated or truncated
-
-

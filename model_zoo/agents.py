@@ -46,7 +46,6 @@ class NatureActorCritic(nn.Module):
         self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
         self.action_net = nn.Linear(features, actions)
         self.value_net = None if dqn else nn.Linear(features, 1)
-        self.actions = actions
 
     def forward(self, x):
         h = self.linear(self.cnn(x / 255.0))

@@ -86,3 +86,46 @@ def test_both_engines_apply_one_rule_on_a_multi_instance_voc_folder(tmp_path):
     # the fixture tells the rules apart: the streaming engine's old rule scored against the
     # first instance alone, the empty corner
     assert batched["gt_known_localisation_accuracy"] > 0
+
+
+def _write_voc(root, stem, image, objects):
+    """images/<stem>.png and annotations/<stem>.xml with (name, box) objects, VOC's 1-based
+    inclusive coordinates."""
+    import xml.etree.ElementTree as ET
+    from PIL import Image
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    Image.fromarray(image).save(root / "images" / f"{stem}.png")
+    ann = ET.Element("annotation")
+    ET.SubElement(ann, "filename").text = f"{stem}.png"
+    size = ET.SubElement(ann, "size")
+    for tag, v in (("width", image.shape[1]), ("height", image.shape[0]), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(v)
+    for name, (x0, y0, x1, y1) in objects:
+        o = ET.SubElement(ann, "object")
+        ET.SubElement(o, "name").text = name
+        b = ET.SubElement(o, "bndbox")
+        for tag, v in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1), ("ymax", y1)):
+            ET.SubElement(b, tag).text = str(v)
+    (root / "annotations" / f"{stem}.xml").write_text(ET.tostring(ann, encoding="unicode"))
+
+
+@pytest.mark.slow
+def test_both_engines_agree_on_real_photos_through_a_real_models_resize_and_crop(tmp_path):
+    """The real path: efficientnet-lite0 (real ImageNet weights; resize to 256, crop 224) on the
+    non-square photos with their hand-drawn boxes, each photo's first object named by its first
+    ImageNet class. Both engines move the boxes like the pixels and score them by one rule."""
+    from model_zoo import photos
+    loaded = model_zoo.load("efficientnet-lite0")
+    names = list(loaded.categories)
+    singles = [p for p in photos.photos() if p.name != photos.COMPOSITE and p.objects][:3]
+    assert any(p.image.shape[0] != p.image.shape[1] for p in singles)
+    for p in singles:
+        _write_voc(tmp_path, p.name, p.image, [(names[o.classes[0]], o.box) for o in p.objects])
+    streaming = run.evaluate(loaded, data.voc_folder(tmp_path), ["gradcam"], steps=8, patch=32, stride=32)
+    batched = scale.loc_pointing(loaded, scale.FileItems(data.voc_folder(tmp_path), loaded.preprocess), batch=2)
+    g = streaming["methods"]["gradcam"]
+    assert streaming["images"] == batched["images"] == len(singles)
+    assert batched["pointing_trials"] == sum(len({o.classes[0] for o in p.objects}) for p in singles)
+    for key in ("gt_known_localisation_accuracy", "pointing", "localisation_error_top1"):
+        assert g[key] == pytest.approx(batched[key], abs=1e-12), key
