@@ -19,9 +19,10 @@ explaining = [
     st.Page("pages/how_it_works.py", title="How it works"),
     st.Page("pages/evaluate.py", title="Evaluate"),
 ]
-beyond = [  # models that take words beside the image: their own model and scene pickers
+beyond = [  # models that take words beside the image, and agents: their own model and scene pickers
     st.Page("pages/captioning.py", title="Captioning"),
     st.Page("pages/vqa.py", title="VQA"),
+    st.Page("pages/agents.py", title="Agents"),
 ]
 diagnosing = [  # the sidebar's model (and image) too
     st.Page("pages/mistakes.py", title="Mistakes"),

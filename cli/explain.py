@@ -224,6 +224,9 @@ def _run(args) -> int:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
     options = _parse_options(args.option, methods)
 
+    if model_zoo.get_spec(args.model).task == "agent":  # a policy acts in an environment: its own command
+        raise CliError(f"{args.model} is an agent: explain its episodes with ./studio agent --agent {args.model} "
+                       "--episode N")
     if args.list_layers and args.weights is None and not model_zoo.weights_available(args.model):
         args.weights = "untrained"  # the layers are the architecture's: listing them needs no weights
     if args.weights is None and not model_zoo.weights_available(args.model):

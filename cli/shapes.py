@@ -49,14 +49,18 @@ def _train(args) -> int:
     from training.shapes import RECIPES, train, with_overrides
 
     from model_zoo.shapes.multimodal import MULTI_RECIPES
+    from model_zoo.shapes.recipes import AGENT_RECIPES
     from training.multimodal import train_multimodal
 
-    ids = [*RECIPES, *MULTI_RECIPES] if args.model == "all" else [args.model]
+    every = [*RECIPES, *MULTI_RECIPES, *AGENT_RECIPES]
+    ids = every if args.model == "all" else [args.model]
     for model_id in ids:
-        if model_id not in RECIPES and model_id not in MULTI_RECIPES:
-            raise SystemExit(f"error: unknown shapes model {model_id!r}; choose from all, "
-                             f"{', '.join([*RECIPES, *MULTI_RECIPES])}")
+        if model_id not in every:
+            raise SystemExit(f"error: unknown shapes model {model_id!r}; choose from all, {', '.join(every)}")
     for model_id in ids:
+        if model_id in AGENT_RECIPES:
+            _train_agent(AGENT_RECIPES[model_id], args)
+            continue
         if model_id in MULTI_RECIPES:
             from dataclasses import replace
             from evaluation import language as ground  # a front end: above both
@@ -87,6 +91,20 @@ def _train(args) -> int:
         print(f"{model_id}: held-out accuracy {card['heldout']['accuracy']:.4f} "
               f"({card['training_seconds']:.0f} s) -> {args.out / (model_id + '.pt')}")
     return 0
+
+
+def _train_agent(recipe, args) -> None:
+    """A navigation agent (``training.agents``): --epochs, --seed and --ppo-steps override the
+    recipe's, --n-single its imitation episodes, --heldout the card's episodes (default 300)."""
+    from dataclasses import replace
+
+    from training.agents import train_agent
+    overrides = {k: v for k, v in (("episodes", args.n_single), ("epochs", args.epochs), ("seed", args.seed),
+                                   ("ppo_steps", args.ppo_steps)) if v is not None}
+    card = train_agent(replace(recipe, **overrides), args.out, heldout=300 if args.heldout is None else args.heldout)
+    none = card["heldout"]["none"]
+    print(f"{recipe.id}: held-out success {none['success']:.1%} (random policy "
+          f"{card['random_policy']['success']:.1%}), {card['training_seconds']:.0f} s -> {args.out / (recipe.id + '.pt')}")
 
 
 def _table(args) -> int:
@@ -124,13 +142,16 @@ def main(argv=None) -> int:
                         "captioner's and VQA model's scenes with captions.csv")
     t = sub.add_parser("train", help="train a shapes model (or all) and write weights + card")
     t.add_argument("--model", default="all")
-    t.add_argument("--n-single", type=int, default=None, help="override the recipe's scene count")
+    t.add_argument("--n-single", type=int, default=None,
+                   help="override the recipe's scene count (an agent's: its imitation episodes)")
     t.add_argument("--n-pair", type=int, default=None)
     t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--ppo-steps", type=int, default=None,
+                   help="an agent's PPO fine-tuning steps (0: imitation only; default the recipe's)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--heldout", type=int, default=None,
                    help="held-out scenes for the card's accuracy (default: 1000 for classifiers, 800 for the "
-                        "captioner and VQA model)")
+                        "captioner and VQA model, 300 episodes for an agent)")
     t.add_argument("--groundtruth", type=int, default=None,
                    help="scenes for the card's Grad-CAM ground-truth figures (0: skip; default 500 for "
                         "classifiers, 200 for the captioner and VQA model)")
@@ -141,7 +162,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         return {"export": _export, "train": _train, "table": _table}[args.command](args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

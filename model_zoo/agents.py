@@ -1,5 +1,13 @@
 """Agents to explain: a policy as a plain torch module whose output is ``[N, actions + 1]`` (the
 action logits, then the value estimate), the layout ``explainers.targets``' agent targets read.
+Its input is a frame in pixel units (N x C x H x W floats, 0 to 255).
+
+Three ways in:
+
+* the registry: the shipped shapes-world agents, and any torch policy a plugin registers with
+  ``register_agent`` (the plugin route: ``STUDIO_MODELS=my_agents.py``); ``load_agent(id)``;
+* ``from_sb3(path)``: a Stable-Baselines3 zip;
+* Atari through ``model_zoo.atari`` (a zip trained there, maps on the newest frame).
 
 ``from_sb3(path)`` loads a Stable-Baselines3 ``.zip`` (PPO or A2C with a ``CnnPolicy``, or DQN)
 without Stable-Baselines3 and without unpickling anything: the zip's ``policy.pth`` is read as a
@@ -27,9 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .preprocess import Preprocess
+from .registry import UNTRAINED, ModelSpec, fixed_path, get_spec, list_models, load, register
 from .weights import WeightsError, read_state_dict
 
-__all__ = ["NatureActorCritic", "LoadedAgent", "from_sb3", "frame_to_input"]
+__all__ = ["NatureActorCritic", "LoadedAgent", "from_sb3", "frame_to_input", "register_agent", "load_agent",
+           "agent_ids", "AGENT_TASK"]
+
+AGENT_TASK = "agent"
 
 
 class NatureActorCritic(nn.Module):
@@ -60,7 +73,7 @@ class LoadedAgent:
     algorithm: str  # "PPO", "A2C", "DQN"
     observation_shape: tuple[int, ...]  # as the policy takes it: channels first
     actions: tuple[str, ...]
-    default_layer: str
+    default_layer: str | None  # None: the last spatial map, found when first explained (evaluation.rl)
     sha256: str
     source: str
 
@@ -152,3 +165,54 @@ def from_sb3(path, actions: tuple[str, ...] | None = None) -> LoadedAgent:
     if len(names) != n_actions:
         raise ValueError(f"{len(names)} action names given for an agent with {n_actions} actions")
     return LoadedAgent(model.eval(), algorithm, shape, names, "cnn.5", digest, path.name)
+
+
+def register_agent(id: str, build, *, actions, observation_shape=(3, 64, 64), weights=None,
+                   default_layer: str | None = None, title: str | None = None, family: str = "plugin",
+                   description: str = "") -> ModelSpec:
+    """Register a torch policy of your own (the plugin route for agents). ``build()`` returns the
+    network: frames in pixel units (N x C x H x W, 0 to 255) to ``[N, len(actions) + 1]``, the
+    action logits then the value estimate. ``observation_shape`` is the frame it takes, channels
+    first; ``weights`` the path of its state dict (None: ``load_agent(id, weights=PATH)`` gives
+    one; ``"untrained"``: a random initialisation, named as such); ``default_layer`` None: the last spatial feature map, found when first explained."""
+    from functools import partial
+    from pathlib import Path as _Path
+    shape = tuple(int(v) for v in observation_shape)
+    if len(shape) != 3:
+        raise ValueError(f"observation_shape must be C x H x W, got {observation_shape!r}")
+    untrained = isinstance(weights, str) and weights == UNTRAINED
+    path = _Path(weights).expanduser().resolve() if weights is not None and not untrained \
+        else _Path(f"<no weights file for {id}>")
+    return register(ModelSpec(
+        id=id, title=title or id, family=family, build=lambda _n: build(), categories=tuple(actions),
+        preprocess=Preprocess(resize=shape[1], crop=shape[1]), default_layer=default_layer,
+        weights_file=partial(fixed_path, path), description=description, task=AGENT_TASK,
+        observation_shape=shape, untrained=untrained))
+
+
+def agent_ids(viewer: str | None = None) -> list[str]:
+    """The registered agents (the shipped ones and the plugins')."""
+    return [m for m in list_models(viewer=viewer) if get_spec(m).task == AGENT_TASK]
+
+
+def load_agent(model_id: str, weights=None) -> LoadedAgent:
+    """A registered agent with its weights (the registry's checked path: ``weights_only``, every
+    tensor's shape), checked by one forward pass on a blank frame: its output must be
+    ``[1, actions + 1]``."""
+    spec = get_spec(model_id)
+    if spec.task != AGENT_TASK:
+        raise ValueError(f"{model_id!r} is a {spec.task} model, not an agent; agents: {', '.join(agent_ids()) or 'none'}")
+    loaded = load(model_id, weights, categories=list(spec.categories))
+    shape = spec.observation_shape
+    with torch.no_grad():
+        try:
+            out = loaded.model(torch.zeros(1, *shape))
+        except Exception as err:
+            raise ValueError(f"{model_id} fails on a blank {'x'.join(map(str, shape))} frame (its declared "
+                             f"observation shape): {str(err).splitlines()[0][:200]}") from None
+    want = len(spec.categories) + 1
+    if out.ndim != 2 or out.shape[1] != want:
+        raise ValueError(f"{model_id} returns {tuple(out.shape)}; an agent returns [N, {want}]: the logits of "
+                         f"{', '.join(spec.categories)}, then the value estimate")
+    return LoadedAgent(loaded.model, spec.family, shape, tuple(spec.categories), loaded.default_layer,
+                       loaded.sha256 or "", model_id)

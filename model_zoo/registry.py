@@ -55,8 +55,11 @@ class ModelSpec:
     untrained: bool = False  # a plugin that declares its model has no trained weights (named so)
     pretrained: Callable[[], nn.Module] | None = None  # builds the model with its own weights (timm)
     # what the model's output means: "classification" (class logits, the explaining pages), "caption"
-    # (next-word logits for the tokens it is given), "vqa" (answer logits for a question it is given)
+    # (next-word logits for the tokens it is given), "vqa" (answer logits for a question it is given),
+    # "agent" (a policy: the action logits, then the value; categories name the actions)
     task: str = "classification"
+    # task "agent": the frame the policy takes, channels first (model_zoo.agents); else None
+    observation_shape: tuple[int, ...] | None = None
     # None: every session sees the entry; else the one app session that uploaded it (its token):
     # list_models(viewer=...) shows it to that session alone (model_zoo.uploads)
     owner: str | None = None

@@ -19,6 +19,7 @@ for model_id in zoo.listed():
         "id": model_id,
         "model": spec.title,
         "family": spec.family,
+        "task": spec.task,
         "classes": spec.num_classes,
         "default layer": spec.default_layer or "found automatically",
         "input": f"{spec.preprocess.crop}x{spec.preprocess.crop}",

@@ -57,7 +57,7 @@ def test_the_command_writes_the_frames_maps_and_a_summary(trained, tmp_path, cap
 
 def test_bad_input_is_named(tmp_path, capsys):
     assert agent_cli.main(["--agent", str(tmp_path / "none.zip")]) == 2
-    assert "no agent file" in capsys.readouterr().err
+    assert "neither a registered agent" in capsys.readouterr().err
     bad = tmp_path / "bad.zip"
     bad.write_text("hello")
     assert agent_cli.main(["--agent", str(bad)]) == 2
@@ -72,3 +72,20 @@ def test_the_help_says_what_it_writes():
     done = subprocess.run([sys.executable, "-m", "cli.agent", "--help"], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0 and "--episode" in done.stdout and "--agent" in done.stdout
     assert "./studio agent [args]" in (root / "studio").read_text()
+
+
+def test_the_shipped_agent_by_name_writes_a_gif_and_explain_points_here(tmp_path, capsys):
+    from PIL import Image
+    from cli.explain import main as explain_main
+    out = tmp_path / "shipped"
+    assert agent_cli.main(["--agent", "shapes-agent", "--episode", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "episode.json").read_text())
+    frames = explain_episode(agents.load_agent("shapes-agent"), 1)
+    assert [f["action"] for f in summary["frames"]] == [None if f["action"] is None else ACTIONS[f["action"]]
+                                                         for f in frames]
+    gif = Image.open(out / "episode.gif")
+    assert gif.n_frames == len(frames)
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png")
+    assert explain_main([str(tmp_path / "x.png"), "--model", "shapes-agent", "--out", str(tmp_path / "o")]) != 0
+    assert "shapes-agent is an agent: explain its episodes with ./studio agent --agent shapes-agent" \
+        in capsys.readouterr().err

@@ -84,7 +84,10 @@ def plugin_notices(where=st) -> None:
 def upload_form() -> None:
     """A checkpoint for a registered architecture becomes a model of its own: this session's
     alone, or (an admin's choice, with the admin secret) every visitor's, kept across restarts."""
-    archs = [m for m in listed() if model_zoo.get_spec(m).family != "upload"]
+    # classifiers: an upload becomes a classifier (the captioner, the VQA model and the agents have
+    # their own pages, and an agent of your own its own routes: a Stable-Baselines3 zip, a plugin)
+    archs = [m for m in listed() if model_zoo.get_spec(m).family != "upload"
+             and model_zoo.get_spec(m).task == "classification"]
     share = st.checkbox("Share it with every visitor and keep it across restarts (admin: needs the admin secret)",
                         key="zoo_upload_share")
     if share:

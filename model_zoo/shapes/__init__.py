@@ -79,3 +79,13 @@ for _recipe in MULTI_RECIPES.values():
         description=_recipe.description,
         task=_recipe.task,
     ))
+
+from ..agents import register_agent  # noqa: E402  (the navigation agents: model_zoo.agents)
+from .navigation import ACTIONS  # noqa: E402
+from .nets import AGENT_LAYER, ShapesAgent  # noqa: E402
+from .recipes import AGENT_RECIPES  # noqa: E402
+
+for _recipe in AGENT_RECIPES.values():
+    register_agent(_recipe.id, partial(ShapesAgent, len(ACTIONS)), actions=ACTIONS, observation_shape=(3, SIZE, SIZE),
+                   weights=_weights_path(_recipe.id), default_layer=AGENT_LAYER, title=_recipe.title, family="shapes",
+                   description=_recipe.description)

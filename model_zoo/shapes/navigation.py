@@ -30,7 +30,7 @@ from gymnasium import spaces
 from .world import CLASSES, SIZE, _background, _clutter, _colour, _shape_mask
 
 __all__ = ["ShapesNavigation", "Layout", "layout", "ACTIONS", "GRID", "CELL", "GOAL_CLASS", "MAX_STEPS",
-           "STEP_COST", "CUES", "cell_centre", "shortest_path_action"]
+           "STEP_COST", "CUES", "cell_centre", "shortest_path_action", "distances", "optimal_actions", "render"]
 
 ACTIONS = ("up", "down", "left", "right")
 _MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))  # (dx, dy) in cells
@@ -118,24 +118,47 @@ def _agent_mask(cell: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return outline, white
 
 
-def shortest_path_action(at: tuple[int, int], goal: tuple[int, int], blocked) -> int | None:
-    """The first action of a shortest walk from ``at`` to ``goal`` that avoids the ``blocked``
-    cells (breadth-first search; None when there is none). The oracle the tests and the agent's
-    card compare with."""
+def distances(goal: tuple[int, int], blocked) -> dict:
+    """Every cell's number of steps to ``goal`` on a walk round the ``blocked`` cells (breadth-first
+    search from the goal; cells that cannot reach it are left out)."""
     from collections import deque
     blocked = set(blocked)
-    first = {at: None}  # per cell reached: the first action of the walk that reached it
-    queue = deque([at])
+    dist = {goal: 0}
+    queue = deque([goal])
     while queue:
         cell = queue.popleft()
-        if cell == goal:
-            return first[cell]
-        for a, (dx, dy) in enumerate(_MOVES):
+        for dx, dy in _MOVES:
             nxt = (cell[0] + dx, cell[1] + dy)
-            if 0 <= nxt[0] < GRID and 0 <= nxt[1] < GRID and nxt not in first and nxt not in blocked:
-                first[nxt] = a if cell == at else first[cell]
+            if 0 <= nxt[0] < GRID and 0 <= nxt[1] < GRID and nxt not in dist and nxt not in blocked:
+                dist[nxt] = dist[cell] + 1
                 queue.append(nxt)
-    return None
+    return dist
+
+
+def optimal_actions(at: tuple[int, int], goal: tuple[int, int], blocked, dist: dict | None = None) -> list[int]:
+    """Every action that starts a shortest walk from ``at`` to ``goal`` round the ``blocked``
+    cells (empty when the goal cannot be reached, or ``at`` is the goal)."""
+    dist = distances(goal, blocked) if dist is None else dist
+    if at not in dist or at == goal:
+        return []
+    return [a for a, (dx, dy) in enumerate(_MOVES) if dist.get((at[0] + dx, at[1] + dy), -1) == dist[at] - 1]
+
+
+def shortest_path_action(at: tuple[int, int], goal: tuple[int, int], blocked) -> int | None:
+    """The first action (in the order up, down, left, right) of a shortest walk from ``at`` to
+    ``goal`` that avoids the ``blocked`` cells; None when there is none. The oracle the tests and
+    the agent's card compare with."""
+    best = optimal_actions(at, goal, blocked)
+    return best[0] if best else None
+
+
+def render(lay: Layout, agent: tuple[int, int]) -> np.ndarray:
+    """The frame (64 x 64 x 3 uint8) of episode ``lay`` with the agent at cell ``agent``."""
+    img = lay.base.copy()
+    outline, white = _agent_mask(agent)
+    img[outline] = 0.0
+    img[white] = 255.0
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
 class ShapesNavigation(gym.Env):
@@ -156,11 +179,7 @@ class ShapesNavigation(gym.Env):
         self.steps = 0
 
     def _frame(self) -> np.ndarray:
-        img = self.layout.base.copy()
-        outline, white = _agent_mask(self.agent)
-        img[outline] = 0.0
-        img[white] = 255.0
-        return np.clip(np.round(img), 0, 255).astype(np.uint8)
+        return render(self.layout, self.agent)
 
     def _info(self) -> dict:
         outline, _ = _agent_mask(self.agent)

@@ -5,12 +5,16 @@
 * ``ShapesResNet``: residual stages, global average pooling and one linear layer: Grad-CAM
   equals CAM here (the paper's identity).
 * ``ShapesResNet(width=4)``, narrow and briefly trained: the weaker model of the trust pair.
+* ``ShapesAgent``: the navigation agent's actor-critic (``AgentTrunk`` then an action head and a
+  value head), laid out as Stable-Baselines3's ``ActorCriticCnnPolicy`` with ``net_arch=[]`` lays
+  out its own, so the same trunk trains inside Stable-Baselines3 and ships as plain torch.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-__all__ = ["ShapesResNet", "ShapesFCHead", "ARCHITECTURES"]
+__all__ = ["ShapesResNet", "ShapesFCHead", "ARCHITECTURES", "AgentTrunk", "ShapesAgent", "AGENT_LAYER"]
 
 
 def _conv_bn_relu(cin, cout):
@@ -82,3 +86,42 @@ class ShapesFCHead(ShapesResNet):
 
 
 ARCHITECTURES = {"resnet": ShapesResNet, "fc": ShapesFCHead}
+
+
+# Grad-CAM's default layer: the first 16 x 16 map (4 px a pixel, a cell is 12 px). Chosen on the
+# validation world (seed 80 000, never the held-out one): there the chosen action's peak lies on the
+# goal or the agent in 96% of steps, against 71% at the deeper 16 x 16 map ``trunk.cnn.5``.
+AGENT_LAYER = "trunk.cnn.3"
+
+
+class AgentTrunk(nn.Module):
+    """Convolutions to 16 x 16 x 64 maps (``cnn.3``, ``cnn.5``), one more stride-2 convolution and a
+    ``features``-wide linear layer. The input is the frame scaled to 0..1 (as Stable-Baselines3
+    hands it to a features extractor), standardised here."""
+
+    def __init__(self, channels: int = 3, features: int = 256):
+        super().__init__()
+        self.cnn = nn.Sequential(nn.Conv2d(channels, 32, 5, 2, 2), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                                 nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(), nn.Conv2d(64, 32, 3, 2, 1), nn.ReLU(),
+                                 nn.Flatten())
+        self.linear = nn.Sequential(nn.Linear(32 * 8 * 8, features), nn.ReLU())
+        self.features = features
+
+    def forward(self, x):
+        return self.linear(self.cnn((x - 0.5) / 0.25))
+
+
+class ShapesAgent(nn.Module):
+    """The shapes world's navigation agent: a frame in pixel units (N x 3 x 64 x 64, 0 to 255) to
+    ``[N, actions + 1]``: the action logits, then the value estimate (the layout
+    ``explainers.targets``' agent targets read)."""
+
+    def __init__(self, actions: int = 4, features: int = 256):
+        super().__init__()
+        self.trunk = AgentTrunk(3, features)
+        self.action_net = nn.Linear(features, actions)
+        self.value_net = nn.Linear(features, 1)
+
+    def forward(self, x):
+        h = self.trunk(x / 255.0)
+        return torch.cat([self.action_net(h), self.value_net(h)], 1)

@@ -13,7 +13,7 @@ from torch import nn
 from .nets import ARCHITECTURES
 from .world import CLASSES, make_scene
 
-__all__ = ["Recipe", "RECIPES", "build", "scenes_to_tensor", "accuracy", "cue_ablation", "MEAN", "STD",
+__all__ = ["Recipe", "RECIPES", "AgentRecipe", "AGENT_RECIPES", "build", "scenes_to_tensor", "accuracy", "cue_ablation", "MEAN", "STD",
            "HELDOUT_SEED_OFFSET"]
 
 MEAN = (0.5, 0.5, 0.5)
@@ -48,6 +48,31 @@ RECIPES = {r.id: r for r in (
            description="a quarter of the strong model's width, no two-object scenes: the weaker model of the trust pair"),
     Recipe("shapes-biased", "Shapes biased net", "resnet", 16, 6000, 0, 4, cue="match",
            description="trained where a corner mark's colour always gives the class away"),
+)}
+
+
+@dataclass(frozen=True)
+class AgentRecipe:
+    """A navigation agent's recipe (``training.agents`` trains it; its docstring has the two stages)."""
+    id: str
+    title: str
+    cue: str  # the training episodes' colours (model_zoo.shapes.navigation.CUES)
+    episodes: int = 6000  # training layouts for the imitation stage
+    states_per_episode: int = 6  # agent cells drawn on each
+    epochs: int = 6
+    ppo_steps: int = 16_384
+    seed: int = 0
+    lr: float = 2e-3
+    ppo_lr: float = 5e-5
+    batch: int = 128
+    description: str = ""
+
+
+AGENT_RECIPES = {r.id: r for r in (
+    AgentRecipe("shapes-agent", "Shapes navigation agent", "none",
+                description="walks to the circle round the other shapes, whatever their colours"),
+    AgentRecipe("shapes-agent-shortcut", "Shapes shortcut agent", "goal-red",
+                description="trained where the goal was always red: a colour shortcut, shown by the 'lying' cue"),
 )}
 
 

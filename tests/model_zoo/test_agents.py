@@ -4,6 +4,7 @@ what Stable-Baselines3's own policy gives, and is explained; bad files get a mes
 import io
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,69 @@ def test_bad_files_are_refused_with_a_reason(zips, tmp_path):
     _rewrite(good, custom, policy_pth=buf.getvalue())
     with pytest.raises(WeightsError, match="not a CnnPolicy with NatureCNN .* plugin route"):
         agents.from_sb3(custom)
+
+
+# -- the plugin route: any torch policy ------------------------------------------------------------
+
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "agent_plugin.py")
+
+
+@pytest.fixture
+def example_agent(monkeypatch):
+    import model_zoo
+    monkeypatch.setenv("STUDIO_MODELS", EXAMPLE)
+    model_zoo.load_plugins()
+    assert "example-agent" in agents.agent_ids()
+    return agents.load_agent("example-agent")
+
+
+def test_a_plugins_policy_is_an_agent_like_the_shipped_ones(example_agent, tmp_path):
+    from evaluation.rl import explain_episode
+    import model_zoo
+    spec = model_zoo.get_spec("example-agent")
+    assert spec.task == "agent" and spec.untrained and spec.observation_shape == (3, 64, 64)
+    assert example_agent.actions == ACTIONS and example_agent.default_layer == "policy.network.3"
+    steps = explain_episode(example_agent, 1)
+    x = example_agent.input(steps[0]["frame"])
+    with torch.no_grad():
+        logits = example_agent.model(x)[0, :4]
+    assert np.allclose(steps[0]["probabilities"], torch.softmax(logits, 0).numpy(), atol=1e-6)
+    # its Grad-CAM by hand at the declared layer, through the wrapper's own heads
+    acts = {}
+    handle = example_agent.model.policy.network[3].register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
+    out = example_agent.model(x)
+    handle.remove()
+    (grad,) = torch.autograd.grad(out[0, steps[0]["likeliest"]], acts["a"])
+    cam = torch.relu((grad.mean((2, 3), keepdim=True) * acts["a"]).sum(1))[0]
+    up = torch.nn.functional.interpolate(cam[None, None], size=(64, 64), mode="bilinear", align_corners=False)[0, 0]
+    want = up.detach().numpy()
+    assert want.max() > 0  # not a dead map: the comparison means something
+    np.testing.assert_allclose(steps[0]["action_map"], want, rtol=1e-4, atol=1e-6 * want.max())
+    # its own weights, read through the registry's checked path
+    torch.save(example_agent.model.state_dict(), tmp_path / "mine.pt")
+    again = agents.load_agent("example-agent", weights=tmp_path / "mine.pt")
+    assert torch.equal(again.model(x), example_agent.model(x))
+
+
+def test_a_policy_that_breaks_the_contract_is_named(tmp_path):
+    from model_zoo import registry
+    agents.register_agent("test-agent-logits-only", lambda: torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(3 * 64 * 64, 4)), actions=ACTIONS, weights="untrained")
+    agents.register_agent("test-agent-84", lambda: torch.nn.Sequential(
+        torch.nn.Conv2d(3, 2, 4, 4), torch.nn.Flatten(), torch.nn.Linear(2 * 21 * 21, 5)), actions=ACTIONS,
+        observation_shape=(3, 84, 84), weights="untrained")
+    try:
+        with pytest.raises(ValueError, match=r"returns \(1, 4\); an agent returns \[N, 5\]: the logits of up, down, "
+                                             r"left, right, then the value estimate"):
+            agents.load_agent("test-agent-logits-only")
+        wide = agents.load_agent("test-agent-84")
+        frame, _ = ShapesNavigation().reset(seed=1)
+        with pytest.raises(ValueError, match="takes observations of shape 3x84x84 .* the environment gives 64x64x3"):
+            wide.input(frame)
+        with pytest.raises(ValueError, match="'shapes-resnet' is a classification model, not an agent"):
+            agents.load_agent("shapes-resnet")
+        with pytest.raises(ValueError, match="observation_shape must be C x H x W"):
+            agents.register_agent("test-agent-bad", lambda: None, actions=ACTIONS, observation_shape=(64, 64))
+    finally:
+        for name in ("test-agent-logits-only", "test-agent-84"):
+            registry._REGISTRY.pop(name, None)

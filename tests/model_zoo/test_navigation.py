@@ -1,6 +1,7 @@
 """The shapes world's navigation environment: the Gymnasium API, determinism from (seed, index),
 the ground truth every frame carries, the rewards, the cues."""
 import numpy as np
+import torch
 import pytest
 from gymnasium.utils.env_checker import check_env
 
@@ -134,3 +135,51 @@ def test_bad_settings_and_actions_are_named():
     env.reset(seed=1)
     with pytest.raises(ValueError, match="action 7 is not one of 0..3"):
         env.step(7)
+
+
+def test_distances_and_optimal_actions_by_hand():
+    # goal at (2, 2), a wall of distractors at (1, 2) and (2, 1): from (0, 2) the way round is long
+    dist = nav.distances((2, 2), [(1, 2), (2, 1)])
+    assert dist[(2, 2)] == 0 and dist[(3, 2)] == 1 and dist[(2, 3)] == 1
+    assert dist[(0, 2)] == 4  # (0,2) -> (0,3) -> (1,3) -> (2,3) -> (2,2)
+    assert (1, 2) not in dist and (2, 1) not in dist  # blocked cells are not walked
+    assert nav.optimal_actions((0, 2), (2, 2), [(1, 2), (2, 1)]) == [1]  # down only
+    assert nav.optimal_actions((3, 3), (2, 2), []) == [0, 2]  # up or left, both shortest
+    assert nav.optimal_actions((2, 2), (2, 2), []) == []
+    assert nav.shortest_path_action((3, 3), (2, 2), []) == 0  # the first in the order up, down, left, right
+    # a cell walled in by distractors cannot reach the goal
+    assert nav.optimal_actions((0, 0), (4, 4), [(1, 0), (0, 1)]) == []
+
+
+def test_render_draws_the_agent_where_it_is_told():
+    lay = nav.layout(5, 3)
+    env = nav.ShapesNavigation(seed=5)
+    frame, info = env.reset(seed=5, options={"index": 3})
+    assert np.array_equal(nav.render(lay, info["agent_cell"]), frame)
+    elsewhere = (4, 4) if lay.start != (4, 4) else (0, 0)
+    other = nav.render(lay, elsewhere)
+    cx, cy = (int(v) for v in nav.cell_centre(elsewhere))
+    assert (other[cy, cx] == 255).all()  # the plus sign's white centre
+    assert not np.array_equal(other, frame)
+
+
+def test_the_imitation_targets_are_the_oracles():
+    from training.agents import GAMMA, oracle_states
+    x, t, v = oracle_states(7, episodes=3, per_episode=4)
+    assert x.shape == (12, 3, 64, 64) and x.dtype == torch.uint8
+    assert torch.allclose(t.sum(1), torch.ones(12))
+    rng_cells = []
+    for i in range(3):
+        lay = nav.layout(7, i)
+        dist = nav.distances(lay.goal, lay.distractors)
+        for k in range(4):
+            frame = x[4 * i + k].permute(1, 2, 0).numpy()
+            # find the agent's cell: the one whose rendering gives this frame
+            cell = next(c for c in dist if c != lay.goal and np.array_equal(nav.render(lay, c), frame))
+            rng_cells.append(cell)
+            best = nav.optimal_actions(cell, lay.goal, lay.distractors)
+            assert set(torch.nonzero(t[4 * i + k]).flatten().tolist()) == set(best)
+            d = dist[cell]  # d - 1 step costs, then the goal's +1, discounted
+            assert float(v[4 * i + k]) == pytest.approx(sum(nav.STEP_COST * GAMMA ** j for j in range(d - 1))
+                                                        + GAMMA ** (d - 1), abs=1e-6)
+    assert len(set(rng_cells)) > 1

@@ -34,12 +34,14 @@ def figures(models):
 
 def test_every_recipe_is_shipped_and_registered():
     from model_zoo.shapes.multimodal import MULTI_RECIPES
-    assert set(model_zoo.list_models("shapes")) == set(RECIPES) | set(MULTI_RECIPES)
-    for model_id, recipe in MULTI_RECIPES.items():  # the captioner and the VQA model: weights as on their cards
+    from model_zoo.shapes.recipes import AGENT_RECIPES
+    assert set(model_zoo.list_models("shapes")) == set(RECIPES) | set(MULTI_RECIPES) | set(AGENT_RECIPES)
+    # the captioner, the VQA model and the agents: weights as on their cards
+    for model_id, task in [*((m, r.task) for m, r in MULTI_RECIPES.items()), *((m, "agent") for m in AGENT_RECIPES)]:
         c = card(model_id)
         path = model_zoo.get_spec(model_id).weights_file()
         assert path.stat().st_size < 3_000_000 and sha256_of(path) == c["sha256"]
-        assert model_zoo.get_spec(model_id).task == recipe.task and c["task"] == recipe.task
+        assert model_zoo.get_spec(model_id).task == task and c["task"] == task
         assert not model_zoo.load(model_id).model.training
     assert {"shapes-resnet", "shapes-fc", "shapes-weak", "shapes-biased"} <= set(RECIPES)
     assert model_zoo.list_models()[0].startswith("shapes-")  # the offline default comes first

@@ -315,7 +315,8 @@ def test_every_page_once(server, tmp_path):
     the app opens on (efficientnet-lite0, real weights, the composite photo)."""
     titles = {"Explore": "Explore", "Compare": "Compare", "Counterfactual": "Counterfactual",
               "How it works": "How it works", "Evaluate": "Evaluate", "Captioning": "Captioning",
-              "VQA": "Visual question answering", "Mistakes": "Mistakes", "Adversarial": "Adversarial",
+              "VQA": "Visual question answering", "Agents": "Reinforcement learning agents",
+              "Mistakes": "Mistakes", "Adversarial": "Adversarial",
               "Neurons": "Neurons", "Bias": "Bias", "Model zoo": "Model zoo", "Take part": None,
               "Design a study": "Design a study", "Study results": "Study results"}
     with sync_playwright() as p:
@@ -333,6 +334,10 @@ def test_every_page_once(server, tmp_path):
                 _settle(page)
                 assert page.get_by_role("button", name="Run the attack").count() == 0
                 assert page.locator('[data-testid="stImage"] img').count() >= 6
+            if title == "Agents":  # the shipped agent's episode: the frame, three maps and the contrast shown
+                page.wait_for_selector("text=Computed in", timeout=60_000)
+                assert page.locator('[data-testid="stImage"] img').count() >= 5
+                assert page.get_by_role("button", name="Play").count() == 1
         page.screenshot(path=str(tmp_path / "last_page.png"), full_page=True)
         browser.close()
 
