@@ -19,7 +19,9 @@ explaining = [
     st.Page("pages/how_it_works.py", title="How it works"),
     st.Page("pages/evaluate.py", title="Evaluate"),
 ]
-beyond = [  # models that take words beside the image, and agents: their own model and scene pickers
+beyond = [  # detectors, segmenters, models that take words, agents: their own model and scene pickers
+    st.Page("pages/detect.py", title="Detect"),
+    st.Page("pages/segment.py", title="Segment"),
     st.Page("pages/captioning.py", title="Captioning"),
     st.Page("pages/vqa.py", title="VQA"),
     st.Page("pages/agents.py", title="Agents"),

@@ -296,6 +296,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["language"]:  # ./studio bench language: the longest caption and question accepted
         from bench import language
         return language.main(argv[1:])
+    if argv[:1] == ["dense"]:  # ./studio bench dense: D-RISE's cost for detectors, beside Grad-CAM
+        from bench import dense
+        return dense.main(argv[1:])
     if argv[:1] == ["field"]:  # ./studio bench field ...: 200 participants against PostgreSQL, with a restart
         from bench import field
         return field.main(argv[1:])
@@ -306,7 +309,8 @@ def main(argv=None) -> int:
                "  evaluation   evaluation at scale: images/s against the machine's limit\n"
                "  browser      from a widget change to the new map painted, in headless Chromium\n"
                "  language     the longest caption and question accepted: seconds and peak memory\n"
-               "  field        200 simulated participants against PostgreSQL, with a restart")
+               "  field        200 simulated participants against PostgreSQL, with a restart\n"
+               "  dense        D-RISE's cost for a detector, in forwards and seconds, beside Grad-CAM")
     p.add_argument("--models", default="resnet50,vgg16,densenet121")
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--size", type=int, default=224)

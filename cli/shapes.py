@@ -49,10 +49,10 @@ def _train(args) -> int:
     from training.shapes import RECIPES, train, with_overrides
 
     from model_zoo.shapes.multimodal import MULTI_RECIPES
-    from model_zoo.shapes.recipes import AGENT_RECIPES
+    from model_zoo.shapes.recipes import AGENT_RECIPES, DENSE_RECIPES
     from training.multimodal import train_multimodal
 
-    every = [*RECIPES, *MULTI_RECIPES, *AGENT_RECIPES]
+    every = [*RECIPES, *MULTI_RECIPES, *AGENT_RECIPES, *DENSE_RECIPES]
     ids = every if args.model == "all" else [args.model]
     for model_id in ids:
         if model_id not in every:
@@ -60,6 +60,9 @@ def _train(args) -> int:
     for model_id in ids:
         if model_id in AGENT_RECIPES:
             _train_agent(AGENT_RECIPES[model_id], args)
+            continue
+        if model_id in DENSE_RECIPES:
+            _train_dense(DENSE_RECIPES[model_id], args)
             continue
         if model_id in MULTI_RECIPES:
             from dataclasses import replace
@@ -107,6 +110,36 @@ def _train_agent(recipe, args) -> None:
           f"{card['random_policy']['success']:.1%}), {card['training_seconds']:.0f} s -> {args.out / (recipe.id + '.pt')}")
 
 
+def _train_dense(recipe, args) -> None:
+    """The detector or the segmenter (``training.dense``): --n-single overrides its training
+    scenes, --epochs and --seed the recipe's, --heldout the card's scenes (default 500) and
+    --groundtruth the scenes of its maps' figures (default 100 for the detector, whose D-RISE
+    runs 500 forwards a detection; 200 for the segmenter)."""
+    from dataclasses import replace
+
+    from evaluation import dense as ev
+    from model_zoo.registry import load
+    from model_zoo.shapes.world import make_scene
+    from training.dense import train_dense
+    overrides = {k: v for k, v in (("scenes", args.n_single), ("epochs", args.epochs), ("seed", args.seed))
+                 if v is not None}
+    card = train_dense(replace(recipe, **overrides), args.out, heldout=500 if args.heldout is None else args.heldout)
+    detector = recipe.task == "detection"
+    n = (100 if detector else 200) if args.groundtruth is None else args.groundtruth
+    if n:
+        loaded = load(recipe.id, args.out / f"{recipe.id}.pt")  # the registry's checked path
+        scenes = [make_scene(ev.HELDOUT_SEED, i, "multi") for i in range(n)]
+        with tqdm(total=n, desc=f"{recipe.id}: maps", unit="scene", file=sys.stderr) as bar:
+            tell = lambda done, total: bar.update(done - bar.n)  # noqa: E731
+            figures = (ev.detection_card if detector else ev.segmentation_card)(
+                loaded.model, loaded.default_layer, loaded.spec.preprocess, scenes, progress=tell)
+        card["maps"] = figures
+        (args.out / f"{recipe.id}.json").write_text(json.dumps(card, indent=2) + "\n")
+    h = card["heldout"]
+    what = f"mAP@0.5 {h['map50']:.3f}" if detector else f"mean IoU {h['miou']:.3f}"
+    print(f"{recipe.id}: held-out {what}, {card['training_seconds']:.0f} s -> {args.out / (recipe.id + '.pt')}")
+
+
 def _table(args) -> int:
     """The shipped models' cards as a markdown table (for the README)."""
     from model_zoo.shapes import card
@@ -143,7 +176,8 @@ def main(argv=None) -> int:
     t = sub.add_parser("train", help="train a shapes model (or all) and write weights + card")
     t.add_argument("--model", default="all")
     t.add_argument("--n-single", type=int, default=None,
-                   help="override the recipe's scene count (an agent's: its imitation episodes)")
+                   help="override the recipe's scene count (an agent's: its imitation episodes; the detector's "
+                        "and segmenter's: their multi-object training scenes)")
     t.add_argument("--n-pair", type=int, default=None)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--ppo-steps", type=int, default=None,
@@ -151,10 +185,11 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--heldout", type=int, default=None,
                    help="held-out scenes for the card's accuracy (default: 1000 for classifiers, 800 for the "
-                        "captioner and VQA model, 300 episodes for an agent)")
+                        "captioner and VQA model, 300 episodes for an agent, 500 for the detector and segmenter)")
     t.add_argument("--groundtruth", type=int, default=None,
                    help="scenes for the card's Grad-CAM ground-truth figures (0: skip; default 500 for "
-                        "classifiers, 200 for the captioner and VQA model)")
+                        "classifiers, 200 for the captioner and VQA model and the segmenter, 100 for the "
+                        "detector)")
     t.add_argument("--out", type=Path, default=WEIGHTS_DIR,
                    help="where the weights and cards go (default: the shipped models' folder, "
                         "model_zoo/shapes/weights/, replacing the shipped weights; git shows the change)")

@@ -447,10 +447,20 @@ class _Job:
                 out.append(output.gather(1, pinned[rows].view(-1, 1))[:, 0])
                 continue
             s = t(output)
-            if not isinstance(s, torch.Tensor) or s.shape != (output.shape[0],):
+            rows_out = output.shape[0] if isinstance(output, torch.Tensor) else len(output)
+            if not isinstance(s, torch.Tensor) or s.shape != (rows_out,):
                 raise ValueError(f"target {t!r} must return one score per row of the output")
             out.append(s)
         return torch.stack(out)
+
+    def similarity_scores(self, output, rows: torch.Tensor) -> torch.Tensor:
+        """k x B: as :meth:`row_scores`, with a target's own ``similarity`` where it has one (a
+        detection target's D-RISE similarity)."""
+        sims = [getattr(t, "similarity", None) for t in self.targets]
+        if not any(sims):
+            return self.row_scores(output, rows)
+        return torch.stack([f(output) if f is not None else self.row_scores(output, rows)[k]
+                            for k, f in enumerate(sims)])
 
     def _clean(self) -> torch.Tensor:
         return self.scores.detach()
@@ -468,6 +478,10 @@ class _Job:
     def occlusion(self, **options):
         return perturbation.occlusion(self.cap._call, self.cap._x, self.row_scores, self._clean(),
                                       progress=self.progress, **options)
+
+    def rise(self, **options):
+        return perturbation.rise(self.cap._call, self.cap._x, self.similarity_scores, self.scores.shape[0],
+                                 progress=self.progress, **options)
 
     def integrated_gradients(self, **options):
         return paths.integrated_gradients(self.cap._call, self.cap._x, self.row_scores, self.k,
@@ -500,7 +514,7 @@ class _Job:
             sub = Capture(cap._model, noisy, layer=layer, pixels=spec.needs_pixels, guided=spec.guided,
                           cam=spec.needs_layer, reshape=cap._reshape, inputs=cap._inputs)
             sub._one_shot = True
-            parts = sub._compute(spec, targets, dict(spec.options), None)[2:5]
+            parts = sub._compute(spec, targets, dict(spec.options), None, check=False)[2:5]
             parts = [None if p is None else p.reshape(p.shape[0], m, n, *p.shape[2:]).sum(1) for p in parts]
             sums = parts if sums is None else [None if a is None else a + b for a, b in zip(sums, parts)]
             self.layer = sub.layer
@@ -602,7 +616,7 @@ class Capture:
             self._nbytes = _graph_bytes(self._fwd, own)
         return self._nbytes
 
-    def _compute(self, spec, target, settings: dict, progress):
+    def _compute(self, spec, target, settings: dict, progress, check: bool = True):
         """(targets, as_list, alpha, cam, attribution, scores, layer); tensors with a leading
         targets axis."""
         if spec.needs_layer and self.layer is None:
@@ -621,6 +635,8 @@ class Capture:
             if isinstance(fwd.output, torch.Tensor) and fwd.output.dim() == 2:
                 for t in targets:
                     t.check(fwd.output.shape[1])
+            for t in targets if check else ():  # SmoothGrad's noisy copies may lose a detection: scored 0
+                t.check_output(fwd.output)
             scores = _scores(fwd.output, targets, self._n)
             job = _Job(self, targets, scores, progress, spec)
             alpha, cam, attribution = spec.compute(job, **settings)

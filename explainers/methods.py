@@ -289,6 +289,19 @@ register_method(Method(
     summary="the drop of the score when a square of the image is hidden"))
 
 
+def _rise(job, masks, cell, p, seed, batch_size):
+    return None, None, job.rise(masks=masks, cell=cell, p=p, seed=seed, batch_size=batch_size)
+
+
+register_method(Method(
+    "rise", "RISE / D-RISE", "pixel map", True, "1 forward per random mask",
+    "Petsiuk et al., BMVC 2018 (RISE); CVPR 2021 (D-RISE, detectors)", _rise,
+    lambda c, s, o: Cost(o["masks"], 0, note=f"{o['masks']} forwards, one random mask of {o['cell']}-px cells each"),
+    needs_layer=False, options={"masks": 1000, "cell": 16, "p": 0.5, "seed": 0, "batch_size": 64},
+    summary="random masks weighted by the score they leave (for a detection: D-RISE's box-and-class similarity); "
+            "a black box: no gradients, no layer"))
+
+
 def _smoothgrad(job, base, samples, noise, seed, batch_size):
     return job.smoothgrad(base=base, samples=samples, noise=noise, seed=seed, batch_size=batch_size)
 

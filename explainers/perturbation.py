@@ -22,6 +22,11 @@ reports progress through ``progress(done, total)``; none prints.
   after the layer broadcasts too). A two-row unablated run first checks that the broadcast gives
   the image's own score; if not (an operation that fixes the batch size), the image is repeated
   for every row instead, as the peers do.
+- RISE (Petsiuk et al., BMVC 2018) and D-RISE (Petsiuk et al., CVPR 2021): ``masks`` random
+  masks, each a grid of cells of ``cell`` pixels kept with probability ``p``, upsampled
+  bilinearly and shifted by a random fraction of a cell (the paper's smooth masks); the map is
+  the masks weighted by the target's score on the masked image, over ``masks * p``. For a
+  detection target the weight is its D-RISE similarity (``DetectionScore.similarity``).
 - Occlusion (Zeiler & Fergus, ECCV 2014): the drop of the target score when a ``patch`` x
   ``patch`` square is set to ``baseline`` (a number, a tensor, or "blur": the blurred image), averaged over the squares (every ``stride`` pixels,
   the last flush with the border) that cover each pixel. ``evaluation.perturb`` uses this one.
@@ -39,7 +44,7 @@ from .cams import weighted_sum
 from .locking import model_lock
 from .paths import baseline_tensor
 
-__all__ = ["score_cam", "ablation_cam", "occlusion", "occlusion_spots"]
+__all__ = ["score_cam", "ablation_cam", "occlusion", "occlusion_spots", "rise", "rise_masks"]
 
 RowScores = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, sample rows) -> k x B
 
@@ -191,3 +196,49 @@ def occlusion(model: nn.Module, x: torch.Tensor, row_scores: RowScores, clean: t
                 total_drop[:, i, y:y + patch, x0:x0 + patch] += drops[:, r, None, None]
             _tell(progress, start + len(chunk), len(jobs))
     return total_drop / count.clamp(min=1)
+
+
+def rise_masks(size: tuple[int, int], masks: int, cell: int, p: float, seed: int,
+               device=None) -> torch.Tensor:
+    """``masks`` x H x W smooth random masks in 0..1 (RISE's): a grid of ``cell``-pixel cells,
+    each kept with probability ``p``, one cell more each way, upsampled bilinearly and cropped
+    at a random offset within a cell. Seeded: the same arguments give the same masks."""
+    for name, v in (("masks", masks), ("cell", cell)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not 0 < p <= 1:
+        raise ValueError(f"p, the share of cells kept, must lie in (0, 1], got {p!r}")
+    h, w = size
+    gh, gw = -(-h // cell) + 1, -(-w // cell) + 1
+    g = torch.Generator().manual_seed(int(seed))
+    grid = (torch.rand(masks, 1, gh, gw, generator=g) < p).float()
+    big = F.interpolate(grid, size=(gh * cell, gw * cell), mode="bilinear", align_corners=False)[:, 0]
+    dy = torch.randint(0, cell, (masks,), generator=g)
+    dx = torch.randint(0, cell, (masks,), generator=g)
+    out = torch.stack([big[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(masks)])
+    return out.to(device) if device is not None else out
+
+
+def rise(model: nn.Module, x: torch.Tensor, row_scores: RowScores, k: int, *, masks: int = 1000, cell: int = 16,
+         p: float = 0.5, seed: int = 0, batch_size: int = 64, progress=None) -> torch.Tensor:
+    """k x N x H x W: RISE's saliency, sum_i score(x * M_i) M_i / (masks * p), for each target
+    (``row_scores`` gives the k targets' scores of a batch's outputs: a detection target's
+    D-RISE similarity). The masked image is ``x * M``: zero, the mean colour of a normalised
+    input, where a mask is 0."""
+    batch_size = _check_batch_size(batch_size)
+    n, _, h, w = x.shape
+    m = rise_masks((h, w), masks, cell, p, seed, x.device)
+    total = torch.zeros(k, n, h, w, dtype=torch.float64, device=x.device)
+    jobs = [(i, j) for i in range(n) for j in range(masks)]
+    _tell(progress, 0, len(jobs))
+    with torch.no_grad():
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start:start + batch_size]
+            rows = torch.tensor([i for i, _ in chunk], device=x.device)
+            js = torch.tensor([j for _, j in chunk], device=x.device)
+            batch = x[rows] * m[js].unsqueeze(1).to(x.dtype)
+            s = row_scores(model(batch), rows).double()  # k x B
+            for r, (i, j) in enumerate(chunk):
+                total[:, i] += s[:, r, None, None] * m[j].double()
+            _tell(progress, start + len(chunk), len(jobs))
+    return total / (masks * p)

@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["NORMALISATIONS", "COLORMAPS", "colorscale", "normalize", "colorize", "overlay", "pixel_image", "picture", "resize_map", "png_bytes", "faint_maps"]
+__all__ = ["NORMALISATIONS", "COLORMAPS", "colorscale", "normalize", "colorize", "overlay", "pixel_image", "picture", "resize_map", "png_bytes", "faint_maps",
+           "LABEL_PALETTE", "label_overlay"]
 
 NORMALISATIONS = ("per_map", "joint", "none")
 
@@ -161,3 +162,19 @@ def faint_maps(maps: dict, relative: float = 0.01, absolute: float = 1e-6) -> di
             out[title] = (f"peaks at {top:.2g}, {top / largest:.1%} of the largest map beside it: per-map "
                           "normalisation stretches it to full colour, so read it as nearly empty")
     return out
+
+
+# colours of a label image: background black (left unpainted), then 15 distinct colours
+LABEL_PALETTE = np.array([(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+                          (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+                          (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0)], np.uint8)
+
+
+def label_overlay(view, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """A label image (H x W ints, 0 background) as colours blended over ``view`` (H x W x 3
+    uint8); the background is left as it is."""
+    colours = LABEL_PALETTE[np.asarray(labels) % len(LABEL_PALETTE)].astype(np.float32)
+    out = np.asarray(view).astype(np.float32).copy()
+    fg = np.asarray(labels) > 0
+    out[fg] = (1 - alpha) * out[fg] + alpha * colours[fg]
+    return np.clip(out, 0, 255).astype(np.uint8)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 __all__ = [
     "Target", "ClassLogit", "ClassProbability", "Negated", "Contrast", "Custom", "as_target",
     "CaptionLogProb", "WordLogProb", "WordLogit", "Answer", "model_inputs",
     "ActionLogit", "ActionProbability", "ActionContrast", "Value",
+    "DetectionScore", "SegmentationRegion", "match_detection",
 ]
 
 
@@ -26,6 +28,10 @@ class Target:
 
     def check(self, num_outputs: int) -> None:
         """Raise ``ValueError`` if this target cannot apply to ``num_outputs`` classes."""
+
+    def check_output(self, output) -> None:
+        """Raise ``ValueError`` if this target cannot apply to the explained image's ``output``
+        (any model output; a detection target checks that its object was detected)."""
 
     def model_inputs(self) -> tuple[tuple[int, ...], ...]:
         """Token inputs the model takes beside the image for this target (a caption, a
@@ -381,3 +387,149 @@ def as_target(target) -> Target:
     raise TypeError(
         f"target must be a class index, a Target or a callable, not {type(target).__name__}"
     )
+
+
+# -- detection and segmentation ----------------------------------------------------------------
+
+def _detections(output) -> list:
+    if not (isinstance(output, (list, tuple)) and all(isinstance(d, dict) and {"boxes", "scores", "labels"} <= set(d)
+                                                      for d in output)):
+        raise ValueError(f"detection targets need a detector's output: one dict per image with 'boxes' (K x 4, "
+                         f"x0 y0 x1 y1 pixels), 'scores' and 'labels' (torchvision's layout), got "
+                         f"{type(output).__name__}")
+    return list(output)
+
+
+def match_detection(detections: dict, label: int, box, iou: float = 0.5) -> tuple[int | None, float]:
+    """The detection of class ``label`` that overlaps ``box`` (x0, y0, x1, y1) most, and that
+    overlap: ``(index, IoU)``; ``(None, best IoU)`` when none reaches ``iou``. The IoU is
+    torchvision's ``box_iou``."""
+    from torchvision.ops import box_iou
+    same = (detections["labels"] == label).nonzero().flatten()
+    if same.numel() == 0:
+        return None, 0.0
+    ref = torch.as_tensor([list(box)], dtype=detections["boxes"].dtype, device=detections["boxes"].device)
+    overlaps = box_iou(ref, detections["boxes"][same].detach())[0]
+    best = int(overlaps.argmax())
+    value = float(overlaps[best])
+    return (int(same[best]) if value >= iou else None), value
+
+
+@dataclass(frozen=True)
+class DetectionScore(Target):
+    """The score of a detector's detection of class ``class_index`` whose box matches the reference
+    ``box`` (x0, y0, x1, y1 in input pixels) best, with IoU >= ``iou``: the same object is explained
+    on a perturbed image, where the boxes move a little. The output is torchvision's: one dict
+    per image with ``boxes``, ``scores``, ``labels``.
+
+    On the explained image a missing match is an error that says so (``check_output``); on a
+    perturbed image (Score-CAM, occlusion, RISE) it scores 0. ``similarity`` is D-RISE's
+    (Petsiuk et al., CVPR 2021): the largest IoU x score over the detections of class ``class_index``,
+    D-RISE's IoU x class-cosine x objectness for a detector that returns one label and one
+    score per box (the cosine of one-hot class vectors is 1 for the same label, 0 otherwise)."""
+
+    class_index: int
+    box: tuple[float, float, float, float]
+    iou: float = 0.5
+    name: str = ""
+
+    def __post_init__(self):
+        box = tuple(float(v) for v in self.box)
+        if len(box) != 4 or not (box[2] > box[0] and box[3] > box[1]):
+            raise ValueError(f"a reference box is x0, y0, x1, y1 with x1 > x0 and y1 > y0, got {self.box!r}")
+        object.__setattr__(self, "box", box)
+        if not 0 < self.iou <= 1:
+            raise ValueError(f"the IoU threshold must lie in (0, 1], got {self.iou}")
+
+    def __call__(self, output):
+        rows = []
+        for d in _detections(output):
+            k, _ = match_detection(d, self.class_index, self.box, self.iou)
+            rows.append(d["scores"][k] if k is not None else d["scores"].sum() * 0.0)
+        return torch.stack(rows)
+
+    def similarity(self, output):
+        from torchvision.ops import box_iou
+        rows = []
+        for d in _detections(output):
+            same = d["labels"] == self.class_index
+            if not bool(same.any()):
+                rows.append(d["scores"].sum() * 0.0)
+                continue
+            ref = torch.as_tensor([self.box], dtype=d["boxes"].dtype, device=d["boxes"].device)
+            rows.append((box_iou(ref, d["boxes"][same])[0] * d["scores"][same]).max())
+        return torch.stack(rows)
+
+    def check_output(self, output):
+        for i, d in enumerate(_detections(output)):
+            k, best = match_detection(d, self.class_index, self.box, self.iou)
+            if k is None:
+                what = self.name or f"class {self.class_index}"
+                box = ", ".join(f"{v:.0f}" for v in self.box)
+                raise ValueError(f"no detection of {what} matches the box ({box}) with IoU >= {self.iou:g}"
+                                 + (f" in image {i}" if len(output) > 1 else "")
+                                 + (f": the best overlap of that class is {best:.2f}" if best > 0
+                                    else ": the detector found no object of that class"))
+
+    @property
+    def label(self):
+        box = ", ".join(f"{v:.0f}" for v in self.box)
+        return f"{self.name or f'class {self.class_index}'} at ({box})"
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationRegion(Target):
+    """A segmentation class's logits summed over a region: ``class_index`` of an ``[N, classes,
+    H, W]`` output, summed over the pixels of ``mask`` (H x W bool: the predicted mask, or a
+    region the user drew or picked; None: the whole image). Compared and hashed by content, so
+    it can key caches."""
+
+    class_index: int
+    mask: object = None  # H x W bool numpy array or tensor, or None
+    name: str = ""
+
+    def __post_init__(self):
+        if self.mask is not None:
+            m = torch.as_tensor(np.asarray(self.mask)).bool()
+            if m.dim() != 2:
+                raise ValueError(f"a region is an H x W mask, got shape {tuple(m.shape)}")
+            if not bool(m.any()):
+                raise ValueError("the region is empty: pick or draw at least one pixel")
+            object.__setattr__(self, "mask", m)
+
+    def _key(self):
+        m = None if self.mask is None else (tuple(self.mask.shape), self.mask.numpy().tobytes())
+        return (self.class_index, m, self.name)
+
+    def __eq__(self, other):
+        return isinstance(other, SegmentationRegion) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __call__(self, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"segmentation targets need an output of shape [N, classes, H, W], got {shape}")
+        logits = output[:, self.class_index]
+        if self.mask is None:
+            return logits.sum(dim=(1, 2))
+        return (logits * self.mask.to(logits.device, logits.dtype)).sum(dim=(1, 2))
+
+    def check_output(self, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            self(output)  # the shape error
+        if not 0 <= self.class_index < output.shape[1]:
+            raise ValueError(f"class index {self.class_index} out of range: the segmenter has {output.shape[1]} "
+                             f"classes (valid 0..{output.shape[1] - 1})")
+        if self.mask is not None and tuple(self.mask.shape) != tuple(output.shape[-2:]):
+            raise ValueError(f"the region is {'x'.join(map(str, self.mask.shape))} but the segmenter's output is "
+                             f"{'x'.join(map(str, output.shape[-2:]))}")
+
+    def __repr__(self):
+        where = "the whole image" if self.mask is None else f"{int(self.mask.sum())} pixels"
+        return f"SegmentationRegion({self.name or f'class {self.class_index}'} over {where})"
+
+    @property
+    def label(self):
+        return f"{self.name or f'class {self.class_index}'} over {'the image' if self.mask is None else 'the region'}"

@@ -89,3 +89,21 @@ for _recipe in AGENT_RECIPES.values():
     register_agent(_recipe.id, partial(ShapesAgent, len(ACTIONS)), actions=ACTIONS, observation_shape=(3, SIZE, SIZE),
                    weights=_weights_path(_recipe.id), default_layer=AGENT_LAYER, title=_recipe.title, family="shapes",
                    description=_recipe.description)
+
+from .dense import DETECTOR_LAYER, SEGMENT_CLASSES, SEGMENTER_LAYER, ShapesDetector, ShapesSegmenter  # noqa: E402
+from .recipes import DENSE_RECIPES  # noqa: E402
+
+for _recipe in DENSE_RECIPES.values():
+    _detector = _recipe.task == "detection"
+    register(ModelSpec(
+        id=_recipe.id,
+        title=_recipe.title,
+        family="shapes",
+        build=(lambda _n: ShapesDetector()) if _detector else (lambda _n: ShapesSegmenter()),
+        categories=CLASSES if _detector else SEGMENT_CLASSES,
+        preprocess=Preprocess(resize=SIZE, crop=SIZE, mean=MEAN, std=STD),
+        default_layer=DETECTOR_LAYER if _detector else SEGMENTER_LAYER,
+        weights_file=partial(_weights_path, _recipe.id),
+        description=_recipe.description,
+        task=_recipe.task,
+    ))

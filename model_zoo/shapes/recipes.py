@@ -13,7 +13,7 @@ from torch import nn
 from .nets import ARCHITECTURES
 from .world import CLASSES, make_scene
 
-__all__ = ["Recipe", "RECIPES", "AgentRecipe", "AGENT_RECIPES", "build", "scenes_to_tensor", "accuracy", "cue_ablation", "MEAN", "STD",
+__all__ = ["Recipe", "RECIPES", "AgentRecipe", "AGENT_RECIPES", "DenseRecipe", "DENSE_RECIPES", "build", "scenes_to_tensor", "accuracy", "cue_ablation", "MEAN", "STD",
            "HELDOUT_SEED_OFFSET"]
 
 MEAN = (0.5, 0.5, 0.5)
@@ -126,3 +126,25 @@ def cue_ablation(model: nn.Module, n: int, seed: int) -> dict:
 
 def with_overrides(recipe: Recipe, **changes) -> Recipe:
     return replace(recipe, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class DenseRecipe:
+    """A detector's or segmenter's recipe (``training.dense`` trains it on multi-object scenes)."""
+    id: str
+    title: str
+    task: str  # "detection" or "segmentation"
+    scenes: int = 8000
+    epochs: int = 12
+    seed: int = 0
+    lr: float = 2e-3
+    batch: int = 64
+    description: str = ""
+
+
+DENSE_RECIPES = {r.id: r for r in (
+    DenseRecipe("shapes-detector", "Shapes detector (CenterNet-style)", "detection", epochs=10,
+                description="boxes and classes of one to four shapes: a single-stage, anchor-free detector"),
+    DenseRecipe("shapes-segmenter", "Shapes segmenter (small U-Net)", "segmentation", scenes=8000, epochs=10,
+                description="a label per pixel: background or one of the eight shapes"),
+)}

@@ -6,7 +6,9 @@ the same arguments give the same bytes. Objects never overlap each other or the 
 every mask is exactly the object's visible pixels.
 
 * ``kind="single"``: one object (classification); ``kind="pair"``: two objects of different
-  classes (the paper's "cat and dog" case, for class-discriminative maps).
+  classes (the paper's "cat and dog" case, for class-discriminative maps); ``kind="multi"``: one
+  to four objects, classes drawn independently (repeats allowed), for detection and
+  segmentation.
 * ``cue``: a spurious corner mark (a small square in the top-left corner whose colour encodes a
   class), for bias experiments: ``"none"``, ``"match"`` (the object's class), ``"flip"`` (another
   class), ``"random"`` (any class, uncorrelated).
@@ -31,13 +33,13 @@ __all__ = ["CLASSES", "CUE_COLOURS", "CUE_BOX", "SIZE", "ShapeObject", "Cue", "S
 
 CLASSES = ("circle", "square", "triangle", "ellipse", "bar", "hexagon", "semicircle", "diamond")
 SIZE = 64
-KINDS = ("single", "pair")
+KINDS = ("single", "pair", "multi")
 CUES = ("none", "match", "flip", "random")
 CUE_BOX = (2, 2, 9, 9)  # x0, y0, x1, y1 (half-open): the top-left corner mark
 CUE_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
                (255, 0, 255), (0, 255, 255), (255, 255, 255), (0, 0, 0))
 _KEEP_OUT = 12  # objects stay clear of the cue corner [0, 12) x [0, 12)
-_KIND_CODE = {"single": 1, "pair": 2}
+_KIND_CODE = {"single": 1, "pair": 2, "multi": 3}
 _CUE_CODE = {"none": 0, "match": 1, "flip": 2, "random": 3}
 
 
@@ -207,8 +209,8 @@ def make_scene(seed: int, index: int, kind: str = "single", cue: str = "none",
         raise ValueError(f"unknown scene kind {kind!r}; choose one of {', '.join(KINDS)}")
     if cue not in _CUE_CODE:
         raise ValueError(f"unknown cue policy {cue!r}; choose one of {', '.join(CUES)}")
-    if kind == "pair" and cue in ("match", "flip"):
-        raise ValueError("a pair scene has two classes: its cue can only be 'none' or 'random'")
+    if kind != "single" and cue in ("match", "flip"):
+        raise ValueError(f"a {kind} scene can hold several objects: its cue can only be 'none' or 'random'")
     # The cue has its own random stream: the same index is the same scene under every cue
     # policy, so removing or flipping the mark changes nothing else. (The 0 is a fixed slot
     # that keeps scenes byte-identical to those the shipped models were trained on.)
@@ -216,12 +218,18 @@ def make_scene(seed: int, index: int, kind: str = "single", cue: str = "none",
     rng = np.random.default_rng(key)
     n = len(CLASSES)
     first = int(rng.integers(n)) if label is None else int(label)
-    labels = [first] if kind == "single" else [first, int((first + rng.integers(1, n)) % n)]
+    if kind == "single":
+        labels = [first]
+    elif kind == "pair":
+        labels = [first, int((first + rng.integers(1, n)) % n)]
+    else:
+        labels = [first] + [int(v) for v in rng.integers(n, size=int(rng.integers(0, 4)))]
     scale = size / 64.0
-    lo, hi = (8.0, 14.0) if kind == "single" else (7.0, 11.0)
+    lo, hi = {"single": (8.0, 14.0), "pair": (7.0, 11.0), "multi": (6.0, 9.0)}[kind]
     radii = [float(rng.uniform(lo, hi)) * scale for _ in labels]
-    centres = None
-    while centres is None:
+    centres = _place(rng, radii, size)
+    while centres is None:  # no room (four large objects of a multi scene): all a little smaller, again
+        radii = [r * 0.9 for r in radii] if kind == "multi" else radii
         centres = _place(rng, radii, size)
     img, bg = _background(rng, size)
     clutter = _clutter(rng, img, size)

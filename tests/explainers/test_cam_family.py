@@ -112,7 +112,7 @@ def test_every_method_is_one_registry_entry():
         cost = m.cost(512, (224, 224))
         assert cost.forwards >= 0 and cost.backwards >= 0
     assert [m.name for m in explainers.list_methods() if m.forward_heavy] == [
-        "scorecam", "ablationcam", "integrated_gradients", "occlusion", "smoothgrad"]
+        "scorecam", "ablationcam", "integrated_gradients", "occlusion", "rise", "smoothgrad"]
     same = explainers.get_method("gradcam")
     assert explainers.register_method(same) is same  # registering the same entry again: a no-op
     with pytest.raises(ValueError, match="a different method is already registered as 'gradcam'"):

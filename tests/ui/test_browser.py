@@ -314,7 +314,8 @@ def test_every_page_once(server, tmp_path):
     """Every page of the navigation opens in the real browser without an exception, on the model
     the app opens on (efficientnet-lite0, real weights, the composite photo)."""
     titles = {"Explore": "Explore", "Compare": "Compare", "Counterfactual": "Counterfactual",
-              "How it works": "How it works", "Evaluate": "Evaluate", "Captioning": "Captioning",
+              "How it works": "How it works", "Evaluate": "Evaluate", "Detect": "Detect", "Segment": "Segment",
+              "Captioning": "Captioning",
               "VQA": "Visual question answering", "Agents": "Reinforcement learning agents",
               "Mistakes": "Mistakes", "Adversarial": "Adversarial",
               "Neurons": "Neurons", "Bias": "Bias", "Model zoo": "Model zoo", "Take part": None,
@@ -334,6 +335,10 @@ def test_every_page_once(server, tmp_path):
                 _settle(page)
                 assert page.get_by_role("button", name="Run the attack").count() == 0
                 assert page.locator('[data-testid="stImage"] img').count() >= 6
+            if title in ("Detect", "Segment"):  # the held-out scene with its boxes or labels, and maps
+                page.wait_for_selector('[data-testid="stImage"] img', timeout=60_000)
+                _settle(page)
+                assert page.locator('[data-testid="stImage"] img').count() >= 3
             if title == "Agents":  # the shipped agent's episode: the frame, three maps and the contrast shown
                 page.wait_for_selector("text=Computed in", timeout=60_000)
                 assert page.locator('[data-testid="stImage"] img').count() >= 5
