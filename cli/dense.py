@@ -88,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         Image.fromarray(view).save(folder / "image.png")
         with torch.no_grad():
             out = loaded.model(x)
+        cap = explainers.Capture(loaded.model, x, layer=layer) if any(
+            explainers.get_method(m).needs_layer for m in methods) else None
+
+        def explain(method, target):
+            """A layer method from the image's one kept forward; the others (RISE, the pixel
+            methods) run their own passes."""
+            if explainers.get_method(method).needs_layer:
+                return cap.explain(method, target)
+            options = {"masks": args.masks, "cell": max(2, view.shape[0] // 8)} if method == "rise" else {}
+            return explainers.explain(loaded.model, x, method=method, target=target, **options)
         if spec.task == "detection":
             d = out[0]
             keep = [k for k in np.argsort(-d["scores"].numpy(), kind="stable") if d["scores"][k] >= args.threshold]
@@ -98,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = explainers.DetectionScore(label, box, name=names[label])
                 rows.append({"box": n, "label": names[label], "score": float(d["scores"][k]), "xyxy": box})
                 for m in methods:
-                    options = {"masks": args.masks, "cell": max(2, view.shape[0] // 8)} if m == "rise" else {}
-                    e = explainers.explain(loaded.model, x, method=m, target=target, **options,
-                                           layer=layer if explainers.get_method(m).needs_layer else None)
+                    e = explain(m, target)
                     np.save(folder / f"box{n:02d}_{m}.npy", e.attribution)
                     render.picture(view, e.attribution, args.alpha).save(folder / f"box{n:02d}_{m}.png")
                     written += 1
@@ -114,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = explainers.SegmentationRegion(c, pred == c, name=names[c])
                 rows.append({"class": names[c], "pixels": int((pred == c).sum())})
                 for m in methods:
-                    e = explainers.explain(loaded.model, x, method=m, target=target,
-                                           layer=layer if explainers.get_method(m).needs_layer else None)
+                    e = explain(m, target)
                     np.save(folder / f"{names[c]}_{m}.npy", e.attribution)
                     render.picture(view, e.attribution, args.alpha).save(folder / f"{names[c]}_{m}.png")
                     written += 1

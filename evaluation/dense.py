@@ -177,16 +177,20 @@ def detection_card(model, layer: str, preprocess, scenes, methods=DETECTION_METH
         with torch.no_grad():
             return model(scene_batch([scene], preprocess))[0]
 
+    kept = {}  # the scene's one kept forward, shared by its detections and the layer methods
+
     def method_map(name):
         options = RISE_OPTIONS if name == "rise" else {}
 
         def fn(scene, j, d):
             target = explainers.DetectionScore(int(d["labels"][j]), tuple(d["boxes"][j].tolist()),
                                                name=CLASSES[int(d["labels"][j])])
-            spec = explainers.get_method(name)
-            return explainers.explain(model, scene_batch([scene], preprocess), method=name,
-                                      layer=layer if spec.needs_layer else None, target=target,
-                                      **options).attribution
+            x = scene_batch([scene], preprocess)
+            if not explainers.get_method(name).needs_layer:
+                return explainers.explain(model, x, method=name, target=target, **options).attribution
+            if kept.get("scene") is not scene:
+                kept.update(scene=scene, cap=explainers.Capture(model, x, layer=layer))
+            return kept["cap"].explain(name, target).attribution
         return fn
 
     got = detection_pointing({m: method_map(m) for m in methods}, scenes, detect, progress=progress)
@@ -205,8 +209,8 @@ def segmentation_card(model, layer: str, preprocess, scenes, methods=SEGMENTATIO
     cap_methods = [m for m in methods if explainers.get_method(m).needs_layer]
     for k, scene in enumerate(scenes):
         x = scene_batch([scene], preprocess)
-        with torch.no_grad():
-            pred = model(x)[0].argmax(0).numpy()
+        cap = explainers.Capture(model, x, layer=layer)  # one forward a scene, kept for every class
+        pred = cap.output[0].argmax(0).numpy()
         for c in sorted({o.label for o in scene.objects}):
             region = pred == 1 + c
             if not region.any():
@@ -214,7 +218,6 @@ def segmentation_card(model, layer: str, preprocess, scenes, methods=SEGMENTATIO
                 continue
             target = explainers.SegmentationRegion(1 + c, region, name=CLASSES[c])
             n += 1
-            cap = explainers.Capture(model, x, layer=layer)
             for m in methods:
                 if m in cap_methods:
                     e = cap.explain(m, target)

@@ -26,7 +26,7 @@ kept = st.session_state.setdefault("det_runs", {})
 if key not in kept:
     d = dv.run(loaded.model, x)
     kept.clear()  # one image at a time: D-RISE's maps below are kept with it
-    kept[key] = {"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"], "drise": {}}
+    kept[key] = {"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"], "cams": {}, "drise": {}}
 run = kept[key]
 
 
@@ -57,12 +57,14 @@ if scene is not None:
 
 target = explainers.DetectionScore(label, box, name=_name(label))
 alpha = views.opacity_slider("det_alpha")
-try:
-    cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
-    maps = {m: cap.explain(m, target).attribution for m in ("gradcam", "eigencam")}
-except ValueError as err:
-    st.error(f"Cannot explain this box: {text.plain(err)}")
-    st.stop()
+if k not in run["cams"]:  # once per box: the opacity, D-RISE's settings and the threshold rerun no network
+    try:
+        cap = explainers.Capture(loaded.model, x, layer=loaded.default_layer)
+        run["cams"][k] = {m: cap.explain(m, target).attribution for m in ("gradcam", "eigencam")}
+    except ValueError as err:
+        st.error(f"Cannot explain this box: {text.plain(err)}")
+        st.stop()
+maps = dict(run["cams"][k])
 
 st.markdown("**D-RISE** (Petsiuk et al., CVPR 2021): random masks weighted by how well the masked image's "
             "detections still match this box (IoU x score of the same class). No gradients, no layer.")
