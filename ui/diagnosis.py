@@ -21,6 +21,7 @@ from ui import cache
 RUN = {"mistakes": "Find the mistakes", "folder_mistakes": "Find the mistakes", "bias": "Run the bias test",
        "attack": "Run the attack", "dissection": "Dissect the layer", "folder_dissection": "Dissect the layer"}
 PROGRESS_EVERY_S = 0.2
+SHOW_BAR_AFTER_S = 0.5
 
 
 def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | None = None):
@@ -29,35 +30,37 @@ def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | No
     pressed, and the page stops there. A caption says how long the computation took (timed here,
     around the library call: what ``./studio bench browser --heavy-only`` compares with the call
     made outside the app). ``threads_of``: run under that model's thread rule (``cache.torch_threads``:
-    a small model on one thread, as its maps are)."""
+    a small model on one thread, as its maps are).
+
+    The bar takes the button's place only once the work has run for :data:`SHOW_BAR_AFTER_S`:
+    each change on screen is drawn by the browser on the cores the computation runs on, and a
+    short run (a 10-step PGD attack: 0.1 s) finishes before a bar would tell anything."""
     store = cache.map_store()
     kept = store.get(key)
     if kept is None:
+        slot = st.empty()
         if ask:
-            slot = st.empty()
             if not slot.button(RUN[key[0]], key=f"run_{key[0]}", type="primary"):
                 st.info("Nothing has run for these settings yet: press the button when they are as you want "
                         "them (each setting is computed once and kept).")
                 return None
-            slot.empty()  # pressed: the result replaces the button
-        bar = st.progress(0.0, text=text)
-        last = [0.0]
+        started = time.perf_counter()
+        last = [started]
 
         def progress(done, total):
-            # at most five updates a second: each is a message the browser draws, on the cores
-            # the computation runs on (Neurons sent one per probe batch)
+            # the bar appears after SHOW_BAR_AFTER_S, then changes at most every PROGRESS_EVERY_S:
+            # each change is a message the browser draws (Neurons sent one per probe batch)
             now = time.perf_counter()
-            if now - last[0] < PROGRESS_EVERY_S and not (total and done >= total):
+            if now - started < SHOW_BAR_AFTER_S or now - last[0] < PROGRESS_EVERY_S:
                 return
             last[0] = now
-            bar.progress(min(1.0, done / total) if total else 0.5,
-                         text=f"{text} {done} of {total}" if total else f"{text} {done} done")
+            slot.progress(min(1.0, done / total) if total else 0.5,
+                          text=f"{text} {done} of {total}" if total else f"{text} {done} done")
 
-        started = time.perf_counter()
         with cache.torch_threads(threads_of) if threads_of else contextlib.nullcontext():
             got = compute(progress)
         kept = (got, time.perf_counter() - started)
-        bar.empty()
+        slot.empty()  # the button or the bar gives way to the result
         store.put(key, kept)
     got, seconds = kept
     if ask:

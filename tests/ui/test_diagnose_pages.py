@@ -208,3 +208,61 @@ def test_heavy_work_runs_when_asked_once_per_setting(monkeypatch):
     assert len(calls) == 1 and not at.get("plotly_chart")  # a new setting waits for the button
     at.number_input(key="mis_n").set_value(140).run()
     assert len(calls) == 1 and at.get("plotly_chart")  # kept per setting
+
+
+class _Slot:
+    """Records what a page's ``st.empty()`` slot was asked to show."""
+
+    def __init__(self, shown):
+        self.shown = shown
+
+    def button(self, *args, **kwargs):
+        self.shown.append("button")
+        return True  # pressed
+
+    def progress(self, value, text=""):
+        self.shown.append(("bar", round(value, 2)))
+
+    def empty(self):
+        self.shown.append("emptied")
+
+
+def test_a_short_run_draws_no_bar_and_a_long_one_replaces_the_button_with_it(monkeypatch):
+    """Issue 26: each change on screen is drawn by the browser on the cores the work runs on, so
+    the bar takes the Run button's place only once the work has run for SHOW_BAR_AFTER_S, and
+    then changes at most every PROGRESS_EVERY_S."""
+    import time
+
+    from ui import diagnosis
+
+    clock = [100.0]
+    monkeypatch.setattr(diagnosis.time, "perf_counter", lambda: clock[0])
+    shown = []
+    monkeypatch.setattr(diagnosis.st, "empty", lambda: _Slot(shown))
+    monkeypatch.setattr(diagnosis.st, "caption", lambda *a, **k: None)
+
+    class Store(dict):
+        def put(self, key, value):
+            self[key] = value
+    monkeypatch.setattr(diagnosis.cache, "map_store", lambda: Store())
+
+    def short(progress):
+        for step in range(10):
+            clock[0] += 0.01
+            progress(step + 1, 10)
+        return "short"
+    assert diagnosis._kept(("attack", time.time()), "PGD step...", short) == "short"
+    assert shown == ["button", "emptied"]  # no bar: the run ended before it would tell anything
+
+    shown.clear()
+
+    def long(progress):
+        for step in range(20):
+            clock[0] += 0.1  # 2 s in all
+            progress(step + 1, 20)
+        return "long"
+    assert diagnosis._kept(("dissection", time.time()), "Dissecting", long) == "long"
+    bars = [s for s in shown if isinstance(s, tuple)]
+    assert shown[0] == "button" and shown[-1] == "emptied"
+    assert bars[0][1] >= diagnosis.SHOW_BAR_AFTER_S / 2  # first drawn after 0.5 s of 2 s
+    assert 3 <= len(bars) <= (2 - diagnosis.SHOW_BAR_AFTER_S) / diagnosis.PROGRESS_EVERY_S + 1
