@@ -24,6 +24,7 @@ beyond = [  # detectors, segmenters, models that take words, agents: their own m
     st.Page("pages/segment.py", title="Segment"),
     st.Page("pages/captioning.py", title="Captioning"),
     st.Page("pages/vqa.py", title="VQA"),
+    st.Page("pages/text_prompt.py", title="Text prompt"),
     st.Page("pages/agents.py", title="Agents"),
 ]
 diagnosing = [  # the sidebar's model (and image) too

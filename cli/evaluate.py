@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     try:
         loaded = model_zoo.load(args.model, args.weights)
         _use_free_cores()
-        methods = run.all_methods() if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = run.all_methods(loaded.model) if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
         samples = data.from_spec(args.data, args.n, args.seed)
         with tqdm(total=args.n, desc="evaluating", unit="image", file=sys.stderr) as bar:
             report = run.evaluate(loaded, samples, methods, threshold=args.threshold, tolerance=args.tolerance,

@@ -16,7 +16,7 @@ from explainers.core import Capture, TopK
 from explainers.methods import get_method, list_methods, method_names
 from explainers.images import IMAGE_SUFFIXES, ImageError, open_image
 from explainers.layers import default_layer, list_layers, resolve_layer
-from explainers.targets import Answer, CaptionLogProb, ClassLogit, WordLogProb
+from explainers.targets import Answer, CaptionLogProb, ClassLogit, TextSimilarity, WordLogProb
 
 __all__ = ["main"]
 
@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="captioning models: the caption to explain, with a map per word (default: the model's own)")
     p.add_argument("--question", default=None, help="VQA models: the question asked about each image")
     p.add_argument("--answer", default=None, help="VQA models: the answer to explain (default: the model's)")
+    p.add_argument("--text", action="append", default=[],
+                   help="image-text models (shapes-clip, CLIP): a phrase to find in each image (repeat for several; "
+                        "default: the model's zero-shot prompts)")
     p.add_argument("--top-k", type=int, default=1, help="explain the k best classes when no "
                                                         "--target is given (default 1)")
     p.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder")
@@ -172,6 +175,14 @@ def _token_targets(loaded, model, x, args):
     from model_zoo.shapes import language  # the shipped models' vocabularies
 
     try:
+        if loaded.spec.task == "text":
+            phrases = list(dict.fromkeys(" ".join(t.split()) for t in args.text if t.strip())) or list(loaded.categories)
+            tokens = model.tokenize(phrases)
+            with torch.no_grad():
+                sims = model(x, torch.tensor([tokens]))[0].tolist()
+            return ([TextSimilarity(tokens, i, name=p) for i, p in enumerate(phrases)], (tokens,),
+                    [f"text{i + 1}-{p}" for i, p in enumerate(phrases)],
+                    {"texts": phrases, "similarities": dict(zip(phrases, sims))})
         if loaded.spec.task == "caption":
             text = args.caption
             if text is None:
@@ -256,6 +267,11 @@ def _run(args) -> int:
     task = loaded.spec.task if loaded.spec is not None else "classification"
     if task == "classification" and (args.caption or args.question or args.answer):
         raise CliError(f"--caption, --question and --answer are for captioning and VQA models; {loaded.id} classifies")
+    if args.text and task != "text":
+        raise CliError(f"--text is for image-text models (shapes-clip, the CLIP models); {loaded.id} does not read "
+                       "phrases")
+    if task == "text" and (args.caption or args.question or args.answer or args.target):
+        raise CliError(f"{loaded.id} is an image-text model: give phrases with --text \"...\" (several allowed)")
     if task == "caption" and (args.question is not None or args.answer is not None):
         raise CliError(f"--question and --answer are for VQA models; {loaded.id} writes captions "
                        "(give --caption, or nothing for its own caption)")

@@ -52,7 +52,9 @@ def _train(args) -> int:
     from model_zoo.shapes.recipes import AGENT_RECIPES, DENSE_RECIPES
     from training.multimodal import train_multimodal
 
-    every = [*RECIPES, *MULTI_RECIPES, *AGENT_RECIPES, *DENSE_RECIPES]
+    from model_zoo.shapes.clip import CLIP_RECIPE
+
+    every = [*RECIPES, *MULTI_RECIPES, *AGENT_RECIPES, *DENSE_RECIPES, CLIP_RECIPE.id]
     ids = every if args.model == "all" else [args.model]
     for model_id in ids:
         if model_id not in every:
@@ -63,6 +65,9 @@ def _train(args) -> int:
             continue
         if model_id in DENSE_RECIPES:
             _train_dense(DENSE_RECIPES[model_id], args)
+            continue
+        if model_id == CLIP_RECIPE.id:
+            _train_clip(CLIP_RECIPE, args)
             continue
         if model_id in MULTI_RECIPES:
             from dataclasses import replace
@@ -138,6 +143,28 @@ def _train_dense(recipe, args) -> None:
     h = card["heldout"]
     what = f"mAP@0.5 {h['map50']:.3f}" if detector else f"mean IoU {h['miou']:.3f}"
     print(f"{recipe.id}: held-out {what}, {card['training_seconds']:.0f} s -> {args.out / (recipe.id + '.pt')}")
+
+
+def _train_clip(recipe, args) -> None:
+    """``shapes-clip`` (``training.clip``): --n-single, --n-pair, --epochs and --seed override the
+    recipe's; --groundtruth the held-out two-object scenes of its pointing figures (default 200)."""
+    from dataclasses import replace
+
+    from evaluation import text
+    from model_zoo.registry import load
+    from training.clip import train_clip
+    overrides = {k: v for k, v in (("n_single", args.n_single), ("n_pair", args.n_pair), ("epochs", args.epochs),
+                                   ("seed", args.seed)) if v is not None}
+    recipe = replace(recipe, **overrides)
+    card = train_clip(recipe, args.out)
+    n = 200 if args.groundtruth is None else args.groundtruth
+    if n:
+        loaded = load(recipe.id, args.out / f"{recipe.id}.pt")  # the registry's checked path
+        card["gradcam"] = {"layer": loaded.default_layer,
+                           **text.card_figures(loaded, n, recipe.seed + text.HELDOUT_OFFSET)}
+        (args.out / f"{recipe.id}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{recipe.id}: zero-shot shape accuracy {card['zero_shot_shape_accuracy']:.1%}, "
+          f"{card['training_seconds']:.0f} s -> {args.out / (recipe.id + '.pt')}")
 
 
 def _table(args) -> int:

@@ -25,9 +25,10 @@ def baselines() -> list[str]:
     return explainers.method_names("baseline")
 
 
-def all_methods() -> list[str]:
-    """What an evaluation can score, read from the registry now: every method, then the baselines."""
-    return [*explainers.method_names(), *baselines()]
+def all_methods(model=None) -> list[str]:
+    """What an evaluation can score, read from the registry now: every method (with ``model``,
+    those that apply to it), then the baselines."""
+    return [*explainers.method_names(model=model), *baselines()]
 
 SCORES = {  # which score each metric uses, written into every report
     "localisation_error_top1": "box from the map of the top-1 class (logit), threshold x max",
@@ -90,7 +91,7 @@ def evaluate(loaded, samples: Iterable[Sample], methods=None, *, threshold: floa
     dropped silently: files a folder skipped are listed (``skipped_files``), and maps with NaN or
     infinite values are counted per method (``maps_not_finite``) and left out of its means."""
     known = all_methods()
-    methods = known if methods is None else list(methods)
+    methods = all_methods(loaded.model) if methods is None else list(methods)
     bad = [m for m in methods if m not in known]
     if bad:
         raise ValueError(f"unknown method(s) {', '.join(bad)}; choose among {', '.join(known)}")

@@ -71,6 +71,7 @@ class Method:
     summary: str = ""
     wraps: str | None = None
     tags: frozenset = frozenset()
+    transformers_only: bool = False  # reads attention (LeGrad): offered for models with attention blocks
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -138,19 +139,30 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}") from None
 
 
-def list_methods(kind: str | None = None, *, tag: str | None = None) -> list[Method]:
+def has_attention(model) -> bool:
+    """Whether ``model`` has attention blocks that the attention methods read
+    (``torch.nn.MultiheadAttention``), in its image tower where it names one (``image_tower()``:
+    a CLIP's text transformer is not what a map of the image reads)."""
+    tower = model.image_tower() if callable(getattr(model, "image_tower", None)) else model
+    return any(isinstance(m, torch.nn.MultiheadAttention) for m in tower.modules())
+
+
+def list_methods(kind: str | None = None, *, tag: str | None = None, model=None) -> list[Method]:
     """The registered methods, read now (a method registered later is listed from then on), in
     registration order: of one ``kind`` (None: the explaining ones, layer and pixel maps, not the
-    baselines), with ``tag`` when given."""
+    baselines), with ``tag`` when given; with ``model``, those that apply to it (a method that
+    reads attention only for a model with attention blocks)."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; choose one of {', '.join(KINDS)}")
+    attention = None if model is None else has_attention(model)
     return [m for m in _REGISTRY.values()
-            if (m.kind == kind if kind is not None else m.kind != "baseline") and (tag is None or tag in m.tags)]
+            if (m.kind == kind if kind is not None else m.kind != "baseline") and (tag is None or tag in m.tags)
+            and (attention is None or attention or not m.transformers_only)]
 
 
-def method_names(kind: str | None = None, *, tag: str | None = None) -> list[str]:
+def method_names(kind: str | None = None, *, tag: str | None = None, model=None) -> list[str]:
     """The names of :func:`list_methods` (what pickers and command lines offer)."""
-    return [m.name for m in list_methods(kind, tag=tag)]
+    return [m.name for m in list_methods(kind, tag=tag, model=model)]
 
 
 # ----------------------------------------------------------------------------- built-in entries
@@ -300,6 +312,28 @@ register_method(Method(
     needs_layer=False, options={"masks": 1000, "cell": 16, "p": 0.5, "seed": 0, "batch_size": 64},
     summary="random masks weighted by the score they leave (for a detection: D-RISE's box-and-class similarity); "
             "a black box: no gradients, no layer"))
+
+
+def _legrad(job):
+    from . import attention  # its own forward with hooks on the attention of each block
+
+    cap = job.cap
+    n = cap._x.shape[0]
+    inputs = tuple(t.expand(n, -1) if t.shape[0] == 1 else t for t in cap._call.inputs)
+    rows = torch.arange(n)
+    cam = attention.legrad(cap._model, cap._call, cap._x, cap.layer, lambda out: job.row_scores(out, rows),
+                           attention.readout_of(cap._model), inputs, progress=job.progress)
+    return None, cam, None
+
+
+register_method(Method(
+    "legrad", "LeGrad", "layer map", True, "1 forward + 1 backward per block and target (attention gradients)",
+    "Bousselham et al., 2024", _legrad,
+    lambda c, s, o: Cost(1, 1, note="a forward with hooks, then a short backward per block from the chosen one "
+                                    "to the last"),
+    transformers_only=True,
+    summary="vision transformers: the gradient of each block's own score (the model's readout of that block) "
+            "with respect to its attention, positive part, averaged over heads, queries and blocks"))
 
 
 def _smoothgrad(job, base, samples, noise, seed, batch_size):

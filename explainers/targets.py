@@ -16,7 +16,7 @@ __all__ = [
     "Target", "ClassLogit", "ClassProbability", "Negated", "Contrast", "Custom", "as_target",
     "CaptionLogProb", "WordLogProb", "WordLogit", "Answer", "model_inputs",
     "ActionLogit", "ActionProbability", "ActionContrast", "Value",
-    "DetectionScore", "SegmentationRegion", "match_detection",
+    "DetectionScore", "SegmentationRegion", "match_detection", "TextSimilarity",
 ]
 
 
@@ -264,6 +264,44 @@ class Answer(Target):
         _check_index(self.index, num_outputs)
         if self.versus is not None:
             _check_index(self.versus, num_outputs)
+
+    @property
+    def label(self):
+        return self.name
+
+
+@dataclass(frozen=True)
+class TextSimilarity(Target):
+    """The image-text similarity of phrase ``index`` among the phrases packed in ``tokens`` (an
+    image-text model's own tokens, phrases joined as its ``tokenize`` joins them; the model is
+    called as ``model(x, tokens)`` and returns N x phrases cosine similarities). With ``versus``,
+    the difference "why this phrase rather than that one". Every phrase of one packed input
+    shares one forward pass: a zero-shot list of prompts costs one pass, and a map per prompt one
+    backward each."""
+
+    tokens: tuple[int, ...]
+    index: int = 0
+    versus: int | None = None
+    name: str = "phrase"
+
+    def __post_init__(self):
+        _check_tokens(self.tokens, "a phrase")
+
+    def model_inputs(self):
+        return (self.tokens,)
+
+    def __call__(self, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 2:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"a text target needs similarities of shape [N, phrases], got {shape}: "
+                             "is the model an image-text model?")
+        return output[:, self.index] - (output[:, self.versus] if self.versus is not None else 0)
+
+    def check(self, num_outputs):
+        for i in (self.index, self.versus):
+            if i is not None and not 0 <= i < num_outputs:
+                raise ValueError(f"phrase index {i} out of range: the input holds {num_outputs} phrase(s) "
+                                 f"(0..{num_outputs - 1})")
 
     @property
     def label(self):

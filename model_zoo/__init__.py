@@ -6,7 +6,7 @@ from .registry import (ENTRY_POINT_GROUP, UNTRAINED, LoadedModel, ModelSpec, fet
                        weights_available)
 # the package registers its own entries (the registry imports none of them): the shapes world
 # first (the offline default), ImageNet, EfficientNet-Lite0, timm ids on first use, saved uploads
-from . import shapes, imagenet, efficientnet_lite, timm_models, tv_dense, uploads  # noqa: E402,F401
+from . import shapes, imagenet, efficientnet_lite, timm_models, tv_dense, clip_models, uploads  # noqa: E402,F401
 from .uploads import save_upload
 from .weights import WeightsError, WeightsUnavailable, ZooError, read_state_dict
 

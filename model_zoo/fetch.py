@@ -53,6 +53,9 @@ class _LocalWriteError(Exception):
     """Writing the temporary file failed: this machine's fault, not the network's."""
 
 
+_HUB = re.compile(r"huggingface\.co/[^/]+/([^/]+)/resolve/[^/]+/([^/]+)$")
+
+
 def hash_prefix(url: str) -> str | None:
     """The sha256 prefix a torchvision-style file name carries (``resnet50-11ad3fa6.pth``)."""
     found = _PREFIX.search(Path(url.split("?", 1)[0]).stem)
@@ -60,11 +63,16 @@ def hash_prefix(url: str) -> str | None:
 
 
 def download_url(url: str) -> str:
-    """``url`` with its host and path replaced by ``STUDIO_WEIGHTS_BASE_URL`` when that is set."""
+    """``url`` with its host and path replaced by ``STUDIO_WEIGHTS_BASE_URL`` when that is set:
+    the mirror serves the file under its name, or, for a file of the Hugging Face hub (whose
+    repositories name their files alike: ``open_clip_pytorch_model.bin``), under
+    ``<repository>/<name>``."""
     base = os.environ.get("STUDIO_WEIGHTS_BASE_URL")
     if not base:
         return url
-    return base.rstrip("/") + "/" + Path(url.split("?", 1)[0]).name
+    path = url.split("?", 1)[0]
+    hub = _HUB.search(path)
+    return base.rstrip("/") + "/" + (f"{hub.group(1)}/{hub.group(2)}" if hub else Path(path).name)
 
 
 def size_bound(expected_mb: float | None) -> int:

@@ -56,7 +56,8 @@ class ModelSpec:
     pretrained: Callable[[], nn.Module] | None = None  # builds the model with its own weights (timm)
     # what the model's output means: "classification" (class logits, the explaining pages), "caption"
     # (next-word logits for the tokens it is given), "vqa" (answer logits for a question it is given),
-    # "agent" (a policy: the action logits, then the value; categories name the actions)
+    # "agent" (a policy: the action logits, then the value; categories name the actions), "text" (an
+    # image-text model: similarities to the phrases it is given, model.tokenize packs them)
     task: str = "classification"
     # task "agent": the frame the policy takes, channels first (model_zoo.agents); else None
     observation_shape: tuple[int, ...] | None = None
@@ -321,7 +322,10 @@ def _fetch(spec: ModelSpec, path: Path) -> None:
 
 
 def num_classes_in(spec: ModelSpec, state: dict) -> int | None:
-    """The number of classes a checkpoint was trained for, read from its last Linear layer."""
+    """The number of classes a checkpoint was trained for, read from its last Linear layer (None
+    for an image-text model: it scores phrases, not classes)."""
+    if spec.task == "text":
+        return None
     with torch.device("meta"):  # structure only: no memory, no initialisation cost
         probe = spec.build(spec.num_classes)
     linears = [name for name, m in probe.named_modules() if isinstance(m, nn.Linear)]

@@ -48,7 +48,8 @@ def grid() -> None:
         with b:
             cls = class_picker("compare_m_class")
         chosen = st.multiselect("Methods (every method of the registry; forward-heavy ones run when asked)",
-                                explainers.method_names(), default=explainers.method_names(tag=explainers.PAPER),
+                                explainers.method_names(model=loaded.model),
+                                default=explainers.method_names(tag=explainers.PAPER),
                                 format_func=views.method_title, key="compare_m_methods")
         got = views.maps_on_demand(model_id, digest, layer, [(m, cls) for m in chosen], shown, "compare_heavy")
         for method in chosen:

@@ -8,7 +8,7 @@ import streamlit as st
 
 import evaluation
 from ui import evaluation as runner
-from ui import prefs, routing, selection
+from ui import cache, prefs, routing, selection
 
 routing.guard()  # a deep link on a fresh server runs through dashboard.py's navigation
 
@@ -31,8 +31,8 @@ split = a.radio("Scenes", ["shapes:single", "shapes:pair"], horizontal=True,
 n = int(b.number_input("Images", 1, 2000, key=prefs.bind("eval_n", "eval:n", 20)))
 seed = int(c.number_input("World seed (20000: held out from training)", 0, 10**6,
                           key=prefs.bind("eval_seed", "eval:seed", 20000)))
-methods = st.multiselect("Methods", evaluation.all_methods(),
-                         key=prefs.bind("eval_methods", "eval:methods", evaluation.all_methods()))
+offered = evaluation.all_methods(cache.load_model(model_id).model)  # LeGrad for models with attention
+methods = st.multiselect("Methods", offered, key=prefs.bind("eval_methods", "eval:methods", offered))
 a, b, c = st.columns(3)
 tolerance = a.slider("Pointing tolerance (px)", 0, 15, key=prefs.bind("eval_tolerance", "eval:tolerance", 4),
                      help="The paper uses 15 px on 224-px images; 4 px is the same share of a 64-px scene.")

@@ -60,9 +60,9 @@ def explore(sel: selection.Selection, loaded) -> None:
                                          "Class to explain", pref=views.image_class_pref(model_id, digest))
         alpha = views.opacity_slider("explore_alpha")
         cmap = views.colormap_picker("explore_cmap")
-        method = st.selectbox("Method in detail (heatmap and downloads)", explainers.method_names(),
-                              format_func=views.method_title,
-                              key=prefs.bind("explore_method", "method", "gradcam", explainers.method_names()))
+        offered = explainers.method_names(model=loaded.model)  # LeGrad for models with attention
+        method = st.selectbox("Method in detail (heatmap and downloads)", offered, format_func=views.method_title,
+                              key=prefs.bind("explore_method", "method", "gradcam", offered))
 
     maps = {m: cache.explanation(model_id, digest, layer, m, class_index, shown) for m in PAPER}
     st.caption(f"Explaining **{text.plain(loaded.categories[class_index])}** (logit {maps['gradcam']['score']:.3f}) "

@@ -50,15 +50,26 @@ if token:
         st.stop()
 else:
     if st.session_state.get(f"declined_{study.code}"):
-        st.info("You chose not to take part. Nothing about you was stored. Thank you for your time; you may "
-                "close this page.")
+        st.info("You chose not to take part. Nothing about you was stored. Thank you for your time.")
+        back = field.redirect(settings.no_consent_code, recruit, "Back to Prolific")
+        if back.url:
+            st.markdown(f"Your no-consent code: **{studies.plain(back.code)}**")
+            st.link_button(back.label, back.url, type="primary")
+        elif recruit.platform == "prolific":
+            st.markdown("Please return the study on Prolific (the \"Return\" button on your submission), so "
+                        "that nothing counts against you.")
+        elif back.code:
+            st.markdown(f"Your no-consent code: **{studies.plain(back.code)}**")
+        else:
+            st.caption("You may close this page.")
         st.stop()
     if study.closed:
         st.error("This study is closed and takes no more answers. Thank you for your interest.")
         st.stop()
     st.markdown(study.config.get("instructions") or "")
+    one_arm = study.config["methods"][0] if study.config.get("arms") else None  # the arms are of equal length
     trials_total = sum(1 for t in studies.guarded(store.trials, study.code, participant=True)
-                       if t.get("role", "trial") != "practice")
+                       if t.get("role", "trial") != "practice" and (one_arm is None or t.get("method") == one_arm))
     st.caption(f"{trials_total} short questions. Your answers are saved as you go; if you reload "
                "the page you continue where you left off.")
     if recruit.preview:
@@ -88,21 +99,19 @@ else:
 
 if settings.demographics and not studies.guarded(store.has_demographics, token, participant=True):
     with st.form(key="demographics"):
-        st.markdown("A few questions about you (optional answers are marked so).")
+        st.markdown("A few questions about you. Each is optional: leave any of them unanswered if you prefer.")
         answers = {q: st.radio(field.DEMOGRAPHICS[q][0], field.DEMOGRAPHICS[q][1], index=None, key=f"demo_{q}")
                    for q in settings.demographics}
         sent = st.form_submit_button("Continue", type="primary")
-    if sent:
-        if any(v is None for v in answers.values()):
-            st.warning("Please answer each question (\"I prefer not to say\" is an answer).")
-            st.stop()
+    if sent:  # unanswered questions are stored as not answered (None), never asked for again
         studies.guarded(store.save_demographics, token, answers, participant=True)
         st.rerun()
     st.stop()
 
 trials = studies.guarded(store.trials, study.code, participant=True)
 roles = [t.get("role", "trial") for t in trials]
-plan = field.plan(roles, seed)
+arm = studies.guarded(store.arm, token, participant=True)  # between subjects: drawn at joining, kept
+plan = field.plan(roles, seed, only=field.arm_trials(trials, arm))
 done = studies.guarded(store.answered, token, participant=True)
 remaining = [item for item in plan if item.trial not in done]
 counted = [item for item in plan if item.role != "practice"]
@@ -120,6 +129,15 @@ if not remaining:
     st.stop()
 if study.closed:
     st.error("This study has been closed; your earlier answers are saved. Thank you!")
+    st.stop()
+if settings.failed_check_code and "attention" in roles and field.failed_checks(
+        studies.guarded(store.own_scores, token, participant=True), roles) > settings.max_failed_checks:
+    st.warning("The study ends here: more attention questions were missed than the study allows. Your answers "
+               "are saved. Thank you for your time.")
+    back = field.redirect(settings.failed_check_code, recruit, "Back to Prolific")
+    st.markdown(f"Your code: **{studies.plain(back.code)}**")
+    if back.url:
+        st.link_button(back.label, back.url, type="primary")
     st.stop()
 
 item = remaining[0]
@@ -142,16 +160,16 @@ def keep_answer(answer_key: str, trial_: int) -> None:
 
 if item.role == "practice":
     st.info("A practice question first, to get to know the task; it does not count.")
+elif "practice" in roles and answered == 0:
+    st.info("That was the practice. From here on, every question counts.")
 with st.form(key=f"trial_{position}", clear_on_submit=True):
     if study.kind == "trust":
         first, second = participation.trust_slots(flag)
-        st.markdown("Both robots say this image shows **{}**. Here is what each one looked at."
+        st.markdown(("Both robots say this image shows **{}**." if trial["method"] == "none" else
+                     "Both robots say this image shows **{}**. Here is what each one looked at.")
                     .format(studies.plain(trial["label"])))
-        left, right = st.columns(2)
-        studies.stimulus(left, studies.guarded(store.stimulus, study.code, trial_idx, first, participant=True),
-                         "Robot A")
-        studies.stimulus(right, studies.guarded(store.stimulus, study.code, trial_idx, second, participant=True),
-                         "Robot B")
+        studies.stimulus_pair(st, studies.guarded(store.stimulus, study.code, trial_idx, first, participant=True),
+                              studies.guarded(store.stimulus, study.code, trial_idx, second, participant=True))
         options = [label for label, _ in participation.TRUST_SCALE]
         question = "Which robot is more reliable?"
         shown = {"robot_a": first, "robot_b": second, "role": item.role}

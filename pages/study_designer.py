@@ -6,6 +6,7 @@ import streamlit as st
 import studies as studies_lib
 from explainers import get_method, method_names
 from studies import field
+from studies import plan as plan_lib
 from ui import cache, routing, studies
 from ui.text import count
 
@@ -40,10 +41,14 @@ if kind == "trust":
 else:
     models = (st.selectbox("Model", ready, key="design_model"),)
     stronger = None
-methods = st.multiselect("Visualisations (one study can compare several)", method_names(),
-                         default=["guided_backprop", "guided_gradcam"], format_func=lambda m: get_method(m).title,
-                         key="design_methods")
-blind = [get_method(m).title for m in methods if not get_method(m).class_discriminative]
+arms = st.checkbox("Between subjects: each participant sees one visualisation (an arm), drawn when they join "
+                   "so that the arms stay balanced; \"no explanation\" can be an arm", key="design_arms")
+offered = method_names() + (["none"] if arms else [])
+methods = st.multiselect("Visualisations (one study can compare several)", offered,
+                         default=["guided_backprop", "guided_gradcam"],
+                         format_func=lambda m: "No explanation (the prediction alone)" if m == "none" else
+                         get_method(m).title, key="design_methods")
+blind = [get_method(m).title for m in methods if m != "none" and not get_method(m).class_discriminative]
 if blind and kind == "discrimination":
     st.warning(f"{', '.join(blind)}: not class-discriminative, so its map hardly changes with the class "
                "shown; participants cannot tell the classes apart from it (a useful control, not a test).")
@@ -78,8 +83,16 @@ with st.expander("In the field: consent, checks, exclusions, completion (fixed b
                                     key="design_attention",
                                     help="Trust: one robot's map is pure noise; class discrimination: the "
                                          "question names the option to choose. Never counted as trials.")
+    made = st.session_state.get("design_made", 0)  # studies made in this session: each starts its codes empty
     completion_code = c.text_input("Completion code (shown at the end; Prolific's redirect uses it)",
-                                   key="design_completion")
+                                   key=f"design_completion_{made}",
+                                   help="Each study needs its own: it is not carried over to the next design.")
+    a, b = st.columns(2)
+    no_consent_code = a.text_input("No-consent code (Prolific: a participant who declines goes back with it)",
+                                   key=f"design_no_consent_code_{made}")
+    failed_check_code = b.text_input("Failed-check code (ends the study for a participant who fails more checks "
+                                     "than allowed, back to Prolific with it; empty: they go on)",
+                                     key=f"design_failed_check_code_{made}")
     a, b, c = st.columns(3)
     max_failed = int(a.number_input("Exclude after more failed checks than", 0, 50, 0, key="design_max_failed"))
     min_median = float(b.number_input("Exclude a median answer time below (s)", 0.0, 60.0, 0.0, 0.5,
@@ -88,14 +101,91 @@ with st.expander("In the field: consent, checks, exclusions, completion (fixed b
 field_settings = {"consent": consent, "demographics": list(demographics), "practice": practice,
                   "attention_rate": float(attention_rate), "min_median_seconds": min_median,
                   "max_failed_checks": max_failed, "require_complete": require_complete,
-                  "completion_code": completion_code.strip()}
+                  "completion_code": completion_code.strip(), "no_consent_code": no_consent_code.strip(),
+                  "failed_check_code": failed_check_code.strip()}
+
+with st.expander("Plan before you pay: participants needed for a given power, and the cost"):
+    trials_each = n_images * (1 if arms else max(1, len(methods)))  # a participant's trials
+    analyses = list(plan_lib.ANALYSES)
+    a, b, c = st.columns(3)
+    analysis = a.selectbox("Analysis", analyses, index=analyses.index("arms" if arms else "sign" if kind == "trust"
+                                                                      else "binomial"),
+                           format_func=plan_lib.ANALYSES.get, key=f"plan_analysis_{kind}_{arms}")
+    alpha = b.number_input("Alpha (two-sided)", 0.001, 0.2, 0.05, 0.005, format="%.3f", key="plan_alpha")
+    target = c.number_input("Power wanted", 0.5, 0.99, 0.8, 0.05, key="plan_power")
+    pilots = [s for s in studies.guarded(store.studies) if s.kind == kind]
+    source_of_effect = st.radio("Effect size", ["entered", "pilot"], horizontal=True, key="plan_effect_source",
+                                format_func={"entered": "Enter it", "pilot": "From a pilot study's answers"}.get)
+    pilot_minutes, effect = None, None
+    if source_of_effect == "pilot" and not pilots:
+        st.info(f"No {kind} study has been run here yet to serve as a pilot: enter the effect instead.")
+    elif source_of_effect == "pilot":
+        pilot = st.selectbox("Pilot study", pilots, format_func=lambda s: f"{s.code}: {s.title}", key="plan_pilot")
+        rows = studies.guarded(store.responses, pilot.code)
+        pilot_methods = {i: t["method"] for i, t in enumerate(studies.guarded(store.trials, pilot.code))}
+        method = st.selectbox("Method of the pilot", sorted(set(pilot_methods.values())), key="plan_pilot_method")
+        try:
+            effect = plan_lib.effect_from_pilot(analysis, rows, pilot_methods, method)
+        except ValueError as err:
+            st.info(f"Cannot plan from this pilot: {studies.plain(err)}.")
+        pilot_minutes = plan_lib.minutes_per_participant(rows) or None
+    if effect is not None and source_of_effect == "pilot":
+        st.caption(f"The pilot: {len(effect.pilot)} participants; share of non-zero answers favouring the stronger "
+                   f"model {effect.favour:.2f}, ties {effect.ties:.2f}, participants' mean score {effect.mean:.2f} "
+                   f"(sd {effect.sd:.2f}).")
+    elif source_of_effect == "entered":
+        a, b, c = st.columns(3)
+        if analysis == "binomial":
+            effect = plan_lib.Effect(accuracy=a.number_input("Expected accuracy", 0.5, 1.0, 0.7, 0.01,
+                                                             key="plan_accuracy"))
+        elif analysis == "sign":
+            effect = plan_lib.Effect(favour=a.number_input("Share of non-zero answers favouring the stronger model",
+                                                           0.5, 1.0, 0.7, 0.01, key="plan_favour"),
+                                     ties=b.number_input("Share of 'about the same' answers", 0.0, 0.9, 0.2, 0.05,
+                                                         key="plan_ties"))
+        else:
+            what = "Difference between the arms' mean scores" if analysis == "arms" else "Participants' mean score"
+            effect = plan_lib.Effect(mean=a.number_input(what, 0.0, 4.0, 0.5, 0.05, key="plan_mean"),
+                                     sd=b.number_input("Spread of participants' means (sd)", 0.05, 4.0, 1.0, 0.05,
+                                                       key="plan_sd"))
+    a, b, c, d = st.columns(4)
+    pay = a.number_input("Pay per participant", 0.0, 1000.0, 1.5, 0.1, key="plan_pay")
+    fee = b.number_input("Platform fee (share of the pay)", 0.0, 1.0, 0.333, 0.01, format="%.3f", key="plan_fee",
+                         help="Prolific's service fee on top of the pay: 0.333 for a third (check your account).")
+    minimum = c.number_input("Platform's minimum pay per hour", 0.0, 100.0, 9.0, 0.5, key="plan_minimum")
+    per_trial = d.number_input("Seconds per trial (your estimate until a pilot measures it)", 1.0, 300.0, 10.0, 1.0,
+                               key="plan_seconds", disabled=pilot_minutes is not None)
+    arms_n = int(st.number_input("Arms (between subjects; the arms analysis compares two)", 1, 8, 2 if analysis ==
+                                 "arms" else 1, key="plan_arms"))
+    if st.button("Plan", key="plan_run", disabled=effect is None):
+        with st.spinner("Computing the power..."):
+            got = plan_lib.plan(analysis, trials_each, effect, alpha, target, pay, fee, minimum, arms=arms_n,
+                                pilot_minutes=pilot_minutes, seconds_per_trial=per_trial, draws=400)
+        st.session_state["plan_record"] = got.record()
+    planned = st.session_state.get("plan_record")
+    if planned:
+        if planned["participants"] is None:
+            st.warning(f"Even {plan_lib.MAX_PARTICIPANTS} participants give a power of {planned['power']:.2f} "
+                       f"({planned['how']}): the expected effect is too small for this design.")
+        else:
+            unit = " per arm" if planned["analysis"] == "arms" else ""
+            money = planned["cost"]
+            st.success(f"**{planned['participants']} participants{unit}** for a power of {planned['power']:.2f} "
+                       f"at alpha {planned['alpha']:g} ({planned['how']}; {planned['trials']} trials each). "
+                       f"Cost: {money['participants']} x {money['pay']:.2f} + fee = **{money['total']:.2f}** "
+                       f"({money['minutes']:.1f} minutes each, {money['minutes_source']}; "
+                       f"{money['hourly']:.2f} an hour).")
+            if money["warning"]:
+                st.warning(f"The pay is too low: {money['warning']}.")
+            st.caption("This plan is stored in the study's pre-registration record when you create the study.")
 
 missing_folder = source["source"] == "folder" and not source["path"]
 if st.button("Create study", type="primary", key="design_create", disabled=missing_folder):
     design = studies_lib.StudyDesign(kind=kind, title=title, models=models, methods=tuple(methods),
                                      stronger=stronger, source=source, n_images=n_images,
                                      require_correct=require_correct, instructions=instructions, seed=seed,
-                                     field_settings=field_settings)
+                                     field_settings=field_settings, plan=st.session_state.get("plan_record") or {},
+                                     arms=arms)
     bar = st.progress(0.0, text="Running the models on candidate images...")
     try:
         config, trials, stimuli = studies_lib.build_study(
@@ -108,6 +198,9 @@ if st.button("Create study", type="primary", key="design_create", disabled=missi
     bar.empty()
     code = studies.guarded(store.save_study, title, kind, config, trials, stimuli)
     st.session_state["design_last_code"] = code
+    # a study's codes and plan are its own: the next design starts with empty fields (new widgets)
+    st.session_state["design_made"] = st.session_state.get("design_made", 0) + 1
+    st.session_state.pop("plan_record", None)
     made = field.trial_counts(trials)
     st.success(f"Study saved: code **{code}**, {count(made['trials'], 'trial')} from {config['images_kept']} images "
                f"({config['candidates_seen']} candidates looked at)"
@@ -130,9 +223,11 @@ if last:
     st.markdown("Participants open this link (copy it with the button at its right): they see that "
                 "study and nothing else.")
     st.code(link, language=None)
-    st.caption("From Prolific add `&PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID="
-               "{{%SESSION_ID%}}`; Mechanical Turk's external question adds workerId, assignmentId, hitId and "
-               "turkSubmitTo itself; any other platform: `&pid=<id>`. The same id coming back resumes.")
+    st.markdown("For Prolific, paste this URL as the study's link (Prolific fills in the placeholders):")
+    st.code(field.platform_link(link, "prolific"), language=None)
+    st.caption("Mechanical Turk: the link above as the external question's URL (MTurk adds workerId, "
+               "assignmentId, hitId and turkSubmitTo itself); any other platform: add `&pid=<id>`. The same "
+               "id coming back resumes.")
 
 st.subheader("Studies")
 rows = []

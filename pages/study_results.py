@@ -73,9 +73,12 @@ except studies_lib.StorageError as err:
     st.error(f"{studies.plain(str(err))}. Try again in a moment.")
 declined = studies.guarded(store.declines, code)
 tokens = studies.guarded(store.participant_tokens, code)
-excluded = field.exclusions(tokens, rows, roles, settings)
+arm_of_token = studies.guarded(store.arms, code)  # between subjects: who saw which arm (empty: no arms)
+excluded = field.exclusions(tokens, rows, roles, settings,
+                            {t: field.arm_trials(trials, a) for t, a in arm_of_token.items()})
 out = {p: why for p, why in excluded.items() if why}
 recruits = studies.guarded(store.recruits, code)
+platform_ids = {r["token"]: r["platform_id"] for r in recruits}  # participants by their platform id
 rule = [f"incomplete (fewer than {count(made['trials'], 'counted trial')})"
         if settings.require_complete else None,
         f"more than {count(settings.max_failed_checks, 'failed attention check')}"
@@ -86,11 +89,13 @@ st.markdown(f"**Participants**: {len(tokens) - len(out)} included, {len(out)} ex
             + ("; ".join(r for r in rule if r) or "none") + f". Attention checks per participant: "
             f"{made['attention']}; practice trials: {made['practice']} (neither is counted).")
 if out:
-    st.dataframe([{"participant": p[:8], "excluded because": why} for p, why in out.items()], hide_index=True,
+    st.dataframe([{"participant": platform_ids.get(p) or p[:8], "excluded because": why,
+                   "action": field.approval_action(why)} for p, why in out.items()], hide_index=True,
                  key="results_excluded")
 if recruits:
     approvals = field.approval_rows(recruits, excluded)
-    st.download_button(f"Approval list for the platform (CSV, {count(len(approvals), 'participant')})",
+    st.download_button(f"Approval list for the platform (CSV: approve / reject / return, "
+                       f"{count(len(approvals), 'participant')})",
                        field.csv_text(approvals),
                        f"study_{code}_approvals.csv", "text/csv", key="results_approvals")
 all_rows = rows
@@ -142,11 +147,30 @@ else:
                       margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(fig, key="results_chart")
 
+if cfg.get("arms"):  # between subjects: each arm against the control (no explanation, or the first arm)
+    st.subheader("Arms compared (participants as the unit)")
+    arm_of = arm_of_token
+    arms = list(cfg["methods"])
+    control = "none" if "none" in arms else arms[0]
+    compared = [studies_lib.arm_comparison(rows, arm_of, a, control, seed=int(cfg.get("seed", 0)))
+                for a in arms if a != control]
+    st.dataframe([{"arm": c["first"], "against": c["second"],
+                   "participants": f"{c['participants_first']} / {c['participants_second']}",
+                   "difference of means": round(c["difference"], 3),
+                   "95% CI": f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]" if c["ci_low"] == c["ci_low"] else
+                   f"none (fewer than {studies_lib.MIN_PARTICIPANTS_FOR_CI} participants in an arm)",
+                   "permutation p": f"{c['permutation_p']:.3g}" if c["permutation_p"] == c["permutation_p"] else "-"}
+                  for c in compared], hide_index=True, width="stretch", key="results_arms")
+    st.caption("Each participant saw one arm, drawn when they joined (balanced: the arms' sizes differ by at most "
+               "one). A participant's score is the mean of their answers; the difference of the arms' means has a "
+               "percentile bootstrap interval (participants resampled within each arm) and a permutation test of "
+               "the arm labels.")
+
 st.subheader("Per participant")
-st.dataframe(studies_lib.per_participant(rows, method_of), hide_index=True, width="stretch",
+st.dataframe(studies_lib.per_participant(rows, method_of, platform_ids), hide_index=True, width="stretch",
              key="results_participants")
 st.subheader("Per image")
 st.dataframe(studies_lib.per_image(rows, trials), hide_index=True, width="stretch", key="results_images")
 
-st.download_button("Raw answers (CSV)", field.raw_answers_csv(all_rows, trials, excluded), f"study_{code}.csv",
+st.download_button("Raw answers (CSV)", field.raw_answers_csv(all_rows, trials, excluded, platform_ids), f"study_{code}.csv",
                    "text/csv", key="results_csv")

@@ -9,12 +9,12 @@ from importlib import import_module
 
 __all__ = ["StudyDesign", "DesignError", "build_study", "Store", "ParticipantStore", "AdminStore", "StorageError", "StudyNotFound",
            "StudyClosed", "default_url", "reliability_summary", "discrimination_summary", "score_answer",
-           "schedule", "TRUST_SCALE", "MIN_PARTICIPANTS_FOR_CI", "per_participant", "per_image"]
+           "schedule", "TRUST_SCALE", "MIN_PARTICIPANTS_FOR_CI", "per_participant", "per_image", "arm_comparison"]
 
 _WHERE = {
     "StudyDesign": "design", "DesignError": "design", "build_study": "design",
     "reliability_summary": "stats", "discrimination_summary": "stats", "MIN_PARTICIPANTS_FOR_CI": "stats",
-    "per_participant": "stats", "per_image": "stats",
+    "per_participant": "stats", "per_image": "stats", "arm_comparison": "stats",
     "Store": "storage", "ParticipantStore": "participants", "AdminStore": "admin", "StorageError": "storage", "StudyClosed": "storage", "StudyNotFound": "storage",
     "default_url": "storage",
     "score_answer": "participation", "schedule": "participation", "TRUST_SCALE": "participation",

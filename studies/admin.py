@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .database import Database, Study, StudyNotFound, now
 from .field import canonical_hash
-from .schema import (closures_t, declines_t, demographics_t, participants_t, preregistrations_t, recruits_t,
+from .schema import (assignments_t, closures_t, declines_t, demographics_t, participants_t, preregistrations_t, recruits_t,
                      responses_t, stimuli_t, studies_t, trials_t)
 
 __all__ = ["AdminStore"]
@@ -66,6 +66,11 @@ class AdminStore(Database):
 
     def responses(self, code: str) -> list[dict]:
         return self._rows(select(responses_t).where(responses_t.c.study_code == code).order_by(responses_t.c.id))
+
+    def arms(self, code: str) -> dict[str, str]:
+        """Each participant's between-subjects arm (empty: the study has none)."""
+        rows = self._rows(select(assignments_t.c.token, assignments_t.c.arm).where(assignments_t.c.study_code == code))
+        return {r["token"]: r["arm"] for r in rows}
 
     def participant_tokens(self, code: str) -> list[str]:
         return self._column(select(participants_t.c.token).where(participants_t.c.study_code == code)

@@ -23,7 +23,9 @@ from model_zoo.shapes import world
 from .field import FieldSettings
 from .participation import KINDS, TRUST_SCALE, schedule  # noqa: F401 (re-exported)
 
-__all__ = ["StudyDesign", "DesignError", "build_study", "schedule", "TRUST_SCALE", "KINDS"]
+__all__ = ["StudyDesign", "DesignError", "build_study", "schedule", "TRUST_SCALE", "KINDS", "NO_EXPLANATION"]
+
+NO_EXPLANATION = "none"  # a between-subjects control arm: the prediction alone, no map
 
 
 
@@ -44,13 +46,17 @@ class StudyDesign:
     instructions: str = ""
     seed: int = 0
     field_settings: dict = field(default_factory=dict)  # studies.field.FieldSettings as a dict
+    plan: dict = field(default_factory=dict)  # studies.plan.Plan.record(): the sample size and cost planned
+    # between subjects: each method is an arm and a participant sees one arm's trials only (assigned
+    # at joining by balanced randomisation, studies.participants.arm_for); NO_EXPLANATION may be one
+    arms: bool = False
 
     def check(self) -> None:
         if self.kind not in KINDS:
             raise DesignError(f"unknown study kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         if not self.title.strip():
             raise DesignError("give the study a title")
-        known = explainers.method_names()
+        known = explainers.method_names() + ([NO_EXPLANATION] if self.arms else [])
         bad = [m for m in self.methods if m not in known]
         if not self.methods or bad:
             raise DesignError(f"choose methods among {', '.join(known)}"
@@ -68,6 +74,8 @@ class StudyDesign:
             raise DesignError("a class-discrimination study uses one model")
         if self.n_images < 1:
             raise DesignError("ask for at least one image")
+        if self.arms and len(self.methods) < 2:
+            raise DesignError("between-subjects arms need at least two arms (methods, or no explanation)")
         if self.kind == "discrimination" and self.source.get("source") != "shapes":
             raise DesignError("class-discrimination studies use two-object shapes scenes (both classes known)")
         try:
@@ -121,6 +129,8 @@ def _candidates(design: StudyDesign, unreadable: list):
 
 
 def _stimulus(loaded, view: np.ndarray, capture, method: str, cls: int, with_image: bool) -> bytes:
+    if method == NO_EXPLANATION:  # the control arm: the picture and the prediction, no map
+        return render.png_bytes(Image.fromarray(np.asarray(view, np.uint8)))
     e = capture.explain(method, cls)
     if e.attribution.ndim == 3:  # a map per colour channel (Guided Backprop and the like)
         return render.png_bytes(render.pixel_image(e.attribution))
@@ -202,7 +212,7 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
     kept, seen, agreed = 0, 0, 0
     unreadable: list[tuple[str, str]] = []
     trials, stimuli = [], {}
-    pixels = any(explainers.get_method(mm).needs_pixels for mm in design.methods)
+    pixels = any(explainers.get_method(mm).needs_pixels for mm in design.methods if mm != NO_EXPLANATION)
     for cand in _candidates(design, unreadable):
         if kept >= design.n_images:
             break

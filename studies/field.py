@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 import numpy as np
 
 __all__ = ["Recruitment", "recruitment_from", "Completion", "completion", "FieldSettings", "plan",
-           "PlanItem", "exclusions", "included_rows", "approval_rows", "canonical_hash", "MTURK_PREVIEW",
-           "ROLES"]
+           "PlanItem", "exclusions", "included_rows", "approval_rows", "approval_action", "canonical_hash",
+           "MTURK_PREVIEW", "ROLES", "redirect", "platform_link", "PLATFORM_LINKS", "failed_checks", "arm_trials"]
 
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 PROLIFIC_DONE = "https://app.prolific.com/submissions/complete"
@@ -98,6 +98,39 @@ class Completion:
                 f'<button type="submit">{escape(self.label)}</button></form>')
 
 
+def redirect(code: str | None, recruitment: Recruitment, label: str) -> Completion:
+    """Where a participant goes with one of the study's other codes (no consent, failed checks):
+    back to Prolific with it, or the code shown (any other platform)."""
+    if recruitment.platform == "prolific" and code:
+        return Completion(code, f"{PROLIFIC_DONE}?{urlencode({'cc': code})}", label)
+    return Completion(code or None, None, "")
+
+
+PLATFORM_LINKS = {  # the query the platform fills in for each participant, ready to paste
+    "prolific": "&PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}",
+    "mturk": "",  # an external question: MTurk appends workerId, assignmentId, hitId and turkSubmitTo itself
+    "other": "&pid=<the participant's id>",
+}
+
+
+def platform_link(link: str, platform: str) -> str:
+    """The participants' link with ``platform``'s placeholders, to paste into the platform."""
+    return link + PLATFORM_LINKS[platform]
+
+
+def arm_trials(trials: list[dict], arm: str | None) -> set[int] | None:
+    """The trials a participant of ``arm`` sees: that arm's counted trials and attention checks,
+    and the practice trial whatever its method (None: no arms, every trial)."""
+    if arm is None:
+        return None
+    return {i for i, t in enumerate(trials) if t.get("method") == arm or t.get("role") == "practice"}
+
+
+def failed_checks(rows: list[dict], roles: list[str]) -> int:
+    """How many attention checks a participant's answers (rows: trial_idx, score) failed."""
+    return sum(1 for r in rows if roles[r["trial_idx"]] == "attention" and r["score"] <= 0)  # as exclusions count
+
+
 def completion(settings: "FieldSettings", recruitment: Recruitment) -> Completion:
     code = settings.completion_code or None
     if recruitment.platform == "prolific" and code:
@@ -122,6 +155,11 @@ class FieldSettings:
     max_failed_checks: int = 0  # exclude a participant who fails more attention checks than this
     require_complete: bool = True  # exclude a participant who did not answer every counted trial
     completion_code: str = ""
+    # Prolific's codes for the other ends of a submission (empty: none): a participant who does not
+    # consent, and one who fails more attention checks than ``max_failed_checks`` (the study ends
+    # for them there, with this code), each sent back to the platform with it
+    no_consent_code: str = ""
+    failed_check_code: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping) -> "FieldSettings":
@@ -164,18 +202,20 @@ class PlanItem:
     role: str  # "trial" | "attention" | "practice"
 
 
-def plan(roles: list[str], seed: int) -> list[PlanItem]:
+def plan(roles: list[str], seed: int, only=None) -> list[PlanItem]:
     """A participant's schedule: practice trials first (in stored order), then the counted
     trials in a random order with the attention checks at random places among them (never first,
     never two in a row when there are enough trials). The flag is balanced over the counted
-    trials (exactly half, rounding at random) and random for the others."""
+    trials (exactly half, rounding at random) and random for the others. ``only``: the trials this
+    participant sees (their between-subjects arm's); None: all."""
     rng = np.random.default_rng(seed)
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown trial role(s) {', '.join(sorted(unknown))}")
-    counted = [i for i, r in enumerate(roles) if r == "trial"]
-    checks = [i for i, r in enumerate(roles) if r == "attention"]
-    practice = [i for i, r in enumerate(roles) if r == "practice"]
+    mine = set(range(len(roles))) if only is None else set(only)
+    counted = [i for i, r in enumerate(roles) if r == "trial" and i in mine]
+    checks = [i for i, r in enumerate(roles) if r == "attention" and i in mine]
+    practice = [i for i, r in enumerate(roles) if r == "practice" and i in mine]
     order = [counted[j] for j in rng.permutation(len(counted))]
     n_a = len(order) // 2 + (int(rng.integers(0, 2)) if len(order) % 2 else 0)
     flags = np.zeros(len(order), bool)
@@ -213,11 +253,14 @@ def _shown_below(value: float, bound: float) -> str:
     return f"{value:.6g}"
 
 
-def exclusions(participants: list[str], rows: list[dict], roles: list[str], settings: FieldSettings) -> dict:
+def exclusions(participants: list[str], rows: list[dict], roles: list[str], settings: FieldSettings,
+               sees: dict | None = None) -> dict:
     """{participant: None (included) or the reason(s) for excluding them}. ``rows``: their
     responses (participant, trial_idx, score, seconds). An attention check passes when its
-    score is positive (the real map preferred; the instructed option chosen)."""
-    counted = {i for i, r in enumerate(roles) if r == "trial"}
+    score is positive (the real map preferred; the instructed option chosen). ``sees``:
+    participant -> the trials they are shown (their between-subjects arm's, ``arm_trials``);
+    complete means every counted trial of those."""
+    counted_all = {i for i, r in enumerate(roles) if r == "trial"}
     checks = {i for i, r in enumerate(roles) if r == "attention"}
     by: dict[str, list[dict]] = {p: [] for p in participants}
     for r in rows:
@@ -225,6 +268,8 @@ def exclusions(participants: list[str], rows: list[dict], roles: list[str], sett
     out = {}
     for p, rs in by.items():
         reasons = []
+        mine = (sees or {}).get(p)
+        counted = counted_all if mine is None else counted_all & set(mine)
         answered = [r for r in rs if r["trial_idx"] in counted]
         if settings.require_complete and len(answered) < len(counted):
             reasons.append(f"incomplete ({len(answered)} of {len(counted)} trials)")
@@ -245,11 +290,24 @@ def included_rows(rows: list[dict], roles: list[str], excluded: dict) -> list[di
     return [r for r in rows if r["trial_idx"] in counted and excluded.get(r["participant"]) is None]
 
 
+INCOMPLETE = "incomplete"  # how the reason for an unfinished study begins (see exclusions)
+
+
+def approval_action(reason: str | None) -> str:
+    """The platform's word for what to do with a submission: ``approve`` (included), ``return``
+    (it did not finish: Prolific asks such participants to return the study, not to be rejected)
+    or ``reject`` (excluded by the pre-registered rule: failed checks, answers too fast)."""
+    if not reason:
+        return "approve"
+    return "return" if all(part.startswith(INCOMPLETE) for part in reason.split("; ")) else "reject"
+
+
 def approval_rows(recruits: list[dict], excluded: dict) -> list[dict]:
-    """The platform's approval list: one row per recruited participant."""
-    return [{"platform": r["platform"], "platform_id": r["platform_id"], "participant": r["token"],
-             "status": "complete" if excluded.get(r["token"]) is None else "excluded",
-             "reason": excluded.get(r["token"]) or ""} for r in recruits]
+    """The platform's approval list: one row per recruited participant, by their platform id, with
+    the action in the platform's words (approve / reject / return) and the reason."""
+    return [{"platform_id": r["platform_id"], "platform": r["platform"],
+             "action": approval_action(excluded.get(r["token"])), "reason": excluded.get(r["token"]) or "",
+             "participant": r["token"]} for r in recruits]
 
 
 def canonical_hash(record: dict) -> tuple[str, str]:
@@ -258,20 +316,23 @@ def canonical_hash(record: dict) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
-RAW_COLUMNS = ("response_id", "participant", "trial", "role", "position", "method", "image", "shown", "answer",
+RAW_COLUMNS = ("response_id", "participant", "platform_id", "trial", "role", "position", "method", "image", "shown", "answer",
                "score", "seconds", "excluded_because", "created_at")
 
 
-def raw_answers_csv(rows: list[dict], trials: list[dict], excluded: dict) -> str:
-    """Every stored answer as CSV (``RAW_COLUMNS``), for analysis elsewhere: what was shown is
-    JSON (keys sorted), times in seconds to the millisecond, the exclusion reason or empty."""
+def raw_answers_csv(rows: list[dict], trials: list[dict], excluded: dict, platform_ids: dict | None = None) -> str:
+    """Every stored answer as CSV (``RAW_COLUMNS``), for analysis elsewhere: the participant's
+    platform id beside the studio's token (``platform_ids``: token -> id; empty for a link without
+    one), what was shown as JSON (keys sorted), times in seconds to the millisecond, the exclusion
+    reason or empty."""
+    platform_ids = platform_ids or {}
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(RAW_COLUMNS)
     for r in rows:
         t = trials[r["trial_idx"]]
         created = r["created_at"]
-        writer.writerow([r["id"], r["participant"], r["trial_idx"], t.get("role", "trial"), r["position"], t["method"],
+        writer.writerow([r["id"], r["participant"], platform_ids.get(r["participant"]) or "", r["trial_idx"], t.get("role", "trial"), r["position"], t["method"],
                          t["image"].get("index", t["image"].get("file")), json.dumps(r["shown"], sort_keys=True),
                          r["answer"], r["score"], "" if r.get("seconds") is None else f"{r['seconds']:.3f}",
                          excluded.get(r["participant"]) or "",

@@ -6,14 +6,30 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import exists, literal, select
+from sqlalchemy import exists, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database, Joined, StudyClosed, StudyNotFound, closed_message, now
-from .schema import (closures_t, declines_t, demographics_t, participants_t, recruits_t, responses_t, stimuli_t,
-                     views_t)
+from .schema import (assignments_t, closures_t, declines_t, demographics_t, participants_t, recruits_t, responses_t,
+                     stimuli_t, views_t)
 
-__all__ = ["ParticipantStore"]
+__all__ = ["ParticipantStore", "arm_list", "arm_for"]
+
+
+def arm_list(config: dict) -> list[str]:
+    """A study's between-subjects arms (its methods, "none" for no explanation), or [] when every
+    participant sees every method."""
+    return list(config.get("methods") or []) if config.get("arms") else []
+
+
+def arm_for(seq: int, arms: list[str], seed: int) -> str:
+    """The arm of the study's ``seq``-th participant: permuted blocks (each block of len(arms)
+    participants takes every arm once, in an order drawn from the study's seed and the block), so
+    after any number of joins the arm sizes differ by at most one."""
+    import numpy as np
+    block, place = divmod(int(seq), len(arms))
+    order = np.random.default_rng([int(seed), 7, block]).permutation(len(arms))
+    return arms[int(order[place])]
 
 
 class ParticipantStore(Database):
@@ -27,15 +43,36 @@ class ParticipantStore(Database):
         return bytes(row[0])
 
     def _new_participant(self, code: str, recruit: dict | None = None) -> str:
-        """A participant row (and its recruit row) in one transaction; their token."""
+        """A participant row (and its recruit row, and their arm when the study has between-subjects
+        arms) in one transaction; their token."""
         token, seed = secrets.token_urlsafe(12), secrets.randbelow(2**31)
+        study = self.study(code)
+        arms = arm_list(study.config)
 
         def go(conn):
             conn.execute(participants_t.insert().values(token=token, study_code=code, seed=seed, created_at=now()))
             if recruit is not None:
                 conn.execute(recruits_t.insert().values(study_code=code, token=token, created_at=now(), **recruit))
+            if arms:
+                seq = conn.execute(select(func.count()).select_from(assignments_t)
+                                   .where(assignments_t.c.study_code == code)).scalar_one()
+                conn.execute(assignments_t.insert().values(token=token, study_code=code, seq=seq,
+                                                           arm=arm_for(seq, arms, study.config.get("seed", 0))))
             return token
-        return self._write(go)
+        for attempt in range(50):  # another replica took the same seq: count again (unique per study)
+            try:
+                return self._write(go)
+            except IntegrityError:
+                if recruit is not None and self.recruit_token(code, recruit["platform"], recruit["platform_id"]):
+                    raise  # the same platform id joined meanwhile: enrol resolves it
+                if attempt == 49:
+                    raise
+        raise AssertionError("unreachable")
+
+    def arm(self, token: str) -> str | None:
+        """The participant's between-subjects arm (None: the study has no arms)."""
+        row = self._first(select(assignments_t.c.arm).where(assignments_t.c.token == token))
+        return None if row is None else row[0]
 
     def join(self, code: str) -> str:
         """A new participant of an open study: returns their token (keep it to resume)."""
@@ -112,6 +149,12 @@ class ParticipantStore(Database):
 
     def answered(self, token: str) -> set[int]:
         return set(self._column(select(responses_t.c.trial_idx).where(responses_t.c.participant == token)))
+
+    def own_scores(self, token: str) -> list[dict]:
+        """This participant's answers as (trial_idx, score): what counting their failed attention
+        checks needs, and nothing of anyone else's."""
+        return self._rows(select(responses_t.c.trial_idx, responses_t.c.score)
+                          .where(responses_t.c.participant == token))
 
     def record(self, token: str, trial_idx: int, position: int, shown: dict, answer: int, score: int) -> bool:
         """Append one answer and commit it. False (and nothing written) when this participant has

@@ -7,7 +7,7 @@ from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Integer, Larg
                         PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
 
 __all__ = ["meta", "studies_t", "trials_t", "stimuli_t", "participants_t", "responses_t", "recruits_t",
-           "declines_t", "demographics_t", "views_t", "preregistrations_t", "closures_t"]
+           "declines_t", "demographics_t", "views_t", "preregistrations_t", "closures_t", "assignments_t"]
 
 meta = MetaData()
 studies_t = Table(
@@ -94,4 +94,12 @@ closures_t = Table(
     "closures", meta,
     Column("study_code", String(16), ForeignKey("studies.code"), primary_key=True),
     Column("closed_at", DateTime(timezone=True), nullable=False),
+)
+assignments_t = Table(  # a participant's between-subjects arm, drawn once at joining, never again
+    "assignments", meta,
+    Column("token", String(40), ForeignKey("participants.token"), primary_key=True),
+    Column("study_code", String(16), ForeignKey("studies.code"), nullable=False),
+    Column("seq", Integer, nullable=False),  # the n-th assignment of the study, from 0: one per n
+    Column("arm", String(64), nullable=False),
+    UniqueConstraint("study_code", "seq"),
 )

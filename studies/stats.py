@@ -12,12 +12,13 @@ interval are scipy.stats' (``binomtest``), which work in log space: exact at any
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 
 import numpy as np
 from scipy import stats as _scipy_stats
 
-__all__ = ["binomial_two_sided", "sign_test", "bootstrap_mean_ci", "sign_flip_test", "wilson",
+__all__ = ["arm_comparison", "binomial_two_sided", "sign_test", "bootstrap_mean_ci", "sign_flip_test", "wilson",
            "reliability_summary", "discrimination_summary", "MIN_PARTICIPANTS_FOR_CI", "per_participant",
            "per_image"]
 
@@ -118,13 +119,15 @@ def discrimination_summary(rows: list[dict], methods: dict[int, str]) -> list[di
     return out
 
 
-def per_participant(rows: list[dict], methods: dict[int, str]) -> list[dict]:
-    """One row per participant (the first 8 characters of the token), in order of first answer:
-    the mean score under each method they answered (2 decimals) and their number of answers."""
+def per_participant(rows: list[dict], methods: dict[int, str], platform_ids: dict | None = None) -> list[dict]:
+    """One row per participant, in order of first answer: their platform id (``platform_ids``:
+    token -> id) or, without one, the first 8 characters of the token; the mean score under each
+    method they answered (2 decimals) and their number of answers."""
+    platform_ids = platform_ids or {}
     per: dict[str, dict[str, list]] = {}
     for r in rows:
         per.setdefault(r["participant"], {}).setdefault(methods[r["trial_idx"]], []).append(r["score"])
-    return [{"participant": p[:8], **{m: round(sum(v) / len(v), 2) for m, v in d.items()},
+    return [{"participant": platform_ids.get(p) or p[:8], **{m: round(sum(v) / len(v), 2) for m, v in d.items()},
              "answers": sum(len(v) for v in d.values())} for p, d in per.items()]
 
 
@@ -137,3 +140,51 @@ def per_image(rows: list[dict], trials: list[dict]) -> list[dict]:
         per.setdefault((str(t["image"].get("index", t["image"].get("file"))), t["method"]), []).append(r["score"])
     return [{"image": k[0], "method": k[1], "answers": len(v), "mean score": round(sum(v) / len(v), 2)}
             for k, v in sorted(per.items())]
+
+
+def _two_sample_permutation(a: np.ndarray, b: np.ndarray, n_perm: int, seed: int) -> float:
+    """Two-sided permutation p of mean(a) - mean(b) (participants' labels shuffled; exact when
+    there are at most 20,000 splits, Monte Carlo beyond)."""
+    pooled = np.concatenate([a, b])
+    observed = abs(a.mean() - b.mean())
+    if math.comb(pooled.size, a.size) <= n_perm:
+        splits = itertools.combinations(range(pooled.size), a.size)
+        diffs = []
+        total = pooled.sum()
+        for idx in splits:
+            sa = pooled[list(idx)].sum()
+            diffs.append(abs(sa / a.size - (total - sa) / b.size))
+        diffs = np.array(diffs)
+    else:
+        rng = np.random.default_rng(seed)
+        perms = rng.permuted(np.tile(pooled, (n_perm, 1)), axis=1)
+        diffs = np.abs(perms[:, :a.size].mean(1) - perms[:, a.size:].mean(1))
+    return float((diffs >= observed - 1e-12).mean())
+
+
+def arm_comparison(rows: list[dict], arm_of: dict[str, str], first: str, second: str, n_boot: int = 10000,
+                   n_perm: int = 20000, seed: int = 0, min_per_arm: int = MIN_PARTICIPANTS_FOR_CI) -> dict:
+    """Arm ``first`` against arm ``second``, with participants as the unit: each participant's mean
+    score, the difference of the arms' means, its bootstrap interval (participants resampled within
+    each arm; none below ``min_per_arm`` participants in an arm) and a permutation test of the arm
+    labels. ``arm_of``: participant -> arm."""
+    per: dict[str, list] = defaultdict(list)
+    for r in rows:
+        per[r["participant"]].append(float(r["score"]))
+    a = np.array([np.mean(v) for p, v in per.items() if arm_of.get(p) == first])
+    b = np.array([np.mean(v) for p, v in per.items() if arm_of.get(p) == second])
+    out = {"first": first, "second": second, "participants_first": int(a.size), "participants_second": int(b.size),
+           "mean_first": float(a.mean()) if a.size else float("nan"),
+           "mean_second": float(b.mean()) if b.size else float("nan")}
+    out["difference"] = out["mean_first"] - out["mean_second"]
+    if a.size == 0 or b.size == 0:
+        out.update(ci_low=float("nan"), ci_high=float("nan"), permutation_p=float("nan"))
+        return out
+    if min(a.size, b.size) >= min_per_arm:
+        rng = np.random.default_rng(seed)
+        boots = (a[rng.integers(0, a.size, (n_boot, a.size))].mean(1) - b[rng.integers(0, b.size, (n_boot, b.size))].mean(1))
+        out["ci_low"], out["ci_high"] = (float(v) for v in np.quantile(boots, [0.025, 0.975]))
+    else:
+        out["ci_low"] = out["ci_high"] = float("nan")
+    out["permutation_p"] = _two_sample_permutation(a, b, n_perm, seed)
+    return out

@@ -318,3 +318,34 @@ def test_free_cores_read_the_machine():
     assert free is None or 0.0 <= free <= (os.cpu_count() or 1) + 1e-9
     assert [threads.for_batch_work(f) for f in (0.0, 0.4, 0.6)] == [1, 1, min(1, threads.ALL_THREADS)]
     assert threads.for_batch_work(1.6) == min(2, threads.ALL_THREADS)
+
+
+@pytest.mark.skipif(not model_zoo.weights_available("shapes-clip"), reason="shapes-clip not trained")
+def test_text_flag_maps_each_phrase(tmp_path, capsys):
+    """Issue 29: --text (several allowed) for image-text models, each phrase's similarity in the
+    record and its map beside it; unknown words named; --text on a classifier refused."""
+    from explainers import text as T
+    from model_zoo.shapes import language as L
+    scene = L.make_described(2024, 3, "pair")
+    Image.fromarray(scene.image).save(tmp_path / "s.png")
+    out = tmp_path / "out"
+    a, b = scene.objects
+    texts = [f"{a.colour} {a.name}", f"the {b.size} {b.colour} {b.name}"]
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-clip", "--text", texts[0], "--text", texts[1],
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "s.json").read_text())
+    assert record["texts"] == texts
+    assert [m["class_name"] for m in record["maps"]] == ["text1-" + texts[0], "text2-" + texts[1]]
+    loaded = model_zoo.load("shapes-clip")
+    x = loaded.preprocess(Image.open(tmp_path / "s.png").convert("RGB")).unsqueeze(0)
+    sims = T.similarities(loaded.model, x, texts)[0]
+    assert [record["similarities"][t] for t in texts] == pytest.approx(sims.tolist(), abs=1e-6)
+    assert [m["score"] for m in record["maps"]] == pytest.approx(sims.tolist(), abs=1e-6)
+    assert all((out / m["png"]).is_file() for m in record["maps"])
+    capsys.readouterr()
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-clip", "--text", "a red dog", "--out", str(out)]) == 1
+    assert "unknown word(s) 'dog'" in capsys.readouterr().err
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-resnet", "--text", "a circle", "--out", str(out)]) == 1
+    assert "--text is for image-text models" in capsys.readouterr().err
+    assert main([str(tmp_path / "s.png"), "--model", "shapes-clip", "--out", str(out)]) == 0  # the default prompts
+    assert json.loads((out / "s.json").read_text())["texts"] == list(loaded.categories)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from model_zoo.shapes import language as L
 from model_zoo.shapes.multimodal import (CONCEPTS, HELDOUT_OFFSET, MultiRecipe, _evaluate, _scenes, build_multimodal,
                                          caption_batch, concept_labels, images_tensor, question_batch)
+from training.step import step
 from model_zoo.weights import sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "model_zoo" / "shapes" / "weights"
@@ -70,12 +71,7 @@ def train_multimodal(recipe: MultiRecipe, out_dir: Path, heldout: int = 800, sho
                 loss = F.cross_entropy(logits, torch.tensor([a for _, a in picks]))
             if recipe.concept_loss:
                 loss = loss + recipe.concept_loss * F.binary_cross_entropy_with_logits(concepts(f), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            step(opt, sched, loss, bar)
     bar.close()
     seconds = time.perf_counter() - started
     model.eval()

@@ -186,6 +186,23 @@ def require_admin() -> None:
     st.stop()
 
 
+def stimulus_pair(where, first: bytes, second: bytes, labels=("Robot A", "Robot B"), width: int = 256) -> None:
+    """Two trial pictures side by side, each with its name above it in bold, on any screen: on a
+    phone each takes at most 44% of the screen's width, so the two stay on one row (in two
+    Streamlit columns a phone stacked them, and the name under the first picture read as the title
+    of the second)."""
+    figures = []
+    for png, label in zip((first, second), labels):
+        data = base64.b64encode(png).decode("ascii")
+        name = html.escape(label)
+        figures.append(f'<figure style="margin:0;width:min({int(width)}px,44vw)">'
+                       f'<figcaption style="font-weight:600;text-align:center;margin-bottom:0.25rem">{name}'
+                       f'</figcaption><img src="data:image/png;base64,{data}" style="width:100%;height:auto" '
+                       f'alt="{name}"></figure>')
+    where.html('<div class="studio-pair" style="display:flex;flex-wrap:nowrap;gap:4vw;justify-content:center">'
+               + "".join(figures) + "</div>")
+
+
 def stimulus(where, png: bytes, caption: str | None = None, width: int = 256) -> None:
     """A trial's picture, without Streamlit's image toolbar: its fullscreen button, shown on
     hover, covered the words beside the picture, and a participant has no use for it. The PNG

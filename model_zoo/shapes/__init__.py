@@ -107,3 +107,18 @@ for _recipe in DENSE_RECIPES.values():
         description=_recipe.description,
         task=_recipe.task,
     ))
+
+from .clip import CLIP_LAYER, CLIP_RECIPE, SHAPE_PROMPTS, ShapesCLIP  # noqa: E402
+
+register(ModelSpec(
+    id=CLIP_RECIPE.id,
+    title=CLIP_RECIPE.title,
+    family="shapes",
+    build=lambda _n: ShapesCLIP(),
+    categories=SHAPE_PROMPTS,  # the default zero-shot prompts; a text model scores any phrase
+    preprocess=Preprocess(resize=SIZE, crop=SIZE, mean=MEAN, std=STD),
+    default_layer=CLIP_LAYER,
+    weights_file=partial(_weights_path, CLIP_RECIPE.id),
+    description=CLIP_RECIPE.description,
+    task="text",
+))

@@ -115,7 +115,7 @@ def test_every_method_runs_on_tokens():
     torch.manual_seed(0)
     model = Tokens(cls_token=True).eval()
     x = torch.randn(2, 3, 6, 6)
-    for method in explainers.method_names():
+    for method in explainers.method_names(model=model):
         options = {"patch": 2, "stride": 2} if method == "occlusion" else {}
         e = explainers.explain(model, x, method=method, target=1, **options)
         assert np.isfinite(e.attribution).all() and e.attribution.shape[0] == 2

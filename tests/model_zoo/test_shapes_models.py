@@ -34,12 +34,13 @@ def figures(models):
 
 def test_every_recipe_is_shipped_and_registered():
     from model_zoo.shapes.multimodal import MULTI_RECIPES
+    from model_zoo.shapes.clip import CLIP_RECIPE
     from model_zoo.shapes.recipes import AGENT_RECIPES, DENSE_RECIPES
     assert set(model_zoo.list_models("shapes")) == (set(RECIPES) | set(MULTI_RECIPES) | set(AGENT_RECIPES)
-                                                    | set(DENSE_RECIPES))
+                                                    | set(DENSE_RECIPES) | {CLIP_RECIPE.id})
     # the captioner, the VQA model, the agents, the detector and the segmenter: weights as on their cards
     for model_id, task in [*((m, r.task) for m, r in MULTI_RECIPES.items()), *((m, "agent") for m in AGENT_RECIPES),
-                           *((m, r.task) for m, r in DENSE_RECIPES.items())]:
+                           *((m, r.task) for m, r in DENSE_RECIPES.items()), (CLIP_RECIPE.id, "text")]:
         c = card(model_id)
         path = model_zoo.get_spec(model_id).weights_file()
         assert path.stat().st_size < 3_000_000 and sha256_of(path) == c["sha256"]

@@ -89,9 +89,16 @@ def test_exclusions_and_statistics_by_hand():
     assert [(r["participant"], r["trial_idx"]) for r in used] == [("p1", 0), ("p1", 1), ("p1", 2)]  # no check
     (summary,) = stats.reliability_summary(used, {0: "m", 1: "m", 2: "m"})
     assert summary["relative_reliability"] == pytest.approx(4 / 3) and summary["participants"] == 1
-    approvals = field.approval_rows([{"platform": "prolific", "platform_id": "X", "token": "p2"}], out)
-    assert approvals == [{"platform": "prolific", "platform_id": "X", "participant": "p2", "status": "excluded",
-                          "reason": "failed 1 attention check"}]
+    recruits = [{"platform": "prolific", "platform_id": f"PID{p}", "token": p} for p in ("p1", "p2", "p3", "p4")]
+    approvals = field.approval_rows(recruits, out)
+    # the platform's own words: approve the included, reject by the pre-registered rule, ask the
+    # participant who did not finish to return the study
+    assert [(a["platform_id"], a["action"]) for a in approvals] == [
+        ("PIDp1", "approve"), ("PIDp2", "reject"), ("PIDp3", "reject"), ("PIDp4", "return")]
+    assert approvals[1] == {"platform_id": "PIDp2", "platform": "prolific", "action": "reject",
+                            "reason": "failed 1 attention check", "participant": "p2"}
+    assert list(approvals[0]) [:3] == ["platform_id", "platform", "action"]
+    assert field.approval_action("incomplete (1 of 3 trials); failed 1 attention check") == "reject"
 
 
 def _study(store, n=3):

@@ -316,8 +316,8 @@ def test_every_page_once(server, tmp_path):
     titles = {"Explore": "Explore", "Compare": "Compare", "Counterfactual": "Counterfactual",
               "How it works": "How it works", "Evaluate": "Evaluate", "Detect": "Detect", "Segment": "Segment",
               "Captioning": "Captioning",
-              "VQA": "Visual question answering", "Agents": "Reinforcement learning agents",
-              "Mistakes": "Mistakes", "Adversarial": "Adversarial",
+              "VQA": "Visual question answering", "Text prompt": "Text prompt",
+              "Agents": "Reinforcement learning agents", "Mistakes": "Mistakes", "Adversarial": "Adversarial",
               "Neurons": "Neurons", "Bias": "Bias", "Model zoo": "Model zoo", "Take part": None,
               "Design a study": "Design a study", "Study results": "Study results"}
     with sync_playwright() as p:
@@ -339,6 +339,10 @@ def test_every_page_once(server, tmp_path):
                 page.wait_for_selector('[data-testid="stImage"] img', timeout=60_000)
                 _settle(page)
                 assert page.locator('[data-testid="stImage"] img').count() >= 3
+            if title == "Text prompt":  # the phrase's map, each word's, and the zero-shot prompt's map
+                page.wait_for_selector("text=What each word adds", timeout=60_000)
+                _settle(page)
+                assert page.locator('[data-testid="stImage"] img').count() >= 4
             if title == "Agents":  # the shipped agent's episode: the frame, three maps and the contrast shown
                 page.wait_for_selector("text=Computed in", timeout=60_000)
                 assert page.locator('[data-testid="stImage"] img').count() >= 5

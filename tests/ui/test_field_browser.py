@@ -180,3 +180,55 @@ def test_closing_a_study_asks_first_and_the_page_says_closed(tmp_path):
             browser.close()
     finally:
         _stop(proc)
+
+
+def test_a_prolific_participant_on_a_phone_walks_a_two_arm_study(own_postgres):
+    """Issue 30: two Prolific participants on a phone-sized screen join a two-arm study (a map
+    against no explanation): each is drawn one arm and sees only its trials; on the map arm Robot
+    A and Robot B sit side by side, each named above its picture, inside the screen."""
+    from studies.participants import arm_for
+    port = free_port()
+    proc = serve(own_postgres.url, port)
+    url = f"http://127.0.0.1:{port}"
+    store = Store(own_postgres.url)
+    try:
+        wait_healthy(port, proc)
+        arms = ["guided_gradcam", "none"]
+        trials = [{"method": m, "label": "circle", "role": "trial"} for m in arms for _ in range(2)]
+        stimuli = {(i, s): _png((60 * i, 200 if s == "stronger" else 20, 90)) for i in range(4)
+                   for s in ("stronger", "weaker")}
+        config = {"instructions": "Tell us which robot you trust.", "models": ["a", "b"], "stronger": "a",
+                  "methods": arms, "arms": True, "seed": 0, "field_settings": {"completion_code": "ARMS42"}}
+        code = store.save_study("Which robot?", "trust", config, trials, stimuli)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for seq in range(2):
+                page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+                page.goto(f"{url}/?{urlencode({'study': code, 'PROLIFIC_PID': f'phone{seq}', 'STUDY_ID': 's'})}")
+                _settle(page)
+                assert "2 short questions" in page.locator("body").inner_text()
+                page.get_by_role("button", name="Start").click()
+                _settle(page)
+                arm = arm_for(seq, arms, 0)
+                for _ in range(2):
+                    page.wait_for_selector("text=Which robot is more reliable?", timeout=60_000)
+                    body = page.locator("body").inner_text()
+                    assert ("Here is what each one looked at" in body) == (arm == "guided_gradcam")
+                    a, b = (page.locator(f'img[alt="Robot {x}"]').bounding_box() for x in "AB")
+                    assert abs(a["y"] - b["y"]) < 2 and a["x"] + a["width"] <= b["x"]  # side by side
+                    assert b["x"] + b["width"] <= 390 and a["width"] > 120  # inside the screen, not tiny
+                    names = [page.get_by_text(f"Robot {x}", exact=True).bounding_box() for x in "AB"]
+                    assert all(n["y"] + n["height"] <= box["y"] + 1 for n, box in zip(names, (a, b)))  # above
+                    _answer(page)
+                page.wait_for_selector("text=Your completion code", timeout=60_000)
+                link = page.get_by_role("link", name="Back to Prolific")
+                assert link.get_attribute("href").endswith("?cc=ARMS42")
+            browser.close()
+        tokens = {r["platform_id"]: r["token"] for r in store.recruits(code)}
+        admin_arms = store.arms(code)
+        assert sorted(admin_arms[tokens[f"phone{s}"]] for s in range(2)) == sorted(arms)
+        for r in store.responses(code):
+            assert trials[r["trial_idx"]]["method"] == admin_arms[r["participant"]]
+    finally:
+        store.dispose()
+        stop(proc)

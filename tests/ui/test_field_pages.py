@@ -16,7 +16,7 @@ def _design_field(n=3, rate=0.34, **extra) -> str:
     at.multiselect(key="design_demographics").set_value(["age"]).run()
     at.checkbox(key="design_practice").check().run()
     at.number_input(key="design_attention").set_value(rate).run()
-    at.text_input(key="design_completion").set_value("C0DE42").run()
+    at.text_input(key="design_completion_0").set_value("C0DE42").run()
     at.number_input(key="design_max_failed").set_value(0).run()
     for k, v in extra.items():
         at.number_input(key=k).set_value(v).run()
@@ -153,4 +153,5 @@ def test_attention_checks_and_exclusions_on_the_results_page(env):
     assert int(summary["participants"][0]) == 1 and int(summary["answers"][0]) == 3  # no check, no practice
     labels = [b.label for b in at.get("download_button")]
     assert any(lb.startswith("Pre-registration record (JSON, sha256 ") for lb in labels)
-    assert any(lb.startswith("Approval list for the platform (CSV, 2 participants)") for lb in labels)
+    assert any(lb.startswith("Approval list for the platform (CSV: approve / reject / return, 2 participants)")
+               for lb in labels)

@@ -140,11 +140,13 @@ def test_a_trials_pictures_have_no_toolbar_over_the_words(env):
     at.button(key="participate_start").click().run()
     assert not at.exception and not at.get("image")
     bodies = [el.proto.body for el in at.get("html")]
-    pictures = [b for b in bodies if "data:image/png;base64," in b]
-    assert len(pictures) == 2 and "Robot A" in pictures[0] and "Robot B" in pictures[1]
+    (pair,) = [b for b in bodies if "data:image/png;base64," in b]  # one row: Robot A, then Robot B
+    # each name in bold above its own picture, and the two on one row on any screen (a phone too)
+    assert pair.index("Robot A") < pair.index("base64,") < pair.index("Robot B") < pair.rindex("base64,")
+    assert "flex-wrap:nowrap" in pair and pair.count("min(256px,44vw)") == 2
     import base64
     store = studies_lib_store()
-    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", pictures[0]).group(1))
+    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", pair).group(1))
     assert png.startswith(b"\x89PNG") and png in {store.stimulus(code, 0, s) for s in ("stronger", "weaker")}
     store.dispose()
 
@@ -456,8 +458,11 @@ def test_design_page_says_what_it_made(env):
     assert "2 file(s) in the folder could not be read" in warnings
     from ui.studies import plain  # shown as written: the names are escaped for Markdown
     assert plain("broken.png") in warnings and plain("notes.jpg") in warnings
-    (code_block,) = at.code
+    code_block, prolific = at.code
     assert code_block.value.startswith("?study=" + config_kept) or f"/?study={config_kept}" in code_block.value
+    # ready to paste into Prolific: the same link with Prolific's placeholders
+    assert prolific.value == code_block.value + ("&PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}"
+                                                 "&SESSION_ID={{%SESSION_ID%}}")
 
 
 def test_participant_link_follows_the_admins_address(monkeypatch):

@@ -1,0 +1,143 @@
+"""LeGrad (Bousselham et al., "LeGrad: An Explainability Method for Vision Transformers via Feature
+Formation Sensitivity", 2024): for each transformer block l from the chosen one to the last, the
+block's own score s^l (the model's readout applied to the block's output tokens, as if no block
+followed), differentiated with respect to the block's post-softmax attention probabilities A^l;
+the positive part of that gradient averaged over heads and query tokens, the class token's key
+dropped, reshaped to the patch grid; then averaged over the blocks. Attention values are not
+multiplied in.
+
+How the gradient with respect to A^l is read, whatever attention kernel the model uses (fused
+``scaled_dot_product_attention`` never forms A): a head's output is O_h = A_h V_h and the block's
+attention output Y = concat_h(O_h) W_o^T + b_o, so dS/dA_h = (dS/dY W_o)_h V_h^T, with V_h from the
+attention's own input and value projection. Only the gradient at Y is taken by autograd. This is
+exact, needs no change to the model's forward, and equals the gradient torchcam obtains by
+re-running the attention on the probabilities it asks ``nn.MultiheadAttention`` to return
+(``tests/explainers/test_legrad.py`` checks the two against each other).
+
+The readout: a model gives ``readout(tokens, *token_inputs)`` (the studio's CLIP wrapper does: its
+final norm on the class token, the projection, the cosine with each phrase); a torchvision
+``VisionTransformer`` is read as it reads itself, ``heads(encoder.ln(tokens)[:, 0])``. torchcam's
+default for torchvision reads the mean of all tokens instead; the test gives torchcam ours.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .layers import resolve_layer
+
+__all__ = ["legrad", "blocks_from", "readout_of"]
+
+
+def blocks_from(model: nn.Module, layer: str) -> list[str]:
+    """The block named ``layer`` and the blocks after it in the same sequence."""
+    parent, _, child = layer.rpartition(".")
+    container = resolve_layer(model, parent) if parent else None
+    names = [n for n, _ in container.named_children()] if isinstance(container, (nn.Sequential, nn.ModuleList)) else []
+    if child not in names:
+        raise ValueError(f"LeGrad reads transformer blocks: name one block of the model's sequence of blocks "
+                         f"(such as encoder.layers.encoder_layer_11 or clip.visual.transformer.resblocks.11), "
+                         f"not {layer!r}")
+    return [f"{parent}.{n}" for n in names[names.index(child):]]
+
+
+def _attention(block: nn.Module, name: str) -> nn.MultiheadAttention:
+    found = [m for m in block.modules() if isinstance(m, nn.MultiheadAttention)]
+    if len(found) != 1:
+        raise ValueError(f"LeGrad needs one torch.nn.MultiheadAttention in each block; {name} has {len(found)} "
+                         "(a CNN has none; Swin's windowed attention and timm's fused Attention are not read)")
+    mha = found[0]
+    if mha.bias_k is not None or mha.add_zero_attn:
+        raise ValueError(f"{name}: attention with added key tokens is not read by LeGrad")
+    return mha
+
+
+def readout_of(model: nn.Module) -> Callable:
+    """The function from a block's output tokens (and the model's token inputs) to the model's
+    output, as if that block were the last."""
+    own = getattr(model, "readout", None)
+    if callable(own):
+        return own
+    encoder, heads = getattr(model, "encoder", None), getattr(model, "heads", None)
+    if isinstance(getattr(encoder, "ln", None), nn.Module) and isinstance(heads, nn.Module) \
+            and hasattr(model, "class_token"):
+        return lambda tokens, *inputs: heads(encoder.ln(tokens)[:, 0])
+    raise ValueError("LeGrad needs the model's readout from a block's tokens: a torchvision VisionTransformer, a "
+                     "model with a readout(tokens, *token_inputs) method (the studio's CLIP wrapper), or a CNN's "
+                     "Grad-CAM instead")
+
+
+def _value_heads(mha: nn.MultiheadAttention, q: torch.Tensor) -> torch.Tensor:
+    """V per head, N x heads x T x d, from the attention's input (batch first)."""
+    d = mha.embed_dim
+    if mha._qkv_same_embed_dim:
+        w, b = mha.in_proj_weight[2 * d:], None if mha.in_proj_bias is None else mha.in_proj_bias[2 * d:]
+    else:
+        w, b = mha.v_proj_weight, None if mha.in_proj_bias is None else mha.in_proj_bias[2 * d:]
+    v = torch.nn.functional.linear(q, w, b)
+    n, t, _ = v.shape
+    return v.reshape(n, t, mha.num_heads, d // mha.num_heads).transpose(1, 2)
+
+
+def legrad(model: nn.Module, call: Callable, x: torch.Tensor, layer: str, score_of: Callable,
+           readout: Callable, inputs: tuple = (), prefix: int = 1, grid: tuple[int, int] | None = None,
+           progress=None) -> torch.Tensor:
+    """LeGrad maps, k x N x h x w (unnormalised), for the k rows of ``score_of(output)`` (k x N).
+    ``call(x)`` runs the model; ``readout(tokens, *inputs)`` reads a block's tokens as the output;
+    ``prefix`` tokens (the class token) are dropped from the keys; ``grid`` (h, w) defaults to a
+    square."""
+    names = blocks_from(model, layer)
+    blocks = [resolve_layer(model, n) for n in names]
+    attns = [_attention(b, n) for b, n in zip(blocks, names)]
+    seen: dict[int, dict] = {i: {} for i in range(len(blocks))}
+    hooks = []
+    for i, (block, mha) in enumerate(zip(blocks, attns)):
+        def on_attention(module, args, kwargs, output, i=i):
+            q = args[0] if args else kwargs["query"]
+            seen[i]["q"] = q if module.batch_first else q.transpose(0, 1)
+            y = output[0]
+            seen[i]["y"] = y
+        def on_block(module, args, output, i=i):
+            seen[i]["tokens"] = output
+        hooks.append(mha.register_forward_hook(on_attention, with_kwargs=True))
+        hooks.append(block.register_forward_hook(on_block))
+    try:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)  # the blocks' outputs join the graph whatever the parameters' flags
+            call(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    maps = None
+    for i, mha in enumerate(attns):
+        got = seen[i]
+        if "y" not in got or "tokens" not in got:
+            raise ValueError(f"{names[i]} did not run in the forward pass")
+        tokens = got["tokens"]
+        if tokens.dim() != 3:
+            raise ValueError(f"{names[i]} gives {tuple(tokens.shape)}: LeGrad needs tokens N x T x C")
+        with torch.enable_grad():
+            scores = score_of(readout(tokens, *inputs))  # k x N
+        v = _value_heads(mha, got["q"]).detach()  # N x H x T x d
+        w_o = mha.out_proj.weight.detach()
+        rows = []
+        for r in range(scores.shape[0]):
+            (g_y,) = torch.autograd.grad(scores[r].sum(), got["y"], retain_graph=True)
+            g_y = g_y if mha.batch_first else g_y.transpose(0, 1)
+            g_o = g_y @ w_o  # N x T x D: the gradient at the heads' concatenated outputs
+            n, t, _ = g_o.shape
+            g_o = g_o.reshape(n, t, mha.num_heads, -1).transpose(1, 2)  # N x H x T(q) x d
+            g_a = g_o @ v.transpose(-1, -2)  # N x H x T(q) x T(k): dS/dA
+            rows.append(g_a.clamp(min=0).mean(dim=(1, 2))[:, prefix:])
+        rel = torch.stack(rows)  # k x N x patches
+        maps = rel if maps is None else maps + rel
+        if progress is not None:
+            progress(i + 1, len(attns))
+    maps = maps / len(attns)
+    patches = maps.shape[-1]
+    h, w = grid or (int(round(patches ** 0.5)),) * 2
+    if h * w != patches:
+        raise ValueError(f"{patches} patch tokens do not form a square grid; give grid=(h, w)")
+    return maps.reshape(*maps.shape[:2], h, w).detach()
