@@ -69,7 +69,7 @@ else:
     st.markdown(study.config.get("instructions") or "")
     one_arm = study.config["methods"][0] if study.config.get("arms") else None  # the arms are of equal length
     trials_total = sum(1 for t in studies.guarded(store.trials, study.code, participant=True)
-                       if t.get("role", "trial") != "practice" and (one_arm is None or t.get("method") == one_arm))
+                       if t.get("role", "trial") not in ("practice", "learn") and (one_arm is None or t.get("method") == one_arm))
     st.caption(f"{trials_total} short questions. Your answers are saved as you go; if you reload "
                "the page you continue where you left off.")
     if recruit.preview:
@@ -114,7 +114,7 @@ arm = studies.guarded(store.arm, token, participant=True)  # between subjects: d
 plan = field.plan(roles, seed, only=field.arm_trials(trials, arm))
 done = studies.guarded(store.answered, token, participant=True)
 remaining = [item for item in plan if item.trial not in done]
-counted = [item for item in plan if item.role != "practice"]
+counted = [item for item in plan if item.role not in ("practice", "learn")]
 answered = sum(1 for item in counted if item.trial in done)
 st.progress(answered / max(1, len(counted)), text=f"{answered} of {len(counted)} answered")
 if not remaining:
@@ -160,6 +160,10 @@ def keep_answer(answer_key: str, trial_: int) -> None:
 
 if item.role == "practice":
     st.info("A practice question first, to get to know the task; it does not count.")
+elif item.role == "learn":
+    st.info("First, a few pictures with the robot's answer, to learn how it decides. Nothing to answer yet.")
+elif "learn" in roles and answered == 0:
+    st.info("Now the robot's answer is hidden: say what you think it will answer.")
 elif "practice" in roles and answered == 0:
     st.info("That was the practice. From here on, every question counts.")
 with st.form(key=f"trial_{position}", clear_on_submit=True):
@@ -173,6 +177,19 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
         options = [label for label, _ in participation.TRUST_SCALE]
         question = "Which robot is more reliable?"
         shown = {"robot_a": first, "robot_b": second, "role": item.role}
+    elif item.role == "learn":  # the learning phase: the robot's answer and its map, nothing to choose
+        studies.stimulus(st, studies.guarded(store.stimulus, study.code, trial_idx, "map", participant=True))
+        st.markdown("The robot says this picture shows **{}**{}.".format(
+            studies.plain(trial["model_says"]), "" if trial["method"] == "none" else "; the colours show where it "
+            "looked to decide"))
+        options, question = ["Seen"], "Look at the picture and what the robot said, then go on."
+        shown = {"role": "learn"}
+    elif study.kind in ("simulate", "bias"):
+        options = list(trial["options"]) if flag else list(trial["options"])[::-1]
+        studies.stimulus(st, studies.guarded(store.stimulus, study.code, trial_idx, "map", participant=True))
+        question = ("What will the robot say this picture shows?" if study.kind == "simulate" else
+                    "What does the robot rely on to decide?")
+        shown = {"options": options, "role": item.role}
     else:
         options = participation.discrimination_options(trial, flag)
         studies.stimulus(st, studies.guarded(store.stimulus, study.code, trial_idx, "map", participant=True))
@@ -180,8 +197,8 @@ with st.form(key=f"trial_{position}", clear_on_submit=True):
         if item.role == "attention":
             question = f"To show you are reading: choose \"{studies.plain(trial['explained'])}\" here."
         shown = {"options": list(options), "role": item.role}
-    choice = st.radio(question, options, index=options.index(pending) if pending in options else None,
-                      key=f"answer_{position}")
+    choice = st.radio(question, options, index=options.index(pending) if pending in options else
+                      0 if item.role == "learn" else None, key=f"answer_{position}")
     submitted = st.form_submit_button("Save answer and continue", type="primary", on_click=keep_answer,
                                       args=(f"answer_{position}", trial_idx))
 

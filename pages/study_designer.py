@@ -16,19 +16,27 @@ st.title("Design a study")
 studies.require_admin()
 store = studies.store()
 
-DEFAULT_TITLES = {"trust": "Which robot do you trust?", "discrimination": "Which shape does the robot see?"}
+DEFAULT_TITLES = {"trust": "Which robot do you trust?", "discrimination": "Which shape does the robot see?",
+                  "simulate": "What will the robot say?", "bias": "What does the robot rely on?"}
 DEFAULT_INSTRUCTIONS = {
     "trust": "Two robots were trained to recognise shapes. For each picture both robots give the "
              "same answer. You will see what each robot looked at to decide. Tell us which robot "
              "you would trust more to get such pictures right, on a 5-point scale.",
     "discrimination": "A robot looked at a picture with two shapes and shows you what it looked "
                       "at for one of them. The picture itself is hidden. Which shape is it showing?",
+    "simulate": "A robot names the shape in each picture. First you see a few pictures with its answer and "
+                "where it looked. Then its answer is hidden: say what you think it will answer (not what the "
+                "shape really is).",
+    "bias": "A robot names the shape in each picture. The colours show where it looked to decide. Tell us "
+            "what you think it relies on.",
 }
 
 ready, _ = cache.available_models()
-kind = st.radio("Kind of study", ["trust", "discrimination"], horizontal=True, key="design_kind",
+kind = st.radio("Kind of study", ["trust", "discrimination", "simulate", "bias"], horizontal=True, key="design_kind",
                 format_func={"trust": "Which robot is more reliable (two models)",
-                             "discrimination": "Which class does the map show (one model)"}.get)
+                             "discrimination": "Which class does the map show (one model)",
+                             "simulate": "Predict what the model will say (simulatability)",
+                             "bias": "What does the model rely on (bias discovery)"}.get)
 title = st.text_input("Title (participants see it: do not name the models)", DEFAULT_TITLES[kind],
                       key=f"design_title_{kind}")
 if kind == "trust":
@@ -39,8 +47,12 @@ if kind == "trust":
     stronger = c.radio("Which do you believe is stronger?", [first, second], key="design_stronger")
     models = (first, second)
 else:
-    models = (st.selectbox("Model", ready, key="design_model"),)
+    default = ready.index("shapes-biased") if kind in ("simulate", "bias") and "shapes-biased" in ready else 0
+    models = (st.selectbox("Model", ready, index=default, key=f"design_model_{kind}"),)
     stronger = None
+    if kind in ("simulate", "bias"):
+        st.caption("shapes-biased reads the corner mark: right where the mark matches the shape, wrong where it "
+                   "names another; its maps show why. Half the test scenes are of each kind (simulatability).")
 arms = st.checkbox("Between subjects: each participant sees one visualisation (an arm), drawn when they join "
                    "so that the arms stay balanced; \"no explanation\" can be an arm", key="design_arms")
 offered = method_names() + (["none"] if arms else [])
@@ -52,7 +64,8 @@ blind = [get_method(m).title for m in methods if m != "none" and not get_method(
 if blind and kind == "discrimination":
     st.warning(f"{', '.join(blind)}: not class-discriminative, so its map hardly changes with the class "
                "shown; participants cannot tell the classes apart from it (a useful control, not a test).")
-source_kind = st.radio("Images", ["shapes", "folder"], horizontal=True, key="design_source",
+source_kind = st.radio("Images", ["shapes"] if kind in ("simulate", "bias") else ["shapes", "folder"], horizontal=True,
+                       key="design_source_task" if kind in ("simulate", "bias") else "design_source",
                        format_func={"shapes": "Shapes world (labels known)",
                                     "folder": "A folder of my images on this server"}.get)
 if source_kind == "shapes":
@@ -61,6 +74,9 @@ if source_kind == "shapes":
               "candidates": int(b.number_input("Candidate scenes", 1, 5000, 300, key="design_candidates"))}
     if kind == "discrimination":
         st.caption("Two-object scenes are used: each trial shows the map of one of the two shapes.")
+    if kind == "simulate":
+        source["learn"] = int(st.number_input("Learning scenes (shown with the robot's answer first)", 1, 50, 4,
+                                              key="design_learn"))
 else:
     path = st.text_input("Folder path (optional labels.csv inside: file,label)", key="design_folder")
     source = {"source": "folder", "path": path.strip()}
@@ -219,6 +235,22 @@ if st.button("Create study", type="primary", key="design_create", disabled=missi
 
 last = st.session_state.get("design_last_code")
 if last:
+    made_study = studies.guarded(store.study, last)
+    arms_made = list(made_study.config.get("methods") or [])
+    if made_study.kind in ("simulate", "bias") and made_study.config.get("arms") and len(arms_made) >= 2:
+        with st.expander("Screen this design with simulated participants before paying"):
+            st.caption("Simulated participants who read the maps (where each map's peak is) in the map arms and "
+                       "guess in the no-explanation arm take the study many times; the share of those studies "
+                       "where the map arm beats the control (permutation test) is the power this design would "
+                       "have had. Real people read maps less well: take it as an upper bound.")
+            per_arm = int(st.number_input("Participants in all", 2, 400, 20, key="screen_n"))
+            if st.button("Screen", key="screen_run"):
+                from studies import simulate
+                with st.spinner("Running simulated studies..."):
+                    got = simulate.screen_design(made_study.kind, studies.guarded(store.trials, last), arms_made,
+                                                 per_arm, draws=100)
+                st.success(f"Power {got['power']:.2f} with {per_arm} participants ({got['how']}; mean difference "
+                           f"{got['mean_difference']:+.2f} between {got['arms'][0]} and {got['arms'][1]}).")
     link = studies.participant_link(last)
     st.markdown("Participants open this link (copy it with the button at its right): they see that "
                 "study and nothing else.")

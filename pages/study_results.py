@@ -133,17 +133,20 @@ if study.kind == "trust":
     hist.update_layout(height=280, barmode="group", title="Answers (in favour of the stronger model)",
                        margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(hist, key="results_hist")
-else:
-    summary = studies_lib.discrimination_summary(rows, method_of)
+else:  # discrimination, simulatability, bias discovery: a share of right answers against chance
+    chance = {"bias": 1 / 3}.get(study.kind, 0.5)
+    summary = studies_lib.discrimination_summary(rows, method_of, chance=chance)
     st.dataframe([{"method": r["method"], "answers": r["answers"], "participants": r["participants"],
                    "accuracy": f"{r['accuracy']:.1%}", "95% CI": f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}]",
-                   "binomial p (vs 50%)": f"{r['binomial_p']:.3g}"} for r in summary],
+                   f"binomial p (vs {chance:.0%})": f"{r['binomial_p']:.3g}"} for r in summary],
                  hide_index=True, width="stretch", key="results_summary")
     fig = go.Figure(go.Bar(x=[r["method"] for r in summary], y=[r["accuracy"] for r in summary],
                            error_y=dict(type="data", symmetric=False,
                                         array=[r["ci_high"] - r["accuracy"] for r in summary],
                                         arrayminus=[r["accuracy"] - r["ci_low"] for r in summary])))
-    fig.update_layout(height=320, title="Share of answers naming the explained class", yaxis=dict(range=[0, 1]),
+    fig.update_layout(height=320, title={"simulate": "Share of answers that predict what the model says",
+                                         "bias": "Share of answers naming the model's shortcut (the corner mark)"}
+                      .get(study.kind, "Share of answers naming the explained class"), yaxis=dict(range=[0, 1]),
                       margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(fig, key="results_chart")
 

@@ -65,7 +65,12 @@ class StudyDesign:
         missing = [m for m in self.models if m not in known]
         if missing:
             raise DesignError(f"unknown model(s) {', '.join(missing)}")
-        if self.kind == "trust":
+        if self.kind in ("simulate", "bias"):
+            if len(self.models) != 1:
+                raise DesignError(f"a {self.kind} study explains one model")
+            if self.source.get("source") != "shapes":
+                raise DesignError(f"a {self.kind} study uses the shapes world's scenes with corner marks")
+        elif self.kind == "trust":
             if len(self.models) != 2 or self.models[0] == self.models[1]:
                 raise DesignError("a trust study compares two different models")
             if self.stronger not in self.models:
@@ -156,6 +161,8 @@ def _add_field_trials(design: StudyDesign, trials: list[dict], stimuli: dict, rn
     for _ in range(settings.checks_for(n)):
         src = int(rng.integers(n))
         i = len(trials)
+        if design.kind in ("simulate", "bias"):
+            break  # no attention check of their own: a learning phase or a multiple choice (not built here)
         if design.kind == "trust":
             trials.append({**trials[src], "role": "attention", "check": "noise map as the weaker robot"})
             stimuli[(i, "stronger")] = stimuli[(src, "stronger")]
@@ -167,9 +174,10 @@ def _add_field_trials(design: StudyDesign, trials: list[dict], stimuli: dict, rn
             stimuli[(i, "map")] = stimuli[(src, "map")]
     if settings.practice:
         i = len(trials)
-        trials.append({**trials[0], "role": "practice"})
+        first = next(k for k, t in enumerate(trials) if t.get("role", "trial") == "trial")  # not a learning scene
+        trials.append({**trials[first], "role": "practice"})
         for (t, slot), png in list(stimuli.items()):
-            if t == 0:
+            if t == first:
                 stimuli[(i, slot)] = png
 
 
@@ -202,6 +210,14 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
     image's stimuli are drawn at once and its captures released, so one image's captures are held
     at a time, however many images the study has."""
     design.check()
+    if design.kind in ("simulate", "bias"):
+        from .tasks import build_task_study
+        try:
+            config, trials, stimuli = build_task_study(design, progress, load)
+        except LookupError as err:
+            raise DesignError(str(err)) from err
+        _add_field_trials(design, trials, stimuli, np.random.default_rng(design.seed + 1))
+        return config, trials, stimuli
     rng = np.random.default_rng(design.seed)
     models = {m: load(m) for m in design.models}
     if design.kind == "trust":

@@ -30,7 +30,7 @@ __all__ = ["Recruitment", "recruitment_from", "Completion", "completion", "Field
 
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 PROLIFIC_DONE = "https://app.prolific.com/submissions/complete"
-ROLES = ("trial", "attention", "practice")
+ROLES = ("trial", "attention", "practice", "learn")  # learn: a simulatability study's learning phase
 _MAX_ID = 128
 
 
@@ -126,6 +126,7 @@ def arm_trials(trials: list[dict], arm: str | None) -> set[int] | None:
     return {i for i, t in enumerate(trials) if t.get("method") == arm or t.get("role") == "practice"}
 
 
+
 def failed_checks(rows: list[dict], roles: list[str]) -> int:
     """How many attention checks a participant's answers (rows: trial_idx, score) failed."""
     return sum(1 for r in rows if roles[r["trial_idx"]] == "attention" and r["score"] <= 0)  # as exclusions count
@@ -215,7 +216,7 @@ def plan(roles: list[str], seed: int, only=None) -> list[PlanItem]:
     mine = set(range(len(roles))) if only is None else set(only)
     counted = [i for i, r in enumerate(roles) if r == "trial" and i in mine]
     checks = [i for i, r in enumerate(roles) if r == "attention" and i in mine]
-    practice = [i for i, r in enumerate(roles) if r == "practice" and i in mine]
+    practice = [i for i, r in enumerate(roles) if r in ("practice", "learn") and i in mine]
     order = [counted[j] for j in rng.permutation(len(counted))]
     n_a = len(order) // 2 + (int(rng.integers(0, 2)) if len(order) % 2 else 0)
     flags = np.zeros(len(order), bool)
@@ -232,7 +233,7 @@ def plan(roles: list[str], seed: int, only=None) -> list[PlanItem]:
             sequence.append(checks[k])
             k += 1
     sequence += checks[k:]
-    out = [PlanItem(p, t, bool(rng.integers(0, 2)), "practice") for p, t in enumerate(practice)]
+    out = [PlanItem(p, t, bool(rng.integers(0, 2)), roles[t]) for p, t in enumerate(practice)]
     for t in sequence:
         role = roles[t]
         out.append(PlanItem(len(out), t, flag_of[t] if role == "trial" else bool(rng.integers(0, 2)), role))
@@ -356,4 +357,4 @@ def trial_counts(trials: list[dict]) -> dict[str, int]:
     counted ones everywhere."""
     roles = [t.get("role", "trial") for t in trials]
     return {"trials": roles.count("trial"), "attention": roles.count("attention"),
-            "practice": roles.count("practice"), "shown": len(roles)}
+            "practice": roles.count("practice"), "learn": roles.count("learn"), "shown": len(roles)}

@@ -6,7 +6,7 @@ import numpy as np
 
 __all__ = ["KINDS", "TRUST_SCALE", "schedule", "score_answer", "submit_answer", "trust_slots", "discrimination_options"]
 
-KINDS = ("trust", "discrimination")
+KINDS = ("trust", "discrimination", "simulate", "bias")  # the last two: studies.tasks
 # the paper's 5-point scale, as shown (answer = preference for Robot A)
 TRUST_SCALE = (
     ("Robot A is clearly more reliable", 2),
@@ -44,13 +44,22 @@ def score_answer(kind: str, trial: dict, flag: bool, choice: str) -> tuple[int, 
     """(answer as given, score). Trust: the answer is the preference for Robot A (+2 ... -2),
     the score that preference turned towards the stronger model (the paper's measure).
     Discrimination: the answer is the index of the chosen class in the trial's stored order,
-    the score 1 when it is the class whose map was shown, else 0."""
+    the score 1 when it is the class whose map was shown, else 0. Simulatability: 1 when the
+    choice is what the model says (agreement with the model, not the truth); bias discovery: 1
+    when it is the known shortcut. A learning-phase scene scores (0, 0)."""
     if kind == "trust":
         scale = dict(TRUST_SCALE)
         if choice not in scale:
             raise ValueError(f"{choice!r} is not on the trust scale")
         answer = scale[choice]
         return answer, answer if flag else -answer
+    if trial.get("role") == "learn":  # a learning-phase scene: seen, not answered
+        return 0, 0
+    if kind in ("simulate", "bias"):  # what the model will say / what it relies on: one of the options
+        if choice not in trial["options"]:
+            raise ValueError(f"{choice!r} is not one of this trial's options")
+        right = trial["model_says"] if kind == "simulate" else trial["answer"]
+        return trial["options"].index(choice), int(choice == right)
     if kind == "discrimination":
         if choice not in trial["classes"]:
             raise ValueError(f"{choice!r} is not one of this trial's classes")

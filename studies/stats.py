@@ -107,15 +107,16 @@ def reliability_summary(rows: list[dict], methods: dict[int, str], seed: int = 0
     return out
 
 
-def discrimination_summary(rows: list[dict], methods: dict[int, str]) -> list[dict]:
-    """Per method: answers, correct, accuracy with its Wilson 95% interval, binomial p vs 50%."""
+def discrimination_summary(rows: list[dict], methods: dict[int, str], chance: float = 0.5) -> list[dict]:
+    """Per method: answers, correct, accuracy with its Wilson 95% interval, binomial p against
+    ``chance`` (50%; a third for bias discovery's three options)."""
     out = []
     for method, rs in sorted(_by(rows, lambda r: methods[r["trial_idx"]]).items()):
         k, n = sum(int(r["score"]) for r in rs), len(rs)
         lo, hi = wilson(k, n)
         out.append({"method": method, "answers": n, "participants": len({r["participant"] for r in rs}),
                     "correct": k, "accuracy": k / n, "ci_low": lo, "ci_high": hi,
-                    "binomial_p": binomial_two_sided(k, n)})
+                    "binomial_p": binomial_two_sided(k, n, chance)})
     return out
 
 

@@ -232,3 +232,51 @@ def test_a_prolific_participant_on_a_phone_walks_a_two_arm_study(own_postgres):
     finally:
         store.dispose()
         stop(proc)
+
+
+def test_a_simulatability_study_runs_end_to_end_in_the_browser(own_postgres):
+    """Issue 30: the learning phase (the robot's answer and its map) and then the test phase
+    (predict the robot's answer from its map), in Chromium, each answer stored and scored against
+    the model."""
+    from studies import design
+    d = design.StudyDesign("simulate", "What will the robot say?", ("shapes-biased",), methods=("guided_gradcam",),
+                           n_images=2, source={"source": "shapes", "seed": 31000, "candidates": 100, "learn": 2},
+                           field_settings={"completion_code": "SIMDONE"})
+    config, trials, stimuli = design.build_study(d)
+    port = free_port()
+    proc = serve(own_postgres.url, port)
+    store = Store(own_postgres.url)
+    try:
+        wait_healthy(port, proc)
+        code = store.save_study(d.title, d.kind, config, trials, stimuli)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context(viewport={"width": 1000, "height": 1200}).new_page()
+            page.goto(f"http://127.0.0.1:{port}/?{urlencode({'study': code, 'PROLIFIC_PID': 'simweb1'})}")
+            _settle(page)
+            page.get_by_role("button", name="Start").click()
+            _settle(page)
+            for _ in range(2):
+                page.wait_for_selector("text=to learn how it decides", timeout=60_000)
+                assert "The robot says this picture shows" in page.locator("body").inner_text()
+                page.get_by_role("button", name="Save answer and continue").click()
+                _settle(page)
+            for _ in range(2):
+                page.wait_for_selector("text=What will the robot say this picture shows?", timeout=60_000)
+                page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
+                page.get_by_role("button", name="Save answer and continue").click()
+                _settle(page)
+            page.wait_for_selector("text=Your completion code", timeout=60_000)
+            assert "SIMDONE" in page.locator("body").inner_text()
+            browser.close()
+        rows = store.responses(code)
+        assert len(rows) == 4
+        for r in rows:
+            t = trials[r["trial_idx"]]
+            if t["role"] == "learn":
+                assert r["score"] == 0
+            else:
+                assert r["score"] == int(t["options"][r["answer"]] == t["model_says"])
+    finally:
+        store.dispose()
+        stop(proc)
