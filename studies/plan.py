@@ -94,10 +94,9 @@ def sign_power(answers: int, favour: float, ties: float = 0.0, alpha: float = 0.
 def _participant_means(rng, n: int, trials: int, effect: Effect, mean: float) -> np.ndarray:
     """Participants' mean scores: from the pilot (participants resampled with their answers) or
     drawn (a mean per participant, then ``trials`` answers on the 5-point scale around it)."""
-    if effect.pilot:
+    if effect.pilot:  # the pilot's participants, moved to the wanted mean (for arms: the control's is 0)
         means = np.array([np.mean(p) for p in effect.pilot], float)
-        shift = mean - float(np.mean(means)) if effect.source != "pilot" else 0.0
-        return rng.choice(means, size=n, replace=True) + shift
+        return rng.choice(means, size=n, replace=True) + (mean - float(np.mean(means)))
     centres = rng.normal(mean, effect.sd, size=n)
     answers = np.clip(np.rint(centres[:, None] + rng.normal(0, effect.answer_sd, size=(n, trials))), -2, 2)
     return answers.mean(1)

@@ -111,3 +111,12 @@ def test_the_vectorised_p_values_are_binomtests():
         q = 0.66
         want = sum(stats.binom.pmf(k, n, q) for k in region)
         assert P.binomial_power(n, q, 0.05) == pytest.approx(want, abs=1e-12)
+
+
+def test_a_pilot_plans_the_arms_against_a_control_at_zero():
+    pilot = tuple(tuple([m - 0.5, m + 0.5]) for m in (1.0, 1.5, 0.5, 1.2, 0.8, 1.1))
+    e = P.Effect(mean=1.0, sd=0.3, pilot=pilot, source="pilot")
+    assert P.power("arms", 10, 2, e, draws=200)[0] > 0.9  # a mean of 1 against 0: clear
+    flat = P.Effect(mean=0.0, sd=0.3, pilot=tuple(tuple([m - 1.0, m - 1.0]) for m in (1.0, 1.5, 0.5, 1.2, 0.8, 1.1)),
+                    source="pilot")
+    assert P.power("arms", 10, 2, flat, draws=200)[0] < 0.15  # no difference: about alpha
