@@ -220,6 +220,11 @@ def build_study(design: StudyDesign, progress: Callable[[int, int], None] | None
         return config, trials, stimuli
     rng = np.random.default_rng(design.seed)
     models = {m: load(m) for m in design.models}
+    for m, loaded in models.items():
+        wrong = [x for x in design.methods if x != NO_EXPLANATION and x not in explainers.method_names(model=loaded.model)]
+        if wrong:
+            raise DesignError(f"{', '.join(wrong)} cannot explain {m}: it reads a transformer's attention, and {m} "
+                              "has none")
     if design.kind == "trust":
         a, b = design.models
         if list(models[a].categories) != list(models[b].categories):

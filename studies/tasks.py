@@ -77,6 +77,10 @@ def build_task_study(design, progress: Callable[[int, int], None] | None = None,
     load = load or model_zoo.load
     (model_id,) = design.models
     loaded = load(model_id)
+    wrong = [m for m in design.methods if m != "none" and m not in explainers.method_names(model=loaded.model)]
+    if wrong:  # studies.design names it a DesignError
+        raise LookupError(f"{', '.join(wrong)} cannot explain {model_id}: it reads a transformer's attention, and "
+                          f"{model_id} has none")
     names = list(loaded.categories)
     rng = np.random.default_rng(design.seed)
     seed = int(design.source.get("seed", 31000))

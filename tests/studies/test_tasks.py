@@ -85,3 +85,11 @@ def test_the_readmes_peak_on_the_mark_figures():
              for m in ("gradcam", "guided_gradcam")}
     assert len(peaks["guided_gradcam"]) == 60 and all(peaks["guided_gradcam"])
     assert np.mean(peaks["gradcam"]) == pytest.approx(0.70, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind, models", [("trust", ("shapes-resnet", "shapes-weak")), ("bias", ("shapes-biased",))])
+def test_a_method_that_reads_attention_is_refused_for_a_cnn_study(kind, models):
+    d = design.StudyDesign(kind, "t", models, methods=("gradcam", "legrad"), stronger=models[0] if kind == "trust"
+                           else None, n_images=1)
+    with pytest.raises(design.DesignError, match="legrad cannot explain shapes-"):
+        design.build_study(d)
