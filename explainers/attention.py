@@ -21,6 +21,7 @@ default for torchvision reads the mean of all tokens instead; the test gives tor
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -28,7 +29,7 @@ from torch import nn
 
 from .layers import resolve_layer
 
-__all__ = ["legrad", "blocks_from", "readout_of"]
+__all__ = ["legrad", "blocks_from", "readout_of", "rollout", "attention_probabilities"]
 
 
 def blocks_from(model: nn.Module, layer: str) -> list[str]:
@@ -141,3 +142,65 @@ def legrad(model: nn.Module, call: Callable, x: torch.Tensor, layer: str, score_
     if h * w != patches:
         raise ValueError(f"{patches} patch tokens do not form a square grid; give grid=(h, w)")
     return maps.reshape(*maps.shape[:2], h, w).detach()
+
+
+def attention_probabilities(mha: nn.MultiheadAttention, q: torch.Tensor) -> torch.Tensor:
+    """Softmax attention probabilities, N x heads x T x T, recomputed from the attention's input
+    (batch first) and its query and key projections: softmax(Q_h K_h^T / sqrt(d)). A fused kernel
+    (``scaled_dot_product_attention``, what ``nn.MultiheadAttention`` runs when it is not asked
+    for its weights) never forms them; recomputing them needs nothing from the kernel and no change
+    to the model's forward. No attention mask is applied (a ViT's self-attention has none)."""
+    d = mha.embed_dim
+    if mha._qkv_same_embed_dim:
+        wq, wk = mha.in_proj_weight[:d], mha.in_proj_weight[d:2 * d]
+    else:
+        wq, wk = mha.q_proj_weight, mha.k_proj_weight
+    bq = bk = None
+    if mha.in_proj_bias is not None:
+        bq, bk = mha.in_proj_bias[:d], mha.in_proj_bias[d:2 * d]
+    n, t, _ = q.shape
+    h = mha.num_heads
+
+    def heads(w, b):
+        return torch.nn.functional.linear(q, w, b).reshape(n, t, h, d // h).transpose(1, 2)
+    qh, kh = heads(wq, bq), heads(wk, bk)
+    return torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(d // h), dim=-1)
+
+
+def rollout(model: nn.Module, call: Callable, x: torch.Tensor, layer: str, prefix: int = 1,
+            grid: tuple[int, int] | None = None, head_fusion: str = "mean") -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, ACL 2020), N x h x w: for each block from the first of
+    the chosen block's sequence up to the chosen block, the attention probabilities fused over heads
+    (``mean`` or ``max``), the residual added as the identity and rows renormalised,
+    0.5 A + 0.5 I; their product from the first block up; the class token's row, its own entry
+    dropped, as the patch grid. Class-agnostic: it reads the attention, not the score."""
+    later = blocks_from(model, layer)  # checks that ``layer`` is a block of a sequence
+    parent = layer.rpartition(".")[0]
+    every = [f"{parent}.{n}" for n, _ in resolve_layer(model, parent).named_children()]
+    chosen = every[:len(every) - len(later) + 1]
+    attns = [_attention(resolve_layer(model, n), n) for n in chosen]
+    inputs: dict[int, torch.Tensor] = {}
+    hooks = [mha.register_forward_hook(lambda m, a, k, o, i=i: inputs.__setitem__(
+        i, (a[0] if a else k["query"]) if m.batch_first else (a[0] if a else k["query"]).transpose(0, 1)),
+        with_kwargs=True) for i, mha in enumerate(attns)]
+    try:
+        with torch.no_grad():
+            call(x)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    joint = None
+    with torch.no_grad():
+        for i, mha in enumerate(attns):
+            a = attention_probabilities(mha, inputs[i])
+            a = a.mean(1) if head_fusion == "mean" else a.amax(1)
+            eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+            a = 0.5 * a + 0.5 * eye
+            a = a / a.sum(-1, keepdim=True)
+            joint = a if joint is None else a @ joint
+    cls = joint[:, 0, prefix:]
+    patches = cls.shape[-1]
+    h, w = grid or (int(round(patches ** 0.5)),) * 2
+    if h * w != patches:
+        raise ValueError(f"{patches} patch tokens do not form a square grid; give grid=(h, w)")
+    return cls.reshape(-1, h, w)

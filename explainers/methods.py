@@ -336,6 +336,23 @@ register_method(Method(
             "with respect to its attention, positive part, averaged over heads, queries and blocks"))
 
 
+def _rollout(job, head_fusion):
+    from . import attention
+
+    cap = job.cap
+    maps = attention.rollout(cap._model, cap._call, cap._x, cap.layer, head_fusion=head_fusion)
+    return None, maps.unsqueeze(0).expand(job.k, *maps.shape), None  # the same map for every target
+
+
+register_method(Method(
+    "rollout", "Attention rollout", "layer map", False, "1 forward (attention read from each block)",
+    "Abnar & Zuidema, ACL 2020", _rollout,
+    lambda c, s, o: Cost(1, 0, note="a forward with hooks; the attention recomputed from each block's input"),
+    options={"head_fusion": "mean"}, transformers_only=True,
+    summary="vision transformers: the attention of every block up to the chosen one, residual added, multiplied "
+            "through; the class token's row: where the model mixes information from, for every class alike"))
+
+
 def _smoothgrad(job, base, samples, noise, seed, batch_size):
     return job.smoothgrad(base=base, samples=samples, noise=noise, seed=seed, batch_size=batch_size)
 

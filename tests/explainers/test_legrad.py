@@ -111,3 +111,46 @@ def test_legrad_is_offered_only_for_models_with_attention(vit):
     assert "legrad" in explainers.method_names(model=vit)
     assert "legrad" not in explainers.method_names(model=torchvision.models.resnet18())
     assert "legrad" in explainers.method_names()  # the CLI lists every method
+
+
+def test_attention_rollout_by_hand_on_a_two_layer_vit():
+    """Attention rollout against a hand computation on a 2-layer toy ViT: the attention read from
+    each block with need_weights=True (another path than ours, which recomputes it from the block's
+    input because the model's own fused call never forms it), 0.5 A + 0.5 I, rows renormalised,
+    multiplied from the first block up, the class token's row."""
+    torch.manual_seed(4)
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                               hidden_dim=32, mlp_dim=64, num_classes=5).eval()
+    with torch.no_grad():
+        for layer in vit.encoder.layers:
+            layer.self_attention.in_proj_weight[:64] *= 4
+    x = torch.randn(2, 3, 32, 32)
+    seen = []
+
+    def weights(m, a, o):  # the block's attention asked again, for its weights (a guard: the hook re-enters)
+        if not getattr(m, "_asked", False):
+            m._asked = True
+            seen.append(m(a[0], a[1], a[2], need_weights=True, average_attn_weights=True)[1])
+            m._asked = False
+    hooks = [b.self_attention.register_forward_hook(weights) for b in vit.encoder.layers]
+    with torch.no_grad():
+        vit(x)
+    for h in hooks:
+        h.remove()
+    eye = torch.eye(17)
+    joint = None
+    for a in seen:
+        a = 0.5 * a + 0.5 * eye
+        a = a / a.sum(-1, keepdim=True)
+        joint = a if joint is None else a @ joint
+    want = joint[:, 0, 1:].reshape(2, 4, 4).numpy()
+    got = explainers.explain(vit, x, method="rollout", layer="encoder.layers.encoder_layer_1", target=3)
+    assert got.layer_map == pytest.approx(want, abs=1e-6)
+    one = explainers.explain(vit, x, method="rollout", layer="encoder.layers.encoder_layer_0", target=3)
+    first = 0.5 * seen[0] + 0.5 * eye
+    first = first / first.sum(-1, keepdim=True)
+    assert one.layer_map == pytest.approx(first[:, 0, 1:].reshape(2, 4, 4).numpy(), abs=1e-6)
+    other = explainers.explain(vit, x, method="rollout", layer="encoder.layers.encoder_layer_1", target=0)
+    assert other.layer_map == pytest.approx(got.layer_map)  # class-agnostic
+    assert not explainers.get_method("rollout").class_discriminative
+    assert "rollout" not in explainers.method_names(model=torchvision.models.resnet18())
