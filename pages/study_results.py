@@ -99,6 +99,9 @@ if recruits:
                        field.csv_text(approvals),
                        f"study_{code}_approvals.csv", "text/csv", key="results_approvals")
 all_rows = rows
+if all_rows:  # every stored answer, whoever is excluded: offered before the statistics, which may have none
+    st.download_button("Raw answers (CSV)", field.raw_answers_csv(all_rows, trials, excluded, platform_ids),
+                       f"study_{code}.csv", "text/csv", key="results_csv")
 rows = field.included_rows(rows, roles, excluded)
 if not rows:
     st.info("No answers yet." if not all_rows else "No counted answers from included participants yet.")
@@ -174,6 +177,3 @@ st.dataframe(studies_lib.per_participant(rows, method_of, platform_ids), hide_in
              key="results_participants")
 st.subheader("Per image")
 st.dataframe(studies_lib.per_image(rows, trials), hide_index=True, width="stretch", key="results_images")
-
-st.download_button("Raw answers (CSV)", field.raw_answers_csv(all_rows, trials, excluded, platform_ids), f"study_{code}.csv",
-                   "text/csv", key="results_csv")

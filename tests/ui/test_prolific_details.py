@@ -114,3 +114,15 @@ def test_tables_and_csvs_name_participants_by_their_platform_id(env, monkeypatch
     want = [(r["platform_id"], field.approval_action(excluded[r["token"]])) for r in store.recruits(code)]
     assert [(a["platform_id"], a["action"]) for a in approvals] == want
     assert {a for _, a in want} <= {"approve", "reject", "return"}
+
+
+def test_the_raw_answers_are_offered_when_everyone_is_excluded(env):
+    code = _design_field()
+    at = _visit(code, PROLIFIC_PID="PIDONLY1")
+    _consent(at)
+    at.button[0].click().run()
+    _answer(at, 2, lambda r: r.options[0])  # the practice and one trial: incomplete, so excluded
+    res = _admin("pages/study_results.py")
+    res.selectbox(key="results_study").set_value(code).run()
+    assert any("No counted answers from included participants yet" in i.value for i in res.info)
+    assert any(b.label == "Raw answers (CSV)" for b in res.get("download_button"))
