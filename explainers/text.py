@@ -18,7 +18,7 @@ from torch import nn
 
 from .targets import TextSimilarity
 
-__all__ = ["similarities", "zero_shot", "WordContribution", "word_variants", "word_contributions", "word_targets",
+__all__ = ["similarities", "zero_shot", "probabilities", "temperature", "WordContribution", "word_variants", "word_contributions", "word_targets",
            "is_text_model"]
 
 
@@ -40,15 +40,24 @@ def similarities(model: nn.Module, x: torch.Tensor, phrases) -> np.ndarray:
     return model(x, tokens.expand(x.shape[0], -1)).float().cpu().numpy()
 
 
-def zero_shot(model: nn.Module, x: torch.Tensor, prompts) -> np.ndarray:
-    """N x len(prompts) probabilities: the softmax of the similarities times the model's
-    temperature (``exp(logit_scale)``), as CLIP classifies by prompts."""
-    sims = similarities(model, x, prompts)
-    scale = float(getattr(model, "logit_scale", torch.tensor(0.0)).detach().exp())
-    z = scale * sims
+def temperature(model: nn.Module) -> float:
+    """The model's zero-shot temperature, ``exp(logit_scale)`` (1 without one)."""
+    return float(getattr(model, "logit_scale", torch.tensor(0.0)).detach().exp())
+
+
+def probabilities(model: nn.Module, sims) -> np.ndarray:
+    """Zero-shot probabilities from similarities already computed (N x prompts, or one row): the
+    softmax of the similarities times :func:`temperature`."""
+    z = temperature(model) * np.atleast_2d(np.asarray(sims, np.float64))
     z -= z.max(1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(1, keepdims=True)
+
+
+def zero_shot(model: nn.Module, x: torch.Tensor, prompts) -> np.ndarray:
+    """N x len(prompts) probabilities: the softmax of the similarities times the model's
+    temperature (``exp(logit_scale)``), as CLIP classifies by prompts."""
+    return probabilities(model, similarities(model, x, prompts))
 
 
 @dataclass(frozen=True)

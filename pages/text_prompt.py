@@ -115,10 +115,8 @@ if len(prompts) < 2:
     st.stop()
 ptokens = lv.tokens_or_stop(model.tokenize, prompts, "Cannot read the prompts")
 pcap = cache.capture(model_id, digest, layer, image, (ptokens,))
-scale = float(model.logit_scale.detach().exp())
-z = scale * pcap.output[0].detach().numpy()
-probs = np.exp(z - z.max())
-probs /= probs.sum()
+scale = T.temperature(model)
+probs = T.probabilities(model, pcap.output[0].detach().numpy())[0]  # from the kept forward pass
 order = np.argsort(-probs)
 z1, z2 = st.columns([1, 1])
 with z1:
