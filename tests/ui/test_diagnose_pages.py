@@ -266,3 +266,43 @@ def test_a_short_run_draws_no_bar_and_a_long_one_replaces_the_button_with_it(mon
     assert shown[0] == "button" and shown[-1] == "emptied"
     assert bars[0][1] >= diagnosis.SHOW_BAR_AFTER_S / 2  # first drawn after 0.5 s of 2 s
     assert 3 <= len(bars) <= (2 - diagnosis.SHOW_BAR_AFTER_S) / diagnosis.PROGRESS_EVERY_S + 1
+
+
+def test_a_small_models_run_takes_every_core_once_the_browser_has_drawn_the_press(monkeypatch):
+    """Issue 26: a small model's heavy run starts on one thread (the browser answers the press on
+    the other core), takes every thread after WIDEN_AFTER_S, and leaves them all afterwards."""
+    import time
+
+    import torch
+
+    from model_zoo import threads
+    from ui import diagnosis
+
+    if threads.ALL_THREADS < 2:
+        import pytest
+        pytest.skip("one core: nothing to widen to")
+    clock = [100.0]
+    monkeypatch.setattr(diagnosis.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(diagnosis.st, "empty", lambda: _Slot([]))
+    monkeypatch.setattr(diagnosis.st, "caption", lambda *a, **k: None)
+
+    class Store(dict):
+        def put(self, key, value):
+            self[key] = value
+    monkeypatch.setattr(diagnosis.cache, "map_store", lambda: Store())
+    seen = []
+
+    def work(progress):
+        for step in range(10):
+            seen.append(torch.get_num_threads())
+            clock[0] += 0.05
+            progress(step + 1, 10)
+        return "done"
+    assert diagnosis._kept(("attack", time.time()), "PGD step...", work, threads_of="shapes-resnet") == "done"
+    ones = seen.count(1)  # the steps begun before WIDEN_AFTER_S (one more where 100.0 + 4 x 0.05 rounds down)
+    assert seen == [1] * ones + [threads.ALL_THREADS] * (10 - ones)
+    assert round(diagnosis.WIDEN_AFTER_S / 0.05) <= ones <= round(diagnosis.WIDEN_AFTER_S / 0.05) + 1
+    assert torch.get_num_threads() == threads.ALL_THREADS
+    seen.clear()
+    diagnosis._kept(("attack", time.time()), "PGD step...", work)  # no model's rule: every thread throughout
+    assert seen == [threads.ALL_THREADS] * 10
