@@ -14,6 +14,13 @@ positions are written Σ_ij, over channels Σ_k.
 - XGrad-CAM (Fu et al., BMVC 2020): alpha_k = Σ_ij g A / Σ_ij A.
 - HiResCAM (Draelos & Carin, 2020): L = ReLU(Σ_k g ⊙ A), element-wise, no channel weights.
 - LayerCAM (Jiang et al., TIP 2021): L = ReLU(Σ_k ReLU(g) ⊙ A).
+- ShapleyCAM (Cai et al., 2025): alpha_k = mean_ij (g - ½ H·A), H·A the Hessian of the score
+  with respect to the layer's output times the activations (a second-order Taylor term of the
+  score's Shapley value); L = ReLU(Σ_k alpha_k A^k). As pytorch-grad-cam 1.5.7 computes it.
+- KPCA-CAM (Karmani et al., 2024): Eigen-CAM with kernel PCA: the h·w positions (C channels,
+  centred) projected on the first principal component of a kernel (sigmoid by default, as
+  scikit-learn's ``KernelPCA``), ReLU applied. Signs fixed as Eigen-CAM's (pytorch-grad-cam
+  leaves them to the eigensolver: its map may be our map's negative before its ReLU).
 - Eigen-CAM (Muhammad & Yeasin, IJCNN 2020): the projection of the centred activations (h·w
   positions x C channels) on their first right-singular vector, ReLU applied; not
   class-discriminative (no gradient, no target). SVD signs are arbitrary; we fix the sign so
@@ -29,10 +36,11 @@ Grad-CAM++ overflowed in float16 (Σ A · g³ beyond 65,504 gave weights of 0 or
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["gradcam", "counterfactual", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam",
-           "weighted_sum"]
+           "weighted_sum", "shapleycam", "kpca_projection", "kpcacam", "KERNELS"]
 
 
 def _wide(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -109,4 +117,65 @@ def eigen_projection(a: torch.Tensor) -> torch.Tensor:
 def eigencam(a: torch.Tensor, k: int):
     """The same map for every one of the k targets (Eigen-CAM has no target)."""
     cam = torch.relu(eigen_projection(a))
+    return None, cam.unsqueeze(0).expand(k, *cam.shape)
+
+
+def shapleycam(g: torch.Tensor, a: torch.Tensor, hvp: torch.Tensor):
+    """``hvp``: H·A, shaped as ``g`` (k x N x C x h x w)."""
+    g, a, hvp = _wide(g, a, hvp)
+    alpha = (g - 0.5 * hvp.to(g.dtype)).mean(dim=(-2, -1))
+    return alpha, weighted_sum(alpha, a)
+
+
+KERNELS = ("sigmoid", "rbf", "poly", "cosine", "linear")
+
+
+def _kernel(x: torch.Tensor, kind: str, gamma: float | None, degree: int = 3, coef0: float = 1.0) -> torch.Tensor:
+    """P x P kernel of the rows of ``x`` (P x C), with scikit-learn's definitions and defaults
+    (gamma None: 1 / C; coef0 1; degree 3)."""
+    g = 1.0 / x.shape[1] if gamma is None else float(gamma)
+    if kind == "linear":
+        return x @ x.T
+    if kind == "poly":
+        return (g * (x @ x.T) + coef0) ** degree
+    if kind == "sigmoid":
+        return torch.tanh(g * (x @ x.T) + coef0)
+    if kind == "rbf":
+        return torch.exp(-g * torch.cdist(x, x).square())
+    if kind == "cosine":
+        unit = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return unit @ unit.T
+    raise ValueError(f"unknown kernel {kind!r}; choose one of {', '.join(KERNELS)}")
+
+
+def kpca_projection(a: torch.Tensor, kernel: str = "sigmoid", gamma: float | None = None) -> torch.Tensor:
+    """N x h x w: each image's positions (rows: h·w, columns: the C channels, centred) projected
+    on the first kernel principal component, signed (before the ReLU): the top eigenvector of
+    the centred kernel matrix times the square root of its eigenvalue, as scikit-learn's
+    ``KernelPCA(n_components=1).fit_transform``. The eigenpair comes from
+    ``scipy.linalg.eigh`` (the top one only), in float64. The sign: the projection correlates
+    positively with the channel-summed activations."""
+    import scipy.linalg
+
+    n, c, h, w = a.shape
+    out = []
+    for img in torch.nan_to_num(a.detach().to(torch.float64)):
+        x = img.reshape(c, h * w).T
+        x = x - x.mean(dim=0, keepdim=True)
+        k = _kernel(x, kernel, gamma)
+        p = k.shape[0]
+        one = torch.full((p, p), 1.0 / p, dtype=k.dtype)
+        kc = (k - one @ k - k @ one + one @ k @ one).numpy()
+        vals, vecs = scipy.linalg.eigh(kc, subset_by_index=[p - 1, p - 1])
+        proj = torch.from_numpy(vecs[:, 0] * np.sqrt(max(float(vals[0]), 0.0)))
+        summed = img.reshape(c, h * w).sum(0)
+        if float(((proj - proj.mean()) * (summed - summed.mean())).sum()) < 0:
+            proj = -proj
+        out.append(proj.reshape(h, w))
+    return torch.stack(out).to(a.dtype)
+
+
+def kpcacam(a: torch.Tensor, k: int, kernel: str = "sigmoid", gamma: float | None = None):
+    """The same map for every one of the k targets (KPCA-CAM has no target)."""
+    cam = torch.relu(kpca_projection(a, kernel, gamma))
     return None, cam.unsqueeze(0).expand(k, *cam.shape)

@@ -40,7 +40,7 @@ from .layers import default_layer, resolve_layer
 from .layouts import layout_of
 from .locking import model_lock
 from .methods import get_method
-from .targets import ClassLogit, Target, as_target, model_inputs
+from .targets import ClassLogit, ClassProbability, Target, as_target, model_inputs
 
 __all__ = ["Explanation", "explain", "Capture", "TopK", "RankedClass"]
 
@@ -411,6 +411,49 @@ class _Job:
             g = _grad(self.scores, self.raw, retain=self._retain_layer, what=f"layer {self.cap.layer!r}")
             self._layer_grads = self.cap._layout.apply(g)
         return self._layer_grads
+
+    def target_classes(self, method: str) -> torch.Tensor:
+        """k x N: each target's class per image, for methods that rewrite a class's score
+        (FinerCAM's contrast, ShapleyCAM's residual softmax): a class (its logit or probability),
+        the top-ranked classes, or classes pinned per image; any other target is a ValueError
+        naming ``method``."""
+        out = self.cap._fwd.output
+        if not (isinstance(out, torch.Tensor) and out.dim() == 2):
+            raise ValueError(f"{method} works on a classifier's scores (N x classes); this model returned "
+                             f"{_describe(out)}")
+        rows = []
+        for t, pinned in zip(self.targets, self.pinned):
+            if pinned is not None:
+                rows.append(pinned)
+            elif isinstance(t, (ClassLogit, ClassProbability)):
+                rows.append(torch.full((self.cap._n,), t.index, dtype=torch.long, device=out.device))
+            else:
+                raise ValueError(f"{method} explains a class: give it a class target, not {t.label}")
+        return torch.stack(rows)
+
+    def grads_of(self, scores: torch.Tensor) -> torch.Tensor:
+        """k x N x C x h x w: the gradients at the layer of other scores than the targets' own
+        (k x N, computed from this capture's output: a contrast of classes)."""
+        self.cap._switch.guided = False
+        return self.cap._layout.apply(_grad(scores, self.raw, retain=self._retain_layer,
+                                            what=f"layer {self.cap.layer!r}"))
+
+    def hessian_times_activations(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G, H·A), each k x N x C x h x w: per row of ``scores`` (k x N, from this capture's
+        output), its gradient at the layer and the product of its Hessian with respect to the
+        layer's output with the activations A, by double backward. H·A is zero where the head
+        after the layer is piecewise linear in A (ReLUs, pooling, a linear classifier) and the
+        score is a logit."""
+        self.cap._switch.guided = False
+        a = self.raw.detach()
+        grads, hvps = [], []
+        for row in scores:
+            (g,) = torch.autograd.grad(row.sum(), self.raw, retain_graph=True, create_graph=True)
+            h = torch.autograd.grad(g, self.raw, grad_outputs=a, retain_graph=True, allow_unused=True)[0] \
+                if g.requires_grad else None
+            grads.append(g.detach())
+            hvps.append(torch.zeros_like(a) if h is None else h.detach())
+        return self.cap._layout.apply(torch.stack(grads)), self.cap._layout.apply(torch.stack(hvps))
 
     def guided_with_layer_grads(self) -> torch.Tensor:
         """The guided input gradients, with :meth:`layer_grads` set on the way: one backward when

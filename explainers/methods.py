@@ -72,6 +72,7 @@ class Method:
     wraps: str | None = None
     tags: frozenset = frozenset()
     transformers_only: bool = False  # reads attention (LeGrad): offered for models with attention blocks
+    class_targets: bool = False  # rewrites a class's score (FinerCAM): needs a class of an N x classes output
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -147,22 +148,25 @@ def has_attention(model) -> bool:
     return any(isinstance(m, torch.nn.MultiheadAttention) for m in tower.modules())
 
 
-def list_methods(kind: str | None = None, *, tag: str | None = None, model=None) -> list[Method]:
+def list_methods(kind: str | None = None, *, tag: str | None = None, model=None,
+                 classes: bool = True) -> list[Method]:
     """The registered methods, read now (a method registered later is listed from then on), in
     registration order: of one ``kind`` (None: the explaining ones, layer and pixel maps, not the
     baselines), with ``tag`` when given; with ``model``, those that apply to it (a method that
-    reads attention only for a model with attention blocks)."""
+    reads attention only for a model with attention blocks); ``classes=False``: for targets that
+    are not classes (a phrase, a region, an action), without the methods that rewrite a class's
+    score (FinerCAM, ShapleyCAM)."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; choose one of {', '.join(KINDS)}")
     attention = None if model is None else has_attention(model)
     return [m for m in _REGISTRY.values()
             if (m.kind == kind if kind is not None else m.kind != "baseline") and (tag is None or tag in m.tags)
-            and (attention is None or attention or not m.transformers_only)]
+            and (attention is None or attention or not m.transformers_only) and (classes or not m.class_targets)]
 
 
-def method_names(kind: str | None = None, *, tag: str | None = None, model=None) -> list[str]:
+def method_names(kind: str | None = None, *, tag: str | None = None, model=None, classes: bool = True) -> list[str]:
     """The names of :func:`list_methods` (what pickers and command lines offer)."""
-    return [m.name for m in list_methods(kind, tag=tag, model=model)]
+    return [m.name for m in list_methods(kind, tag=tag, model=model, classes=classes)]
 
 
 # ----------------------------------------------------------------------------- built-in entries
@@ -202,6 +206,77 @@ for _name, _title, _formula, _paper, _summary in _GRADIENT_CAMS:
                            tags={PAPER} if _name in ("gradcam", "counterfactual") else ()))
 
 
+_BASES = {name: formula for name, _, formula, *_ in _GRADIENT_CAMS if name != "counterfactual"}
+
+
+def _reference_classes(out: torch.Tensor, classes: torch.Tensor, count: int) -> torch.Tensor:
+    """k x N x count: per target and image, the ``count`` classes whose logits lie nearest to the
+    target class's (the target excluded), nearest first."""
+    scores = out.detach()
+    distance = (scores.unsqueeze(0) - scores.gather(1, classes.T).T.unsqueeze(-1)).abs()  # k x N x classes
+    distance.scatter_(2, classes.unsqueeze(-1), float("inf"))
+    return distance.topk(count, dim=2, largest=False).indices
+
+
+def _finercam(job, base, gamma, references, weights):
+    """The gradients of y_c - gamma * mean_d y_d over the ``references`` classes d nearest to c
+    by logit (the paper's contrast with its similar classes, as torchcam 0.5.0 computes it:
+    ``weights="mean"``); ``weights="probability"``: pytorch-grad-cam 1.5.7's
+    Σ_d p_d (y_c - gamma y_d) / Σ_d p_d with p = softmax(y), the probabilities part of the
+    differentiated score as there. Then ``base``'s formula on those gradients."""
+    if base not in _BASES:
+        raise ValueError(f"finercam: base must be one of {', '.join(_BASES)}, not {base!r}")
+    if weights not in ("mean", "probability"):
+        raise ValueError(f"finercam: weights must be 'mean' or 'probability', not {weights!r}")
+    classes = job.target_classes("FinerCAM")  # k x N
+    out = job.cap._fwd.output
+    if out.shape[1] < 2:
+        raise ValueError("FinerCAM contrasts the class with others: the model has only one class")
+    refs = _reference_classes(out, classes, min(references, out.shape[1] - 1))  # k x N x T
+    wide = out.unsqueeze(0).expand(len(classes), *out.shape)
+    y_c = wide.gather(2, classes.unsqueeze(-1))[..., 0]
+    y_d = wide.gather(2, refs)
+    if weights == "mean":
+        contrast = y_c - gamma * y_d.mean(-1)
+    else:
+        p = torch.softmax(out, dim=1).unsqueeze(0).expand(len(classes), *out.shape).gather(2, refs)
+        contrast = (p * (y_c.unsqueeze(-1) - gamma * y_d)).sum(-1) / (p.sum(-1) + 1e-9)
+    return (*_BASES[base](job.grads_of(contrast), job.acts), None)
+
+
+register_method(Method(
+    "finercam", "Finer-CAM", "layer map", True, "the kept forward + 1 backward (head)",
+    "Zhang et al., CVPR 2025", _finercam, _head_backward,
+    options={"base": "gradcam", "gamma": 0.6, "references": 3, "weights": "mean"}, class_targets=True,
+    summary="the class's score minus gamma times its nearest classes' (by logit): what sets the class apart "
+            "from those it is confused with"))
+
+
+def _shapleycam(job, score):
+    if score not in ("rest", "target"):
+        raise ValueError(f"shapleycam: score must be 'rest' or 'target', not {score!r}")
+    if score == "rest":
+        classes = job.target_classes("ShapleyCAM's residual softmax score (score='rest')")
+        out = job.cap._fwd.output
+        logp = torch.log_softmax(out, dim=1)
+        scores = torch.stack([out.gather(1, c.view(-1, 1))[:, 0] + logp.gather(1, c.view(-1, 1))[:, 0]
+                              for c in classes])
+    else:
+        scores = job.scores
+    g, hvp = job.hessian_times_activations(scores)
+    return (*cams.shapleycam(g, job.acts, hvp), None)
+
+
+register_method(Method(
+    "shapleycam", "ShapleyCAM", "layer map", True, "the kept forward + a double backward (head)",
+    "Cai et al., 2025", _shapleycam,
+    lambda c, s, o: Cost(0, 2, head_only=True, note="a backward with its graph kept, then a Hessian-vector "
+                                                    "product through the head"),
+    options={"score": "rest"}, class_targets=True,
+    summary="Grad-CAM's weights with a second-order term (gradient minus half the Hessian times the "
+            "activations), on the residual softmax score y_c + log p_c"))
+
+
 def _eigencam(job):
     alpha, cam = cams.eigencam(job.acts, job.k)
     return alpha, cam, None
@@ -211,6 +286,25 @@ register_method(Method(
     "eigencam", "Eigen-CAM", "layer map", False, "the kept forward + an SVD (no backward)",
     "Muhammad & Yeasin, IJCNN 2020", _eigencam, lambda c, s, o: Cost(0, 0, note="an SVD of the activations"),
     summary="the first principal component of the activations: the same map for every class"))
+
+
+def _kpcacam(job, kernel, gamma):
+    if kernel not in cams.KERNELS:
+        raise ValueError(f"kpcacam: unknown kernel {kernel!r}; choose one of {', '.join(cams.KERNELS)}")
+    if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0):
+        raise ValueError(f"kpcacam: gamma must be a number > 0, or None for 1 / channels; got {gamma!r}")
+    alpha, cam = cams.kpcacam(job.acts, job.k, kernel, gamma)
+    return alpha, cam, None
+
+
+register_method(Method(
+    "kpcacam", "KPCA-CAM", "layer map", False, "the kept forward + a kernel PCA (no backward)",
+    "Karmani et al., 2024", _kpcacam,
+    lambda c, s, o: Cost(0, 0, note="a kernel PCA of the activations (an eigenvector of a positions x positions "
+                                    "kernel)"),
+    options={"kernel": "sigmoid", "gamma": None},
+    summary="Eigen-CAM through a kernel (sigmoid by default): the first kernel principal component of the "
+            "activations, the same map for every class"))
 
 
 def _scorecam(job, batch_size):

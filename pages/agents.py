@@ -72,7 +72,7 @@ choice = c1.selectbox("Agent", [*ready, UPLOAD], key="rl_agent",
 episode = int(c2.number_input("Episode", 0, 9999, 0, key="rl_episode",
                               help=f"The episode's index in the held-out world (seed {rl.HELDOUT_SEED})."))
 cue = c3.selectbox("World", CUES, key="rl_cue", format_func=lambda c: f"{c}: {WORLDS[c]}")
-method = c4.selectbox("Method", explainers.method_names(), format_func=views.method_title, key="rl_method")
+method = c4.selectbox("Method", explainers.method_names(classes=False), format_func=views.method_title, key="rl_method")
 
 try:
     if choice == UPLOAD:

@@ -67,7 +67,7 @@ if not region.any():
     st.stop()
 
 a, b = st.columns([1, 1])
-method = a.selectbox("Method", [m for m in explainers.method_names(model=loaded.model) if not explainers.get_method(m).forward_heavy],
+method = a.selectbox("Method", [m for m in explainers.method_names(model=loaded.model, classes=False) if not explainers.get_method(m).forward_heavy],
                      format_func=views.method_title, key="seg_method")
 alpha = views.opacity_slider("seg_alpha", b)
 target = explainers.SegmentationRegion(cls, region, name=categories[cls])

@@ -38,7 +38,7 @@ if typed.strip():
 second = st.text_input("Compare with a second phrase (optional)", key=prefs.bind("text_second", "text:second", ""),
                        placeholder="the large blue square", max_chars=language.MAX_CHARS).strip()
 second = " ".join(second.split())
-methods = [m for m in explainers.method_names(model=model) if not explainers.get_method(m).forward_heavy]
+methods = [m for m in explainers.method_names(model=model, classes=False) if not explainers.get_method(m).forward_heavy]
 c1, c2, c3 = st.columns([2, 2, 1])
 method = c1.selectbox("Method", methods, format_func=views.method_title,
                       key=prefs.bind("text_method", "text:method", "gradcam", methods))

@@ -150,7 +150,7 @@ def test_every_registered_method_takes_both_targets(detector, x):
     box_target = DetectionScore(0, tuple(d["boxes"][0].tolist()))
     mask = np.zeros((12, 12), bool)
     mask[3:9, 3:9] = True
-    for method in explainers.method_names(model=detector):
+    for method in explainers.method_names(model=detector, classes=False):
         options = QUICK.get(method, {})
         spec = explainers.get_method(method)
         layer = "conv" if spec.needs_layer or spec.wraps else None

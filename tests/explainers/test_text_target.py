@@ -133,7 +133,7 @@ QUICK = {"rise": {"masks": 40, "cell": 4}, "smoothgrad": {"samples": 3}, "integr
 
 def test_every_registered_method_takes_the_text_target(model, x):
     tokens = model.tokenize(["red circle", "blue square"])
-    for method in explainers.method_names(model=model):
+    for method in explainers.method_names(model=model, classes=False):
         spec = explainers.get_method(method)
         layer = "conv" if spec.needs_layer or spec.wraps else None
         try:

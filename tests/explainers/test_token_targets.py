@@ -96,7 +96,7 @@ def test_word_maps_share_one_forward_and_every_method_runs(captioner):
         capture.explain(method, [explainers.WordLogProb(CAPTION, i) for i in range(4)])
     handle.remove()
     assert len(calls) == 1
-    for method in explainers.method_names(model=captioner):  # the forward-heavy ones re-run the model with the same words
+    for method in explainers.method_names(model=captioner, classes=False):  # the forward-heavy ones re-run the model with the same words
         options = {"patch": 2, "stride": 2} if method == "occlusion" else {}
         e = explainers.explain(captioner, x, method=method, layer="relu", target=explainers.CaptionLogProb(CAPTION),
                                **options)
