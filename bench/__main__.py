@@ -287,6 +287,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["evaluation"]:  # ./studio bench evaluation ...
         from bench import evaluation
         return evaluation.main(argv[1:])
+    if argv[:1] == ["recent"]:  # ./studio bench recent: FinerCAM, ShapleyCAM, KPCA-CAM, RISE, LeGrad beside peers
+        from bench import recent
+        return recent.main(argv[1:])
     if argv[:1] == ["heavy"]:  # ./studio bench heavy ...: Score-CAM, Ablation-CAM, IG, occlusion, SmoothGrad
         from bench import heavy
         return heavy.main(argv[1:])
@@ -306,6 +309,7 @@ def main(argv=None) -> int:
         prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[0],
         epilog="other benchmarks (each with its own --help):\n"
                "  heavy        Score-CAM, Ablation-CAM, Integrated Gradients, occlusion, SmoothGrad beside the peers\n"
+               "  recent       FinerCAM, ShapleyCAM, KPCA-CAM, RISE, LeGrad and rollout beside Grad-CAM and the peers\n"
                "  evaluation   evaluation at scale: images/s against the machine's limit\n"
                "  browser      from a widget change to the new map painted, in headless Chromium\n"
                "  language     the longest caption and question accepted: seconds and peak memory\n"

@@ -88,6 +88,32 @@ def tasks(model, x, cls: int, score_layer: str, ablation_layer: str, batch: int,
     }, (pgc_score, pgc_ablation)
 
 
+def time_calls(calls, repeats: int, progress) -> tuple[dict, dict]:
+    """({(method, library): [seconds per repeat]}, {(method, library): why it could not run}):
+    ``calls`` are (method, library, fn); a first round warms up and is not counted; each round
+    runs the calls in a new random order (no implementation always follows the same one)."""
+    times = {(m, lib): [] for m, lib, _ in calls}
+    errors = {}
+    progress.total = (progress.total or 0) + len(calls) * (repeats + 1)
+    for rep in range(repeats + 1):
+        order = list(calls)
+        random.Random(rep).shuffle(order)
+        for m, lib, fn in order:
+            if (m, lib) in errors:
+                progress.update(1)
+                continue
+            t0 = time.perf_counter()
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    fn()
+            except Exception as err:  # a peer that cannot run is reported, not fatal
+                errors[(m, lib)] = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
+            if rep:
+                times[(m, lib)].append(time.perf_counter() - t0)
+            progress.update(1)
+    return times, errors
+
+
 def run(model_id: str, size: int, repeats: int, batch: int, steps: int, patch: int, stride: int,
         samples: int, score_layer: str, ablation_layer: str, progress) -> dict:
     loaded = model_zoo.load(model_id, model_zoo.UNTRAINED)
@@ -102,25 +128,7 @@ def run(model_id: str, size: int, repeats: int, batch: int, steps: int, patch: i
             return model(x)
 
     calls = [("forward", "forward", forward)] + [(m, lib, fn) for m, libs in table.items() for lib, fn in libs.items()]
-    times = {(m, lib): [] for m, lib, _ in calls}
-    errors = {}
-    progress.total = (progress.total or 0) + len(calls) * (repeats + 1)
-    for rep in range(repeats + 1):  # the first round warms up and is not counted
-        order = list(calls)
-        random.Random(rep).shuffle(order)  # no implementation always follows the same one
-        for m, lib, fn in order:
-            if (m, lib) in errors:
-                progress.update(1)
-                continue
-            t0 = time.perf_counter()
-            try:
-                with contextlib.redirect_stderr(io.StringIO()):
-                    fn()
-            except Exception as err:  # a peer that cannot run is reported, not fatal
-                errors[(m, lib)] = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
-            if rep:
-                times[(m, lib)].append(time.perf_counter() - t0)
-            progress.update(1)
+    times, errors = time_calls(calls, repeats, progress)
     del keep
     fwd = statistics.median(times[("forward", "forward")])
     rows = []
@@ -173,11 +181,16 @@ def main(argv=None) -> int:
         warnings.simplefilter("ignore")
         res = run(args.model, args.size, args.repeats, args.batch_size, args.steps, args.patch, args.stride,
                   args.samples, args.score_layer, args.ablation_layer, bar)
-    res["meta"] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": args.repeats}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
-    print(table(res))
-    print(f"\nwritten to {args.out}")
+    return write(res, args.out, args.repeats, table(res))
+
+
+def write(res: dict, out: Path, repeats: int, text: str) -> int:
+    """A bench's ending: its settings into ``res``, ``res`` as JSON to ``out``, the table printed."""
+    res["meta"] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": repeats}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(text)
+    print(f"\nwritten to {out}")
     return 0
 
 

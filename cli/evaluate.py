@@ -2,7 +2,8 @@
 --out report.json: every metric for every method, as JSON and CSV, with a table and a progress bar.
 ``python -m cli.evaluate diagnose``: the diagnosis figures (adversarial, bias, neurons, mistakes).
 ``python -m cli.evaluate scale``: localisation and pointing at scale (batched, resumable, Ray).
-``python -m cli.evaluate photos``: pointing of the paper's four maps on the real photos (README table)."""
+``python -m cli.evaluate photos``: pointing of the paper's four maps on the real photos (README table).
+``python -m cli.evaluate agreement``: do the metrics agree? (rankings, Kendall's tau, rank changes)"""
 from __future__ import annotations
 
 import argparse
@@ -166,6 +167,54 @@ def photo_table(argv) -> int:
     return 0
 
 
+def agreement(argv) -> int:
+    """Issue 31's metric-agreement panel: nine metrics rank the methods on the same images, with
+    bootstrap intervals, Kendall's tau between every two metrics and the methods whose rank changes
+    significantly; written as JSON (panel and per-image values) and Markdown, and printed."""
+    from cli.explain import CliError, _parse_options
+    from evaluation import concordance
+    p = argparse.ArgumentParser(prog="python -m cli.evaluate agreement", description=agreement.__doc__)
+    p.add_argument("--model", default="shapes-resnet", help="a registry id (default shapes-resnet)")
+    p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")
+    p.add_argument("--data", default="shapes:single", help="shapes:single, shapes:pair or a VOC folder")
+    p.add_argument("--methods", default=None, help="comma-separated (default: every registered method and baseline)")
+    p.add_argument("--metrics", default=None, help="comma-separated (default: all of " + ", ".join(concordance.METRICS) + ")")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a method option for the methods that have it, e.g. masks=500 (RISE)")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--seed", type=int, default=20000, help="shapes world seed (held out from training)")
+    p.add_argument("--tolerance", type=float, default=15.0, help="pointing tolerance in pixels")
+    p.add_argument("--noisy-copies", type=int, default=3, help="noisy copies per image of stability and smooth MPRT")
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap draws")
+    p.add_argument("--out", type=Path, default=Path("agreement.json"), help="also writes the Markdown beside it (.md)")
+    args = p.parse_args(argv)
+    try:
+        loaded = model_zoo.load(args.model, args.weights)
+        _use_free_cores()
+        methods = run.all_methods(loaded.model) if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+        names = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+        options = {m: o for m, o in _parse_options(args.option, methods).items() if o}
+        samples = data.from_spec(args.data, args.n, args.seed)
+        with tqdm(total=args.n, desc="scoring", unit="image", file=sys.stderr) as bar:
+            scored = concordance.score_images(loaded, samples, methods, names, tolerance=args.tolerance,
+                                              samples_per_image=args.noisy_copies, options=options,
+                                              progress=lambda done: bar.update(done - bar.n))
+        scored["data"], scored["world_seed"] = args.data, args.seed
+        result = concordance.panel(scored, boot=args.boot)
+    except (ValueError, CliError, model_zoo.ZooError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(concordance.to_json(result, scored))
+    text = concordance.markdown(result, scored)
+    args.out.with_suffix(".md").write_text(text + "\n")
+    print(f"{scored['model']} on {args.data}: {scored['images']} images, {len(methods)} methods"
+          + "".join(f"; {m} with {', '.join(f'{k}={v}' for k, v in o.items())}" for m, o in options.items()))
+    print(text)
+    print(f"written to {args.out} and {args.out.with_suffix('.md')}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["photos"]:
@@ -174,13 +223,16 @@ def main(argv=None) -> int:
         return diagnose(argv[1:])
     if argv[:1] == ["scale"]:
         return scaled(argv[1:])
+    if argv[:1] == ["agreement"]:
+        return agreement(argv[1:])
     p = argparse.ArgumentParser(
         prog="python -m cli.evaluate", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Every metric for every method on one model, as JSON and CSV, with a table and a progress bar.",
         epilog="other commands (each with its own --help):\n"
                "  diagnose   the diagnosis figures: adversarial, bias, neurons, mistakes\n"
                "  scale      localisation and pointing at scale: batched, resumable, on Ray\n"
-               "  photos     pointing of the paper's four maps on the real photos (README table)")
+               "  photos     pointing of the paper's four maps on the real photos (README table)\n"
+               "  agreement  do the metrics agree? rankings with intervals, Kendall's tau, rank changes")
     p.add_argument("--model", required=True, help="a registry id, e.g. shapes-resnet")
     p.add_argument("--weights", default=None, help="a checkpoint file for the model (default: its own)")
     p.add_argument("--data", default="shapes:single", help="shapes:single, shapes:pair or a VOC folder")

@@ -34,7 +34,7 @@ import explainers
 from . import metrics, perturb, quality, road
 from .data import Sample
 
-__all__ = ["Metric", "METRICS", "score_images", "panel", "sentence", "markdown"]
+__all__ = ["Metric", "METRICS", "score_images", "panel", "sentence", "markdown", "tau_matrix", "to_json"]
 
 
 @dataclass(frozen=True)
@@ -296,3 +296,19 @@ def markdown(p: dict, scored: dict | None = None) -> str:
         lines += ["", "Images left out of a metric (a value not finite for some method): "
                   + ", ".join(f"{n} {k}" for n, k in left.items())]
     return "\n".join(lines)
+
+
+def _finite(v):
+    if isinstance(v, float):
+        return v if np.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def to_json(p: dict, scored: dict | None = None) -> str:
+    """The panel (and the per-image values) as standard JSON: a value that is not finite is null."""
+    import json
+    return json.dumps(_finite({"panel": p, **({"scored": scored} if scored is not None else {})}), indent=2)

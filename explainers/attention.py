@@ -29,7 +29,7 @@ from torch import nn
 
 from .layers import resolve_layer
 
-__all__ = ["legrad", "blocks_from", "readout_of", "rollout", "attention_probabilities"]
+__all__ = ["legrad", "blocks_from", "readout_of", "rollout", "attention_probabilities", "Recorder", "recorder"]
 
 
 def blocks_from(model: nn.Module, layer: str) -> list[str]:
@@ -82,35 +82,70 @@ def _value_heads(mha: nn.MultiheadAttention, q: torch.Tensor) -> torch.Tensor:
     return v.reshape(n, t, mha.num_heads, d // mha.num_heads).transpose(1, 2)
 
 
+class Recorder:
+    """Hooks that record, during a forward pass someone else runs (a :class:`explainers.Capture`'s,
+    so that an explanation costs no second forward), what LeGrad or rollout reads: each block's
+    attention input and output and the block's output tokens. Use as a context manager around
+    the forward; ``seen[i]`` holds block i's records (blocks in the order the method reads them)."""
+
+    def __init__(self, model: nn.Module, layer: str, kind: str):
+        if kind not in ("legrad", "rollout"):
+            raise ValueError(f"kind must be 'legrad' or 'rollout', not {kind!r}")
+        self.kind, self.layer = kind, layer
+        if kind == "legrad":
+            self.names = blocks_from(model, layer)
+        else:
+            later = blocks_from(model, layer)  # checks that ``layer`` is a block of a sequence
+            parent = layer.rpartition(".")[0]
+            every = [f"{parent}.{n}" for n, _ in resolve_layer(model, parent).named_children()]
+            self.names = every[:len(every) - len(later) + 1]
+        self.blocks = [resolve_layer(model, n) for n in self.names]
+        self.attns = [_attention(b, n) for b, n in zip(self.blocks, self.names)]
+        self.seen: dict[int, dict] = {i: {} for i in range(len(self.blocks))}
+        self._hooks = []
+
+    def __enter__(self):
+        for i, (block, mha) in enumerate(zip(self.blocks, self.attns)):
+            def on_attention(module, args, kwargs, output, i=i):
+                q = args[0] if args else kwargs["query"]
+                self.seen[i]["q"] = q if module.batch_first else q.transpose(0, 1)
+                self.seen[i]["y"] = output[0]
+
+            def on_block(module, args, output, i=i):
+                self.seen[i]["tokens"] = output
+            self._hooks.append(mha.register_forward_hook(on_attention, with_kwargs=True))
+            if self.kind == "legrad":
+                self._hooks.append(block.register_forward_hook(on_block))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        return False
+
+
+def recorder(kind: str):
+    """``(model, layer) -> Recorder`` for a method's registry entry (``Method.records``)."""
+    return lambda model, layer: Recorder(model, layer, kind)
+
+
 def legrad(model: nn.Module, call: Callable, x: torch.Tensor, layer: str, score_of: Callable,
            readout: Callable, inputs: tuple = (), prefix: int = 1, grid: tuple[int, int] | None = None,
-           progress=None) -> torch.Tensor:
+           progress=None, recorded: Recorder | None = None) -> torch.Tensor:
     """LeGrad maps, k x N x h x w (unnormalised), for the k rows of ``score_of(output)`` (k x N).
     ``call(x)`` runs the model; ``readout(tokens, *inputs)`` reads a block's tokens as the output;
     ``prefix`` tokens (the class token) are dropped from the keys; ``grid`` (h, w) defaults to a
-    square."""
-    names = blocks_from(model, layer)
-    blocks = [resolve_layer(model, n) for n in names]
-    attns = [_attention(b, n) for b, n in zip(blocks, names)]
-    seen: dict[int, dict] = {i: {} for i in range(len(blocks))}
-    hooks = []
-    for i, (block, mha) in enumerate(zip(blocks, attns)):
-        def on_attention(module, args, kwargs, output, i=i):
-            q = args[0] if args else kwargs["query"]
-            seen[i]["q"] = q if module.batch_first else q.transpose(0, 1)
-            y = output[0]
-            seen[i]["y"] = y
-        def on_block(module, args, output, i=i):
-            seen[i]["tokens"] = output
-        hooks.append(mha.register_forward_hook(on_attention, with_kwargs=True))
-        hooks.append(block.register_forward_hook(on_block))
-    try:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)  # the blocks' outputs join the graph whatever the parameters' flags
-            call(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    square. ``recorded``: a :class:`Recorder` that was active during a forward with gradients from
+    the input on (a capture's): no forward of its own then."""
+    rec = recorded
+    if rec is None or rec.kind != "legrad" or rec.layer != layer:
+        rec = Recorder(model, layer, "legrad")
+        with rec:
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)  # the blocks' outputs join the graph whatever the parameters' flags
+                call(x)
+    names, attns, seen = rec.names, rec.attns, rec.seen
     maps = None
     for i, mha in enumerate(attns):
         got = seen[i]
@@ -168,27 +203,23 @@ def attention_probabilities(mha: nn.MultiheadAttention, q: torch.Tensor) -> torc
 
 
 def rollout(model: nn.Module, call: Callable, x: torch.Tensor, layer: str, prefix: int = 1,
-            grid: tuple[int, int] | None = None, head_fusion: str = "mean") -> torch.Tensor:
+            grid: tuple[int, int] | None = None, head_fusion: str = "mean",
+            recorded: Recorder | None = None) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema, ACL 2020), N x h x w: for each block from the first of
     the chosen block's sequence up to the chosen block, the attention probabilities fused over heads
     (``mean`` or ``max``), the residual added as the identity and rows renormalised,
     0.5 A + 0.5 I; their product from the first block up; the class token's row, its own entry
-    dropped, as the patch grid. Class-agnostic: it reads the attention, not the score."""
-    later = blocks_from(model, layer)  # checks that ``layer`` is a block of a sequence
-    parent = layer.rpartition(".")[0]
-    every = [f"{parent}.{n}" for n, _ in resolve_layer(model, parent).named_children()]
-    chosen = every[:len(every) - len(later) + 1]
-    attns = [_attention(resolve_layer(model, n), n) for n in chosen]
-    inputs: dict[int, torch.Tensor] = {}
-    hooks = [mha.register_forward_hook(lambda m, a, k, o, i=i: inputs.__setitem__(
-        i, (a[0] if a else k["query"]) if m.batch_first else (a[0] if a else k["query"]).transpose(0, 1)),
-        with_kwargs=True) for i, mha in enumerate(attns)]
-    try:
-        with torch.no_grad():
+    dropped, as the patch grid. Class-agnostic: it reads the attention, not the score. ``recorded``:
+    a :class:`Recorder` active during a forward someone else ran (no forward of its own then)."""
+    rec = recorded
+    if rec is None or rec.kind != "rollout" or rec.layer != layer:
+        rec = Recorder(model, layer, "rollout")
+        with rec, torch.no_grad():
             call(x)
-    finally:
-        for hk in hooks:
-            hk.remove()
+    attns = rec.attns
+    inputs = {i: got["q"] for i, got in rec.seen.items() if "q" in got}
+    if len(inputs) != len(attns):
+        raise ValueError(f"{rec.names[len(inputs)]} did not run in the forward pass")
     joint = None
     with torch.no_grad():
         for i, mha in enumerate(attns):

@@ -586,7 +586,7 @@ class Capture:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
                  pixels: bool = False, cam: bool = True, reshape=None, guided: bool | None = None,
-                 inputs: tuple = ()):
+                 inputs: tuple = (), record=None):
         _check_model(model)
         _check_input(model, x)
         self._inputs = tuple(tuple(t) for t in inputs)
@@ -605,7 +605,10 @@ class Capture:
         self._switch = GuidedSwitch(guided=False)
         mode = guided_relus(self._switch) if self.guided else contextlib.nullcontext()
         marks = []  # ReLUs hooked when the layer fired: those after it lie between the layer and the output
-        with mode:
+        # record: (model, layer) -> a context manager of hooks active during this forward, whose records
+        # a method reads instead of running a forward of its own (LeGrad's and rollout's attention)
+        self._recorded = record(model, self.layer) if record is not None else None
+        with mode, self._recorded if self._recorded is not None else contextlib.nullcontext():
             self._fwd = _forward(model, x, [self.layer] if cam else [], input_grad=pixels, call=self._call,
                                  on_capture=lambda name: marks.append(self._switch.relus))
         # ReLUs that ran after the layer (None: not known, no guided rule recorded)
@@ -735,8 +738,8 @@ def explain(model: nn.Module, x: torch.Tensor, *, method: str = "gradcam",
         resolve_layer(model, layer)  # a method without a layer still rejects a wrong name
     inputs = model_inputs([as_target(t) for t in target]) if isinstance(target, (list, tuple)) \
         else model_inputs([target]) if isinstance(target, Target) else ()
-    capture = Capture(model, x, layer=layer, pixels=spec.needs_pixels, guided=spec.guided, cam=spec.needs_layer,
-                      reshape=reshape, inputs=inputs)
+    capture = Capture(model, x, layer=layer, pixels=spec.needs_pixels or spec.records_grad, guided=spec.guided,
+                      cam=spec.needs_layer, reshape=reshape, inputs=inputs, record=spec.records)
     if needs_layer and not spec.needs_layer:
         capture._layer_arg = layer
     capture._one_shot = True

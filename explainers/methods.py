@@ -73,6 +73,10 @@ class Method:
     tags: frozenset = frozenset()
     transformers_only: bool = False  # reads attention (LeGrad): offered for models with attention blocks
     class_targets: bool = False  # rewrites a class's score (FinerCAM): needs a class of an N x classes output
+    # (model, layer) -> hooks that record what the method reads during a one-shot explain()'s forward (no
+    # second forward); records_grad: that forward keeps gradients from the input on
+    records: Callable | None = None
+    records_grad: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -408,6 +412,13 @@ register_method(Method(
             "a black box: no gradients, no layer"))
 
 
+def _recorder(kind):
+    def make(model, layer):
+        from . import attention
+        return attention.Recorder(model, layer, kind)
+    return make
+
+
 def _legrad(job):
     from . import attention  # its own forward with hooks on the attention of each block
 
@@ -416,7 +427,8 @@ def _legrad(job):
     inputs = tuple(t.expand(n, -1) if t.shape[0] == 1 else t for t in cap._call.inputs)
     rows = torch.arange(n)
     cam = attention.legrad(cap._model, cap._call, cap._x, cap.layer, lambda out: job.row_scores(out, rows),
-                           attention.readout_of(cap._model), inputs, progress=job.progress)
+                           attention.readout_of(cap._model), inputs, progress=job.progress,
+                           recorded=cap._recorded if cap.pixels else None)
     return None, cam, None
 
 
@@ -425,7 +437,7 @@ register_method(Method(
     "Bousselham et al., 2024", _legrad,
     lambda c, s, o: Cost(1, 1, note="a forward with hooks, then a short backward per block from the chosen one "
                                     "to the last"),
-    transformers_only=True,
+    transformers_only=True, records=_recorder("legrad"), records_grad=True,
     summary="vision transformers: the gradient of each block's own score (the model's readout of that block) "
             "with respect to its attention, positive part, averaged over heads, queries and blocks"))
 
@@ -434,7 +446,8 @@ def _rollout(job, head_fusion):
     from . import attention
 
     cap = job.cap
-    maps = attention.rollout(cap._model, cap._call, cap._x, cap.layer, head_fusion=head_fusion)
+    maps = attention.rollout(cap._model, cap._call, cap._x, cap.layer, head_fusion=head_fusion,
+                             recorded=cap._recorded)
     return None, maps.unsqueeze(0).expand(job.k, *maps.shape), None  # the same map for every target
 
 
@@ -442,7 +455,7 @@ register_method(Method(
     "rollout", "Attention rollout", "layer map", False, "1 forward (attention read from each block)",
     "Abnar & Zuidema, ACL 2020", _rollout,
     lambda c, s, o: Cost(1, 0, note="a forward with hooks; the attention recomputed from each block's input"),
-    options={"head_fusion": "mean"}, transformers_only=True,
+    options={"head_fusion": "mean"}, transformers_only=True, records=_recorder("rollout"),
     summary="vision transformers: the attention of every block up to the chosen one, residual added, multiplied "
             "through; the class token's row: where the model mixes information from, for every class alike"))
 

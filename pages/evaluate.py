@@ -1,9 +1,7 @@
 """Evaluate: the paper's quantitative protocols (localisation, pointing, faithfulness) and later
 ones (deletion / insertion, Average Drop / Increase in Confidence) on N sampled shapes scenes for
 the sidebar's model, every chosen method beside a random and a centre baseline."""
-import json
 
-import plotly.graph_objects as go
 import streamlit as st
 
 import evaluation
@@ -46,39 +44,15 @@ if not methods:
 settings = (model_id, split, tuple(methods), n, seed, float(tolerance), threshold, steps)
 clicked = st.button("Run the evaluation", type="primary", key="eval_run")
 kept = runner.last(model_id)
+report = None
 if not clicked and ("evaluation", *settings) not in st.session_state:
     per_image, how = runner.seconds_per_image(model_id, tuple(methods), steps)
     st.caption(f"Estimated {per_image * n:.0f} s for {n} images: {per_image:.1f} s per image ({how}).")
-    if kept is None:
-        st.stop()
-    st.info("Showing your last result, made with other settings: press the button to run these.")
-    report = kept[1]
+    if kept is not None:
+        st.info("Showing your last result, made with other settings: press the button to run these.")
+        report = kept[1]
 else:
     report = runner.run(*settings)
-
-st.caption(f"{report['model']} on {report['images']} scenes ({report['data']}); top-1 accuracy "
-           f"{report['top1_accuracy']:.1%}; {report['seconds']} s. Maps of pixel methods: |attribution| "
-           "summed over colours. Each metric's score is named in the table below.")
-rows = [{"method": m, **{k: round(v, 3) for k, v in vals.items()}} for m, vals in report["methods"].items()]
-st.dataframe(rows, hide_index=True, width="stretch", key="eval_table")
-st.dataframe([{"metric": k, "score used": v} for k, v in report["scores"].items()], hide_index=True,
-             width="stretch", key="eval_scores")
-
-metric = st.selectbox("Metric", list(report["scores"]), key="eval_metric")
-bars = go.Figure(go.Bar(x=list(report["methods"]), y=[v[metric] for v in report["methods"].values()],
-                        hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-bars.update_layout(height=320, title=metric, margin=dict(l=0, r=0, t=30, b=0))
-st.plotly_chart(bars, key="eval_bars")
-left, right = st.columns(2)
-for col, kind in ((left, "deletion"), (right, "insertion")):
-    fig = go.Figure([go.Scatter(x=[i / (len(c[kind]) - 1) for i in range(len(c[kind]))], y=c[kind], name=m,
-                                mode="lines") for m, c in report["curves"].items()])
-    fig.update_layout(height=320, title=f"{kind.capitalize()} curve (mean probability of the top-1 class)",
-                      xaxis_title="share of pixels " + ("removed" if kind == "deletion" else "inserted"),
-                      margin=dict(l=0, r=0, t=30, b=0))
-    col.plotly_chart(fig, key=f"eval_{kind}")
-
-d1, d2 = st.columns(2)
-d1.download_button("Report (JSON)", json.dumps(report, indent=2), "evaluation.json", "application/json",
-                   key="eval_json")
-d2.download_button("Report (CSV)", evaluation.to_csv(report), "evaluation.csv", "text/csv", key="eval_csv")
+if report is not None:
+    runner.show_report(report)
+runner.agreement_panel(model_id, split, tuple(methods), n, seed, float(tolerance))

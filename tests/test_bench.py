@@ -60,6 +60,26 @@ def test_heavy_bench_smoke(tmp_path, capsys):
     assert "| scorecam |" in capsys.readouterr().out
 
 
+def test_recent_bench_smoke(tmp_path, capsys):
+    """Issue 31's bench runs every new method beside its peers and RISE beside its floor; the
+    ratios are measured, not asserted."""
+    from bench.__main__ import main as bench_main
+    out = tmp_path / "recent.json"
+    assert bench_main(["recent", "--model", "resnet18", "--size", "64", "--repeats", "1", "--masks", "8",
+                       "--batch-size", "4", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    cnn, vit = report["models"]["resnet18"], report["models"]["vit_b_16"]
+    assert not cnn["errors"] and not vit["errors"]
+    got = {(r["method"], r["library"]) for r in cnn["rows"]}
+    assert {("finercam", "ours"), ("finercam", "pytorch-grad-cam"), ("finercam", "torchcam"),
+            ("shapleycam", "ours"), ("shapleycam", "pytorch-grad-cam"), ("kpcacam", "ours"),
+            ("kpcacam", "pytorch-grad-cam"), ("rise", "ours"), ("rise", "floor: 8 forwards in batches of 4")} <= got
+    assert {(r["method"], r["library"]) for r in vit["rows"]} == {
+        ("gradcam (ViT)", "ours"), ("legrad", "ours"), ("legrad", "torchcam"), ("rollout", "ours")}
+    said = capsys.readouterr().out
+    assert "| rise | ours |" in said and "of the floor" in said
+
+
 @pytest.mark.slow
 def test_browser_bench_smoke(tmp_path, capsys):
     """The browser benchmark plays its interactions once each in Chromium and checks the

@@ -160,3 +160,32 @@ def test_scoring_shapes_scenes_keeps_every_images_value_and_its_cost():
         concordance.score_images(loaded, data.shapes(1), ["gradcam"], ["faithfulness"])
     with pytest.raises(ValueError, match="unknown method"):
         concordance.score_images(loaded, data.shapes(1), ["gradcamm"])
+
+
+def test_cli_agreement_writes_the_panel_as_json_and_markdown(tmp_path, capsys):
+    import json
+
+    import model_zoo
+    from cli.evaluate import main
+    from evaluation import data
+    out = tmp_path / "a" / "agreement.json"
+    args = ["agreement", "--methods", "gradcam,rise,centre", "--metrics", "pointing,deletion_auc,stability",
+            "--option", "masks=40", "--n", "3", "--tolerance", "4", "--boot", "50", "--out", str(out)]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    written = json.loads(out.read_text())
+    # the panel of the same scenes, metrics and RISE's 40 masks, computed by the library
+    scored = concordance.score_images(model_zoo.load("shapes-resnet"), data.shapes(3, 20000),
+                                      ["gradcam", "rise", "centre"], ["pointing", "deletion_auc", "stability"],
+                                      tolerance=4, options={"rise": {"masks": 40}})
+    expected = concordance.panel(scored, boot=50)
+    assert written["scored"]["options"] == {"rise": {"masks": 40}}
+    assert written["scored"]["values"] == json.loads(json.dumps(concordance._finite(scored["values"])))
+    assert written["panel"]["rankings"] == json.loads(concordance.to_json(expected))["panel"]["rankings"]
+    assert expected["sentence"] in said and "rise with masks=40" in said
+    assert out.with_suffix(".md").read_text().startswith(expected["sentence"])
+    assert main(["agreement", "--methods", "gradcam,centre", "--option", "masks=40", "--n", "1",
+                 "--out", str(out)]) == 1
+    assert "no chosen method has the option(s) masks" in capsys.readouterr().err
+    assert main(["agreement", "--metrics", "faithfulness", "--n", "1", "--out", str(out)]) == 1
+    assert "unknown metric(s) faithfulness" in capsys.readouterr().err

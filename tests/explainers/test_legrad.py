@@ -79,13 +79,32 @@ class NoAttention(torch.nn.Module):
 
 def test_legrad_names_what_it_cannot_read(vit):
     cnn = torchvision.models.resnet18(num_classes=3).eval()
-    with pytest.raises(ValueError, match="LeGrad needs the model's readout from a block's tokens"):
+    with pytest.raises(ValueError, match="layer4.1 has 0 \\(a CNN has none"):
         explainers.explain(cnn, torch.randn(1, 3, 32, 32), method="legrad", layer="layer4.1", target=0)
+    with pytest.raises(ValueError, match="LeGrad needs the model's readout from a block's tokens"):
+        explainers.Capture(cnn, torch.randn(1, 3, 32, 32), layer="layer4").explain("legrad", 0)
     with pytest.raises(ValueError, match="LeGrad reads transformer blocks: name one block"):
         explainers.explain(vit, torch.randn(1, 3, 32, 32), method="legrad", layer="conv_proj", target=0)
     with pytest.raises(ValueError, match="one torch.nn.MultiheadAttention in each block; blocks.0 has 0"):
         explainers.explain(NoAttention().eval(), torch.randn(1, 3, 16, 16), method="legrad", layer="blocks.0",
                            target=0)
+
+
+def test_a_one_shot_explanation_reads_the_attention_from_its_own_forward(vit):
+    """explain() records what LeGrad and rollout read during the capture's forward: one forward in
+    all (a kept Capture made for other methods runs one more for them), and the same maps."""
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    calls = []
+    handle = vit.conv_proj.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        for method in ("legrad", "rollout"):
+            calls.clear()
+            once = explainers.explain(vit, x, method=method, layer="encoder.layers.encoder_layer_1", target=3)
+            assert len(calls) == 1, method
+            kept = explainers.Capture(vit, x, layer="encoder.layers.encoder_layer_1").explain(method, 3)
+            assert np.allclose(once.layer_map, kept.layer_map, rtol=1e-5, atol=1e-7), method
+    finally:
+        handle.remove()
 
 
 def test_legrad_leaves_the_model_as_it_was_and_a_batch_is_its_images(vit):

@@ -224,3 +224,17 @@ def test_the_class_contrasting_methods_say_they_need_a_class():
     offered = explainers.method_names(classes=False)
     assert "finercam" not in offered and "shapleycam" not in offered and "kpcacam" in offered
     assert {"finercam", "shapleycam", "kpcacam"} <= set(explainers.method_names())
+
+
+def test_rise_is_the_direct_sum_over_the_same_masks():
+    """RISE's map, sum_i s(x * M_i) M_i / (N p), computed directly from the masks
+    ``explainers.perturbation.rise_masks`` draws for the same seed, one forward per mask."""
+    from explainers.perturbation import rise_masks
+    model = _LinearHead().eval()
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(8))
+    masks, cell, p, seed = 50, 4, 0.4, 11
+    e = explainers.explain(model, x, method="rise", target=1, masks=masks, cell=cell, p=p, seed=seed, batch_size=7)
+    m = rise_masks((12, 12), masks, cell, p, seed)
+    with torch.no_grad():
+        direct = sum(model(x * m[i])[:, 1, None, None].double() * m[i].double() for i in range(masks)) / (masks * p)
+    assert np.allclose(e.attribution, direct.numpy(), atol=1e-6)

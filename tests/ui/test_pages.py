@@ -270,6 +270,49 @@ def test_evaluate_page_runs_with_a_progress_bar_and_offers_the_report():
 
 
 
+def test_evaluate_compares_the_metrics_when_asked_and_the_panel_is_the_librarys():
+    """Issue 31: the metric-agreement panel runs on its own button; its ranks, heat map and
+    sentence are concordance.panel's on the same scenes; the evaluation report then carries it."""
+    import evaluation
+    from evaluation import concordance
+    at = _open("pages/evaluate.py")
+    at.number_input(key="eval_n").set_value(2).run()
+    methods = ["gradcam", "finercam", "centre"]
+    at.multiselect(key="eval_methods").set_value(methods).run()
+    assert not at.dataframe and not at.get("plotly_chart")  # nothing runs before a button
+    assert any("explanations for 2 images and 3 methods" in c.value for c in at.caption)
+    at.button(key="agree_run").click().run()
+    assert not at.exception and not at.error
+    loaded = model_zoo.load("shapes-resnet")
+    expected = concordance.panel(concordance.score_images(loaded, evaluation.shapes(2, 20000), methods, tolerance=4))
+    shown = at.dataframe[0].value
+    assert list(shown["method"]) == methods
+    for name in expected["metrics"]:
+        title = concordance.METRICS[name].title
+        for m in methods:
+            r = expected["rankings"][name][m]
+            assert shown[shown["method"] == m].iloc[0][title] == f"{r['rank']:g} ({r['low']:g}-{r['high']:g})"
+    said = [w.value for w in (*at.warning, *at.success)]
+    assert expected["sentence"] in said
+    assert len(at.get("plotly_chart")) == 1  # the tau heat map
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Agreement (JSON)", "Agreement (Markdown)"]
+    # the evaluation of the same scenes and methods carries the panel in its report, and says so
+    from ui import evaluation as runner
+    carried = "The JSON report includes the metric-agreement panel of these scenes and methods (below)."
+    at.select_slider(key="eval_steps").set_value(8).run()
+    at.button(key="eval_run").click().run()
+    assert not at.exception and carried in [c.value for c in at.caption]
+    at.number_input(key="eval_seed").set_value(20001).run()  # other scenes: not the same panel
+    at.button(key="eval_run").click().run()
+    assert not at.exception and carried not in [c.value for c in at.caption]
+    report = {"model": "shapes-resnet", "data": "shapes:single", "methods": dict.fromkeys(methods), "images": 2,
+              "world_seed": 20000, "settings": {"tolerance_px": 4}}
+    state = {runner._agreement_key("shapes-resnet", "shapes:single", tuple(methods), 2, 20000, 4.0): "kept"}
+    assert runner.agreement_for(report, state) == "kept"
+    assert runner.agreement_for({**report, "world_seed": 20001}, state) is None
+
+
 def test_evaluate_keeps_its_settings_and_result_when_you_come_back():
     at = _open("pages/evaluate.py")
     at.number_input(key="eval_n").set_value(2).run()
