@@ -240,7 +240,8 @@ def sentence(p: dict) -> str:
     taus = sorted(((v["tau"], k) for k, v in p["tau"].items()))
     worst_tau, worst = taus[0]
     a, c = worst.split("|")
-    winners = {n: " and ".join(p["best"][n]) for n in names}
+    winners = {n: " and ".join(p["best"][n]) if len(p["best"][n]) <= 3 else f"{len(p['best'][n])} methods tie"
+               for n in names}  # a tie of many (pointing: every map that hits) is counted, not listed
     distinct = sorted(set(winners.values()))
     lines = []
     if len(distinct) == 1:

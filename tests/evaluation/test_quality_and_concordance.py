@@ -139,6 +139,17 @@ def test_the_panel_says_when_the_metrics_agree_and_leaves_out_what_is_not_finite
         concordance.panel(_scored({"road": {"a": [1.0, 2.0]}}, ["a"]))
 
 
+def test_a_tie_of_many_at_the_top_is_counted_in_the_sentence():
+    methods = ["a", "b", "c", "d", "e"]
+    hits = {m: [1.0, 1.0, 1.0] for m in methods[:4]} | {"e": [0.0, 0.0, 1.0]}
+    road = {m: [5.0 - i, 5.0 - i, 5.0 - i] for i, m in enumerate(methods)}
+    p = concordance.panel(_scored({"pointing": hits, "road": road}, methods), boot=50)
+    assert p["best"]["pointing"] == ["a", "b", "c", "d"]
+    assert "(Pointing game: 4 methods tie; ROAD, (LeRF - MoRF) / 2: a)" in p["sentence"]
+    p = concordance.panel(_scored({"pointing": {m: hits[m] for m in "abe"}, "road": road}, ["a", "b", "e"]), boot=50)
+    assert "Every metric ranks" not in p["sentence"] and "Pointing game: a and b;" in p["sentence"]
+
+
 def test_scoring_shapes_scenes_keeps_every_images_value_and_its_cost():
     import model_zoo
     from evaluation import data
