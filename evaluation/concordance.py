@@ -194,12 +194,13 @@ def panel(scored: dict, boot: int = 1000, seed: int = 0, level: float = 0.95) ->
                 else ranks[n]
         for a, c in pairs:
             t = stats.kendalltau(boot_ranks[a][b], boot_ranks[c][b]).statistic
-            boot_tau[(a, c)][b] = t if np.isfinite(t) else 0.0
+            boot_tau[(a, c)][b] = t  # NaN where a draw's ranking ties every method: tau is undefined
     tau = {}
     for a, c in pairs:
         t = stats.kendalltau(ranks[a], ranks[c]).statistic
-        lo, hi = np.percentile(boot_tau[(a, c)], [lo_q, hi_q])
-        tau[f"{a}|{c}"] = {"tau": float(t) if np.isfinite(t) else 0.0, "low": float(lo), "high": float(hi)}
+        drawn = boot_tau[(a, c)][np.isfinite(boot_tau[(a, c)])]
+        lo, hi = np.percentile(drawn, [lo_q, hi_q]) if drawn.size else (np.nan, np.nan)
+        tau[f"{a}|{c}"] = {"tau": float(t), "low": float(lo), "high": float(hi)}
     changes = []
     for a, c in pairs:
         diff = boot_ranks[a] - boot_ranks[c]
@@ -221,7 +222,8 @@ def panel(scored: dict, boot: int = 1000, seed: int = 0, level: float = 0.95) ->
 
 
 def tau_matrix(p: dict) -> np.ndarray:
-    """metrics x metrics Kendall's tau (1 on the diagonal), for the heat map."""
+    """metrics x metrics Kendall's tau (1 on the diagonal), for the heat map; NaN where a metric
+    ties every method (it has no ranking to correlate)."""
     names = p["metrics"]
     mat = np.eye(len(names))
     for i, a in enumerate(names):
@@ -237,25 +239,29 @@ def sentence(p: dict) -> str:
     if len(names) < 2:
         return "Fewer than two metrics could rank the methods: there is nothing to compare."
     title = {n: METRICS[n].title for n in names}
-    taus = sorted(((v["tau"], k) for k, v in p["tau"].items()))
-    worst_tau, worst = taus[0]
-    a, c = worst.split("|")
+    flat = [n for n in names if len(p["best"][n]) == len(p["methods"])]  # it ranks no method above another
+    taus = sorted((v["tau"], k) for k, v in p["tau"].items() if not set(k.split("|")) & set(flat))
+    ranking = [n for n in names if n not in flat]
     winners = {n: " and ".join(p["best"][n]) if len(p["best"][n]) <= 3 else f"{len(p['best'][n])} methods tie"
-               for n in names}  # a tie of many (pointing: every map that hits) is counted, not listed
+               for n in ranking}  # a tie of many (pointing: every map that hits) is counted, not listed
     distinct = sorted(set(winners.values()))
-    lines = []
+    lines = [f"{' and '.join(title[n] for n in flat)} {'ties' if len(flat) == 1 else 'tie'} every method."] if flat else []
     if len(distinct) == 1:
-        lines.append(f"Every metric ranks {distinct[0]} first.")
-    else:
+        lines.append(f"Every {'other ' if flat else ''}metric ranks {distinct[0]} first.")
+    elif distinct:
         lines.append(f"The metrics disagree on which method is best: {len(distinct)} different methods come first ("
-                     + "; ".join(f"{title[n]}: {winners[n]}" for n in names) + ").")
+                     + "; ".join(f"{title[n]}: {winners[n]}" for n in ranking) + ").")
     weak = [(t, k) for t, k in taus if t < 0.5]
-    if weak:
+    if not taus:
+        pass
+    elif weak:
+        worst_tau, worst = taus[0]
+        a, c = worst.split("|")
         lines.append(f"{len(weak)} of {len(taus)} pairs of metrics rank the methods with Kendall's tau below 0.5; "
                      f"the least alike are {title[a]} and {title[c]} (tau {worst_tau:.2f}, "
                      f"{p['tau'][worst]['low']:.2f} to {p['tau'][worst]['high']:.2f}).")
     else:
-        lines.append(f"Every pair of metrics ranks the methods alike (Kendall's tau at least {worst_tau:.2f}).")
+        lines.append(f"Every pair of metrics ranks the methods alike (Kendall's tau at least {taus[0][0]:.2f}).")
     moved = sorted({c["method"] for c in p["significant_changes"]})
     if moved:
         lines.append(f"{len(moved)} method(s) change rank significantly between some two metrics: {', '.join(moved)}.")
@@ -281,7 +287,8 @@ def markdown(p: dict, scored: dict | None = None) -> str:
               "| Kendall's tau | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     mat = tau_matrix(p)
     for i, a in enumerate(names):
-        lines.append(f"| {a} | " + " | ".join(f"{mat[i, j]:.2f}" for j in range(len(names))) + " |")
+        lines.append(f"| {a} | " + " | ".join(f"{mat[i, j]:.2f}" if np.isfinite(mat[i, j]) else "n/a"
+                                             for j in range(len(names))) + " |")
     if p["significant_changes"]:
         lines += ["", "Significant rank changes (the interval of the rank difference excludes 0):"]
         lines += [f"- {c['method']}: {c['rank_a']:g} by {c['metric_a']}, {c['rank_b']:g} by {c['metric_b']}"

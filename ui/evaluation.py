@@ -186,9 +186,10 @@ def agreement_panel(model_id: str, split: str, methods: tuple[str, ...], n: int,
                + (" Not ranked (no image with a value for every method): " + ", ".join(panel["not_ranked"])
                   if panel["not_ranked"] else ""))
     titles = [concordance.METRICS[name].title for name in names]
-    heat = go.Figure(go.Heatmap(z=concordance.tau_matrix(panel), x=titles, y=titles, zmin=-1, zmax=1,
-                                colorscale="RdBu", texttemplate="%{z:.2f}",
-                                hovertemplate="%{y} vs %{x}: tau %{z:.2f}<extra></extra>"))
+    mat = concordance.tau_matrix(panel)
+    text = [[f"{v:.2f}" if np.isfinite(v) else "n/a" for v in row] for row in mat]  # n/a: a metric that ties all
+    heat = go.Figure(go.Heatmap(z=mat, x=titles, y=titles, zmin=-1, zmax=1, text=text, colorscale="RdBu",
+                                texttemplate="%{text}", hovertemplate="%{y} vs %{x}: tau %{text}<extra></extra>"))
     heat.update_layout(height=420, title="Kendall's tau between the metrics' rankings", margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(heat, key="agree_tau")
     changes = panel["significant_changes"]

@@ -148,6 +148,13 @@ def test_a_tie_of_many_at_the_top_is_counted_in_the_sentence():
     assert "(Pointing game: 4 methods tie; ROAD, (LeRF - MoRF) / 2: a)" in p["sentence"]
     p = concordance.panel(_scored({"pointing": {m: hits[m] for m in "abe"}, "road": road}, ["a", "b", "e"]), boot=50)
     assert "Every metric ranks" not in p["sentence"] and "Pointing game: a and b;" in p["sentence"]
+    # a metric that ties every method ranks none first: it is said apart, and the others decide
+    p = concordance.panel(_scored({"pointing": {m: hits[m] for m in "abcd"}, "road": road}, list("abcd")), boot=50)
+    assert p["sentence"].startswith("Pointing game ties every method. Every other metric ranks a first.")
+    assert "Kendall" not in p["sentence"]  # the one pair left has a metric that ranks nothing: no tau to speak of
+    assert np.isnan(p["tau"]["pointing|road"]["tau"]) and np.isnan(concordance.tau_matrix(p)[0, 1])
+    assert "| pointing | 1.00 | n/a |" in concordance.markdown(p)
+    assert '"tau": null' in concordance.to_json(p)
 
 
 def test_scoring_shapes_scenes_keeps_every_images_value_and_its_cost():

@@ -351,6 +351,41 @@ def test_every_page_once(server, tmp_path):
         browser.close()
 
 
+def test_the_metric_agreement_panel_in_the_browser(server, tmp_path):
+    """Evaluate on the shapes world: three methods, two scenes, the panel computed on demand, its
+    ranks table, tau heat map, sentence and downloads drawn without an exception."""
+    with sync_playwright() as p:
+        browser, page = _open_app(p, server)
+        _choose(page, "Model", "shapes-resnet")
+        nav_to(page, "Evaluate")
+        page.wait_for_selector('h1:has-text("Evaluate")', timeout=90_000)
+        _settle(page)
+        images = page.locator('[data-testid="stNumberInput"]').filter(has_text="Images").locator("input")
+        images.fill("2")
+        images.press("Enter")
+        _settle(page)
+        methods = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Methods")
+        methods.get_by_role("button", name="Clear all").click()
+        _settle(page)
+        for m in ("gradcam", "finercam", "centre"):  # Enter would take "Select all" of the filtered options
+            methods.locator("input").click()
+            page.keyboard.type(m)
+            page.get_by_role("option", name=m, exact=True).click()
+            _settle(page)
+        page.keyboard.press("Escape")
+        assert "explanations for 2 images and 3 methods" in page.locator("body").inner_text()
+        page.get_by_role("button", name="Compare the metrics").click()
+        page.wait_for_selector("text=Agreement (Markdown)", timeout=180_000)
+        _settle(page)
+        body = page.locator("body").inner_text()
+        assert re.search(r"Every metric ranks|The metrics disagree", body)
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 1  # the tau heat map (no report yet)
+        assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(tmp_path / "agreement.png"), full_page=True)
+        browser.close()
+
+
 def test_the_pickers_are_in_view_on_a_laptop_screen(server):
     """On 1366 x 768 the sidebar's model and image pickers are visible without scrolling (they
     sat below 15 navigation links): the navigation is in the top bar."""
