@@ -29,7 +29,7 @@ from torch import nn
 
 from .layers import resolve_layer
 
-__all__ = ["legrad", "blocks_from", "readout_of", "rollout", "attention_probabilities", "Recorder", "recorder"]
+__all__ = ["legrad", "blocks_from", "readout_of", "rollout", "attention_probabilities", "Recorder"]
 
 
 def blocks_from(model: nn.Module, layer: str) -> list[str]:
@@ -123,11 +123,6 @@ class Recorder:
             h.remove()
         self._hooks.clear()
         return False
-
-
-def recorder(kind: str):
-    """``(model, layer) -> Recorder`` for a method's registry entry (``Method.records``)."""
-    return lambda model, layer: Recorder(model, layer, kind)
 
 
 def legrad(model: nn.Module, call: Callable, x: torch.Tensor, layer: str, score_of: Callable,
