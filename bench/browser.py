@@ -477,6 +477,10 @@ def main(argv=None) -> int:
     p.add_argument("--plain", action="store_true",
                    help="start the app with `streamlit run dashboard.py` instead of ./studio dashboard's ui.launch")
     args = p.parse_args(argv)
+    if not os.access(CHROMIUM, os.X_OK):
+        print(f"error: no Chromium at {CHROMIUM}: install Debian's (apt-get install -y chromium); "
+              "this benchmark drives it, it does not download a browser", file=sys.stderr)
+        return 1
     from playwright.sync_api import sync_playwright
 
     from model_zoo.shapes import gallery

@@ -102,3 +102,11 @@ def test_loc_evaluation_bench_smoke(capsys):
     from bench import evaluation
     row = evaluation.measure_loc("shapes-resnet", "-", 16, 8, 0)
     assert row["images"] == 16 and row["images_per_s"] > 0 and row["limit_images_per_s"] > 0 and row["peak_mib"] > 0
+
+
+def test_browser_bench_without_chromium_says_what_to_install(tmp_path, monkeypatch, capsys):
+    from bench import browser
+    monkeypatch.setattr(browser, "CHROMIUM", str(tmp_path / "no-chromium"))
+    assert main(["browser", "--heavy-only", "--repeats", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "no Chromium at" in err and "apt-get install -y chromium" in err and "Traceback" not in err
