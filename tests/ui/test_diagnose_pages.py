@@ -267,6 +267,26 @@ def test_a_short_run_draws_no_bar_and_a_long_one_replaces_the_button_with_it(mon
     assert bars[0][1] >= diagnosis.SHOW_BAR_AFTER_S / 2  # first drawn after 0.5 s of 2 s
     assert 3 <= len(bars) <= (2 - diagnosis.SHOW_BAR_AFTER_S) / diagnosis.PROGRESS_EVERY_S + 1
 
+    shown.clear()
+
+    def nearly_done(progress):  # a 100-step attack of 0.6 s: at 0.5 s, 0.1 s is left
+        for step in range(100):
+            clock[0] += 0.006
+            progress(step + 1, 100)
+        return "nearly"
+    assert diagnosis._kept(("attack", time.time()), "PGD step...", nearly_done) == "nearly"
+    assert shown == ["button", "emptied"]  # a first bar with under SHOW_BAR_AFTER_S to go is not drawn
+
+    shown.clear()
+
+    def unknown(progress):  # no total: no projection, the bar shows after SHOW_BAR_AFTER_S
+        for step in range(100):
+            clock[0] += 0.006
+            progress(step + 1, 0)
+        return "unknown"
+    assert diagnosis._kept(("mistakes", time.time()), "Classifying...", unknown) == "unknown"
+    assert any(isinstance(s, tuple) for s in shown)
+
 
 def test_a_small_models_run_takes_every_core_once_the_browser_has_drawn_the_press(monkeypatch):
     """Issue 26: a small model's heavy run starts on one thread (the browser answers the press on
