@@ -39,6 +39,12 @@ __all__ = ["Dissection", "UnitReason", "dissect", "decision_units", "sentence", 
 
 DEFAULT_TOP = 0.005
 MIN_IOU = 0.05
+# The IoU pass upsamples each unit's map to the masks' size: for a probe batch of 100 images, 128
+# units and 64 x 64 pixels that is 210 MB of floats per step, each a fresh allocation the kernel
+# must map and zero. A few images at a time (about this many values: 8 MB of floats) keep it in
+# the cache and out of the page-fault path, with the same sums (counts of 0/1 values, exact in
+# float32): shapes-resnet's layer3 on 400 probes (2 threads) took 1.80 s in one piece, 1.10 s so.
+IOU_CHUNK_VALUES = 2 ** 21
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,14 +163,16 @@ def dissect(model: nn.Module, probe: Iterable[tuple[torch.Tensor, dict[str, np.n
     inter = np.zeros((k, len(concepts)))
     unit_px = np.zeros(k)
     concept_px = np.zeros(len(concepts))
+    t = thresholds.view(1, -1, 1, 1)
     for a, stack in zip(acts, masks):
-        up = F.interpolate(a, size=stack.shape[-2:], mode="bilinear", align_corners=False)
-        t = thresholds.view(1, -1, 1, 1)
-        on = torch.where(t > 0, up >= t, up > 0).flatten(2).float()  # N x K x P
-        lab = torch.from_numpy(stack).flatten(2).float()  # N x C x P
-        inter += torch.einsum("nkp,ncp->kc", on, lab).double().numpy()
-        unit_px += on.sum((0, 2)).double().numpy()
-        concept_px += lab.sum((0, 2)).double().numpy()
+        step = max(1, IOU_CHUNK_VALUES // (k * stack.shape[-2] * stack.shape[-1]))  # images at a time
+        for i in range(0, a.shape[0], step):
+            up = F.interpolate(a[i:i + step], size=stack.shape[-2:], mode="bilinear", align_corners=False)
+            on = torch.where(t > 0, up >= t, up > 0).flatten(2).float()  # n x K x P
+            lab = torch.from_numpy(stack[i:i + step]).flatten(2).float()  # n x C x P
+            inter += torch.einsum("nkp,ncp->kc", on, lab).double().numpy()
+            unit_px += on.sum((0, 2)).double().numpy()
+            concept_px += lab.sum((0, 2)).double().numpy()
     union = unit_px[:, None] + concept_px[None, :] - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return Dissection(layer, concepts, iou, thresholds.double().numpy(), int(every.shape[0]), top, min_iou,

@@ -62,6 +62,12 @@ def test_batches_do_not_change_the_result_and_json_round_trips():
     a = D.dissect(model, _probe(10, 3, seed=4), "relu", ["red", "blue", "bright"])
     b = D.dissect(model, _probe(10, 10, seed=4), "relu", ["red", "blue", "bright"])
     np.testing.assert_allclose(a.iou, b.iou)
+    for values in (1, 3 * 16 * 16 * 4, 10 ** 9):  # the IoU pass one image, four, or the batch at a time
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(D, "IOU_CHUNK_VALUES", values)
+            c = D.dissect(model, _probe(10, 10, seed=4), "relu", ["red", "blue", "bright"])
+        np.testing.assert_array_equal(c.iou, b.iou)
+        assert c.concept_pixels == b.concept_pixels
     back = D.Dissection.from_json(a.to_json())
     np.testing.assert_allclose(back.iou, a.iou, atol=1e-6)
     assert back.names() == a.names() and back.concepts == a.concepts
