@@ -54,7 +54,7 @@ def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | No
                         "them (each setting is computed once and kept).")
                 return None
         started = time.perf_counter()
-        last, shown = [started], [False]
+        last = [started]  # when the bar last changed; still ``started`` while none is drawn
 
         def progress(done, total):
             # the bar appears after SHOW_BAR_AFTER_S, then changes at most every PROGRESS_EVERY_S:
@@ -64,9 +64,8 @@ def _kept(key: tuple, text: str, compute, ask: bool = True, threads_of: str | No
                 torch.set_num_threads(threads.ALL_THREADS)  # the browser has drawn the press: every core
             if now - started < SHOW_BAR_AFTER_S or now - last[0] < PROGRESS_EVERY_S:
                 return
-            if total and done and not shown[0] and (now - started) / done * (total - done) < SHOW_BAR_AFTER_S:
+            if total and done and last[0] == started and (now - started) / done * (total - done) < SHOW_BAR_AFTER_S:
                 return  # nearly done: a first bar now would tell nothing and cost the browser a draw
-            shown[0] = True
             last[0] = now
             slot.progress(min(1.0, done / total) if total else 0.5,
                           text=f"{text} {done} of {total}" if total else f"{text} {done} done")
