@@ -156,7 +156,7 @@ def test_training_mode_as_timms(lite):
 
 def test_loading_it_imports_neither_timm_nor_torchvision():
     """The first page opens on this model: with timm's network (timm imports torchvision) its cold
-    start took 6.5 to 7.3 s, without it 4.5 to 5.5 s (bench/README.md)."""
+    start took 6.5 to 7.3 s, without it 4.3 to 5.5 s (bench/README.md)."""
     code = ("import sys, torch, model_zoo\n"
             "m = model_zoo.load('efficientnet-lite0', download=False)\n"
             "m.model(torch.zeros(1, 3, 224, 224))\n"
