@@ -79,7 +79,21 @@ class BatchNormAct2d(nn.BatchNorm2d):
         return self.act(self.drop(super().forward(x)))
 
 
-class DepthwiseSeparableConv(nn.Module):
+class _Block(nn.Module):
+    """A block runs its layers in the order they are registered (timm's order, which the tests
+    check), then adds its input where the shape is kept (``has_skip``)."""
+
+    has_skip: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for name, layer in self.named_children():
+            if name != "drop_path":
+                y = layer(y)
+        return self.drop_path(y) + x if self.has_skip else y
+
+
+class DepthwiseSeparableConv(_Block):
     """The first stage's block: depthwise k x k, batch norm + ReLU6, pointwise projection, batch
     norm; a residual only where the shape is kept."""
 
@@ -93,12 +107,8 @@ class DepthwiseSeparableConv(nn.Module):
         self.drop_path = nn.Identity()
         self.has_skip = stride == 1 and c_in == c_out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn2(self.conv_pw(self.se(self.aa(self.bn1(self.conv_dw(x))))))
-        return self.drop_path(y) + x if self.has_skip else y
 
-
-class InvertedResidual(nn.Module):
+class InvertedResidual(_Block):
     """MobileNetV2's block: pointwise expansion (x6), depthwise k x k, pointwise projection, each
     with batch norm (ReLU6 after the first two); a residual where the shape is kept."""
 
@@ -114,11 +124,6 @@ class InvertedResidual(nn.Module):
         self.bn3 = BatchNormAct2d(c_out, act=False)
         self.drop_path = nn.Identity()
         self.has_skip = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
-        y = self.bn3(self.conv_pwl(self.se(self.aa(y))))
-        return self.drop_path(y) + x if self.has_skip else y
 
 
 class SelectAdaptivePool2d(nn.Module):
